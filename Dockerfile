@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# Témoin application image: web (gunicorn), Celery workers and beat, dockd, migrations.
+# Every service of compose.yaml that runs Témoin uses this one image with a different command.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=config.settings \
+    TEMOIN_DATA_DIR=/var/lib/temoin
+
+# ffmpeg and ffprobe: probing, remuxing and transcoding clips into playback copies.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+# A fixed, unprivileged uid/gid: dock hosts mount camera volumes readable and writable by it
+# (docs/deployment.md), since offloading ends by wiping the verified clips from the camera.
+RUN groupadd --system --gid 10001 temoin \
+    && useradd --system --uid 10001 --gid temoin --home-dir /var/lib/temoin --no-create-home \
+        --shell /usr/sbin/nologin temoin \
+    && install -d -o temoin -g temoin -m 0750 /var/lib/temoin
+
+WORKDIR /app
+
+# Dependencies first, from pyproject.toml alone, so that a code change does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY . .
+RUN pip install --no-deps .
+
+# Static files into STATIC_ROOT (TEMOIN_DATA_DIR/static). The key only lets settings load here;
+# the real one comes from the environment at run time.
+RUN DJANGO_SECRET_KEY=build-only-not-a-secret DJANGO_DEBUG=false \
+        python manage.py collectstatic --noinput \
+    && chown -R temoin:temoin /var/lib/temoin
+
+USER temoin:temoin
+EXPOSE 8000
+
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--threads", "8", "--access-logfile", "-"]

@@ -1,0 +1,55 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Organisation(models.Model):
+    """One police service: the data controller's perimeter. No query crosses organisations."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    # CSI R241-13: one calendar month by default; ISO 8601 duration (P1M, P31D, P90D).
+    retention = models.CharField(max_length=32, default="P1M")
+    retention_basis = models.CharField(
+        max_length=300, default="CSI L241-2 et R241-13 : effacement au bout d'un mois"
+    )
+    time_zone = models.CharField(max_length=64, default="Europe/Paris")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("organisation")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    # CSI R241-12: who may access recordings; see ARCHITECTURE.md §1.
+    OFFICER = "officer", _("agent porteur")
+    SUPERVISOR = "supervisor", _("responsable de service / agent habilité")
+    LEGAL = "legal", _("service juridique")
+    DPO = "dpo", _("délégué à la protection des données")
+    MAYOR = "mayor", _("maire / président d'EPCI")
+    ADMIN = "admin", _("administrateur technique")
+
+
+class User(AbstractUser):
+    organisation = models.ForeignKey(
+        Organisation, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.OFFICER)
+    matricule = models.CharField(max_length=32, blank=True)
+    grade = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "matricule"],
+                condition=~models.Q(matricule=""),
+                name="unique_matricule_per_organisation",
+            )
+        ]
+
+    def __str__(self) -> str:
+        label = self.get_full_name() or self.username
+        return f"{label} ({self.matricule})" if self.matricule else label

@@ -1,0 +1,41 @@
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from audit.services import custody_event_append
+from evidence.retention import retention_period
+
+from .models import Organisation, Role, User
+
+
+def organisation_create(*, slug: str, name: str, retention: str = "P1M", by: User | None = None) -> Organisation:
+    retention_period(retention)  # validates, raises ValueError with a clear message
+    with transaction.atomic():
+        org = Organisation.objects.create(slug=slug, name=name, retention=retention)
+        custody_event_append(action="organisation.created", subject=org, organisation=org, actor=by,
+                             actor_label="" if by else "system:cli",
+                             details={"name": name, "retention": retention})
+    return org
+
+
+def user_create(*, username: str, organisation: Organisation, role: str, matricule: str = "",
+                password: str | None = None, first_name: str = "", last_name: str = "",
+                by: User | None = None) -> tuple[User, str]:
+    """Create a user with a role and return it with its API token.
+
+    CSI R241-12: every authorisation (who granted which role, when) is itself logged.
+    """
+    if role not in Role.values:
+        raise ValueError(f"unknown role {role!r}; one of {', '.join(Role.values)}")
+    with transaction.atomic():
+        user = User(username=username, organisation=organisation, role=role, matricule=matricule,
+                    first_name=first_name, last_name=last_name)
+        if password:
+            user.set_password(password)
+        else:
+            user.set_unusable_password()
+        user.save()
+        token = Token.objects.create(user=user)
+        custody_event_append(action="role.granted", subject=user, organisation=organisation, actor=by,
+                             actor_label="" if by else "system:cli",
+                             details={"username": username, "role": role, "matricule": matricule})
+    return user, token.key

@@ -1,0 +1,248 @@
+"""S3 Object Lock backend (MinIO in production; moto's server in tests). The only boto3 user.
+
+Every original is written in COMPLIANCE mode with RetainUntilDate = the recording's retention end.
+Some S3 implementations ignore lock headers on multipart uploads (moto 5.2.5 does), so after every
+upload the version's retention is set explicitly and checked with HEAD before the upload counts.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+
+from .store import (
+    HashingReader,
+    ObjectInfo,
+    ObjectMissing,
+    ObjectStore,
+    RetentionViolation,
+    StoredObject,
+    StoreError,
+    _aware,
+    _check_key,
+)
+
+LOCK_MODE = "COMPLIANCE"
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _read_full(reader, size: int) -> bytes:
+    """Read exactly ``size`` bytes unless the stream ends first (file reads may return less)."""
+    parts, remaining = [], size
+    while remaining > 0:
+        data = reader.read(remaining)
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+class S3Store(ObjectStore):
+    def __init__(self, *, endpoint_url: str, bucket: str, access_key: str, secret_key: str,
+                 region: str = "us-east-1", part_size: int = 16 * 1024 * 1024):
+        self.bucket = bucket
+        self.part_size = max(part_size, 5 * 1024 * 1024)
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            region_name=region,
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                s3={"addressing_style": "path"},
+                connect_timeout=10,
+                read_timeout=120,
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls) -> "S3Store":
+        return cls(
+            endpoint_url=settings.S3_ENDPOINT_URL,
+            bucket=settings.S3_BUCKET,
+            access_key=settings.S3_ACCESS_KEY_ID,
+            secret_key=settings.S3_SECRET_ACCESS_KEY,
+            region=settings.S3_REGION,
+            part_size=settings.S3_PART_SIZE,
+        )
+
+    # -- bucket -------------------------------------------------------------------------------
+    def ensure_bucket(self, *, default_retention_days: int = 1) -> None:
+        """Create the bucket with Object Lock (and so versioning) if it does not exist.
+
+        The default retention is only a safety net: it must stay below the legal retention or
+        the legal erasure would become impossible; each object's retention is set explicitly.
+        """
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
+        self.client.put_bucket_versioning(Bucket=self.bucket, VersioningConfiguration={"Status": "Enabled"})
+        self.client.put_object_lock_configuration(
+            Bucket=self.bucket,
+            ObjectLockConfiguration={
+                "ObjectLockEnabled": "Enabled",
+                "Rule": {"DefaultRetention": {"Mode": LOCK_MODE, "Days": default_retention_days}},
+            },
+        )
+
+    # -- writes -------------------------------------------------------------------------------
+    def put(self, key, source, *, retain_until, content_type="application/octet-stream"):
+        _check_key(key)
+        retain_until = _aware(retain_until)
+        reader = source if isinstance(source, HashingReader) else HashingReader(source)
+        lock = {"ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": retain_until}
+        try:
+            first = _read_full(reader, self.part_size)
+            nxt = _read_full(reader, self.part_size) if len(first) == self.part_size else b""
+            if not nxt:
+                resp = self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=first, ContentType=content_type,
+                    ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64(hashlib.sha256(first).digest()),
+                    # Object Lock puts need Content-MD5 on older MinIO / S3 servers.
+                    ContentMD5=_b64(hashlib.md5(first).digest()), **lock,
+                )
+                version_id = resp.get("VersionId", "")
+            else:
+                version_id = self._multipart(key, reader, first, nxt, content_type, lock)
+            # moto (and possibly other servers) ignore lock headers on multipart uploads.
+            self.client.put_object_retention(
+                Bucket=self.bucket, Key=key, VersionId=version_id,
+                Retention={"Mode": LOCK_MODE, "RetainUntilDate": retain_until},
+                BypassGovernanceRetention=False,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"S3 upload of {key} failed: {exc}") from exc
+        return StoredObject(key=key, version_id=version_id or "", size=reader.size,
+                            sha256=reader.sha256.hexdigest())
+
+    def _multipart(self, key, reader, first, nxt, content_type, lock) -> str:
+        upload = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type, ChecksumAlgorithm="SHA256", **lock
+        )
+        upload_id = upload["UploadId"]
+        parts = []
+        try:
+            number, data = 1, first
+            while data:
+                resp = self.client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=_b64(hashlib.sha256(data).digest()),
+                )
+                parts.append({"PartNumber": number, "ETag": resp["ETag"],
+                              "ChecksumSHA256": resp.get("ChecksumSHA256") or _b64(hashlib.sha256(data).digest())})
+                number += 1
+                data, nxt = nxt, (_read_full(reader, self.part_size) if nxt else b"")
+            resp = self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+            return resp.get("VersionId", "")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
+
+    # -- reads --------------------------------------------------------------------------------
+    def _version(self, version_id: str) -> dict:
+        return {"VersionId": version_id} if version_id else {}
+
+    def open(self, key, version_id=""):
+        _check_key(key)
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key, **self._version(version_id))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion"):
+                raise ObjectMissing(f"no object {key}") from exc
+            raise StoreError(f"S3 read of {key} failed: {exc}") from exc
+        return resp["Body"]
+
+    def head(self, key, version_id=""):
+        _check_key(key)
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=key, **self._version(version_id))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion", "405"):
+                raise ObjectMissing(f"no object {key}") from exc
+            raise StoreError(f"S3 HEAD of {key} failed: {exc}") from exc
+        until = resp.get("ObjectLockRetainUntilDate")
+        return ObjectInfo(
+            key=key,
+            version_id=resp.get("VersionId", version_id) or "",
+            size=resp["ContentLength"],
+            retain_until=_aware(until) if until else None,
+            mode=resp.get("ObjectLockMode", "") or "",
+            legal_hold=resp.get("ObjectLockLegalHoldStatus") == "ON",
+        )
+
+    def versions(self, key: str) -> list[str]:
+        found, kwargs = [], {"Bucket": self.bucket, "Prefix": key}
+        while True:
+            resp = self.client.list_object_versions(**kwargs)
+            for v in resp.get("Versions", []) + resp.get("DeleteMarkers", []):
+                if v["Key"] == key:
+                    found.append(v["VersionId"])
+            if not resp.get("IsTruncated"):
+                return found
+            kwargs.update(KeyMarker=resp["NextKeyMarker"], VersionIdMarker=resp["NextVersionIdMarker"])
+
+    # -- lock management ----------------------------------------------------------------------
+    def extend_retention(self, key, version_id, retain_until):
+        retain_until = _aware(retain_until)
+        info = self.head(key, version_id)
+        # Our own rule, whatever the server allows (moto lets retention be shortened).
+        if info.retain_until and retain_until < info.retain_until:
+            raise RetentionViolation(
+                f"{key}: retention can only be extended ({info.retain_until.isoformat()} → "
+                f"{retain_until.isoformat()} refused)"
+            )
+        self.client.put_object_retention(
+            Bucket=self.bucket, Key=key, VersionId=info.version_id,
+            Retention={"Mode": LOCK_MODE, "RetainUntilDate": retain_until},
+        )
+
+    def set_legal_hold(self, key, version_id, on):
+        self.client.put_object_legal_hold(
+            Bucket=self.bucket, Key=key, **self._version(version_id),
+            LegalHold={"Status": "ON" if on else "OFF"},
+        )
+
+    def delete(self, key, *, now):
+        versions = self.versions(key)
+        for vid in versions:
+            try:
+                info = self.head(key, vid)
+            except ObjectMissing:
+                continue  # a delete marker
+            self._check_deletable(info, now)
+        for vid in versions:
+            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=vid)
+        return len(versions)
+
+    @contextlib.contextmanager
+    def local_path(self, key, version_id=""):
+        suffix = Path(key).suffix
+        fd, name = tempfile.mkstemp(prefix="temoin-", suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as out, contextlib.closing(self.open(key, version_id)) as body:
+                while data := body.read(8 * 1024 * 1024):
+                    out.write(data)
+            yield Path(name)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)

@@ -1,0 +1,303 @@
+"""The write-once object store: one interface, two backends (local directory, S3 Object Lock).
+
+Both backends give the same guarantees, enforced by this layer whatever the backend itself allows:
+an object is written once and never overwritten; its retention can only be extended; it cannot be
+deleted before its retention end or while a legal hold is on (CSI R241-11 V: integrity until erasure).
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import stat
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from django.conf import settings
+
+CHUNK = 8 * 1024 * 1024
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; the message says why, in plain words."""
+
+
+class ObjectExists(StoreError):
+    pass
+
+
+class ObjectMissing(StoreError):
+    pass
+
+
+class RetentionViolation(StoreError):
+    """Asked to shorten retention, or to delete before the retention end or under a legal hold."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    version_id: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    version_id: str
+    size: int
+    retain_until: dt.datetime | None
+    mode: str  # "COMPLIANCE" when locked
+    legal_hold: bool
+
+
+class HashingReader:
+    """Wraps a readable file: hashes every byte as it is read, counts them, reports progress."""
+
+    def __init__(self, raw: BinaryIO, progress=None):
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        self.progress = progress
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data:
+            self.sha256.update(data)
+            self.size += len(data)
+            if self.progress:
+                self.progress(len(data))
+        return data
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        while True:
+            data = self.read(size)
+            if not data:
+                return
+            yield data
+
+
+def _check_key(key: str) -> None:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise StoreError(f"invalid object key {key!r}")
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise StoreError("retention dates must carry a time zone")
+    return value.astimezone(dt.timezone.utc)
+
+
+class ObjectStore:
+    """Interface shared by the backends."""
+
+    def put(self, key: str, source: BinaryIO, *, retain_until: dt.datetime, content_type: str = "application/octet-stream") -> StoredObject:
+        raise NotImplementedError
+
+    def put_file(self, key: str, path: str | os.PathLike, *, retain_until: dt.datetime, content_type: str = "application/octet-stream") -> StoredObject:
+        with open(path, "rb") as fh:
+            return self.put(key, fh, retain_until=retain_until, content_type=content_type)
+
+    def open(self, key: str, version_id: str = "") -> BinaryIO:
+        raise NotImplementedError
+
+    def head(self, key: str, version_id: str = "") -> ObjectInfo:
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.head(key)
+            return True
+        except ObjectMissing:
+            return False
+
+    def digest(self, key: str, version_id: str = "") -> tuple[str, int]:
+        """Read the object back from the store and return (sha256, size)."""
+        sha, size = hashlib.sha256(), 0
+        with contextlib.closing(self.open(key, version_id)) as fh:
+            while data := fh.read(CHUNK):
+                sha.update(data)
+                size += len(data)
+        return sha.hexdigest(), size
+
+    def extend_retention(self, key: str, version_id: str, retain_until: dt.datetime) -> None:
+        raise NotImplementedError
+
+    def set_legal_hold(self, key: str, version_id: str, on: bool) -> None:
+        raise NotImplementedError
+
+    def delete(self, key: str, *, now: dt.datetime) -> int:
+        """Delete every version of ``key``; refused before the retention end or under a hold."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def local_path(self, key: str, version_id: str = "") -> Iterator[Path]:
+        """A path on local disk holding the object's bytes, for programs such as ffmpeg."""
+        raise NotImplementedError
+
+    def _check_deletable(self, info: ObjectInfo, now: dt.datetime) -> None:
+        if info.legal_hold:
+            raise RetentionViolation(f"{info.key} is under a legal hold: deletion refused")
+        if info.retain_until is None:
+            raise RetentionViolation(f"{info.key} has no recorded retention end: deletion refused")
+        if _aware(now) < info.retain_until:
+            raise RetentionViolation(
+                f"{info.key} is retained until {info.retain_until.isoformat()}: deletion refused"
+            )
+
+
+class LocalStore(ObjectStore):
+    """Write-once directory store: the embedded default.
+
+    objects/<key> holds the bytes (read-only file, created by an atomic hard link so that an
+    existing key is never replaced); meta/<key>.json holds retention and legal hold.
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.meta = self.root / "meta"
+        self.staging = self.root / "staging"
+        for d in (self.objects, self.meta, self.staging):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        _check_key(key)
+        return self.objects / key, self.meta / f"{key}.json"
+
+    def _read_meta(self, key: str) -> dict:
+        obj, meta = self._paths(key)
+        if not obj.exists():
+            raise ObjectMissing(f"no object {key}")
+        try:
+            return json.loads(meta.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def _write_meta(self, key: str, data: dict) -> None:
+        _, meta = self._paths(key)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        tmp = meta.with_name(f".{meta.name}.{uuid.uuid4().hex}")
+        tmp.write_text(json.dumps(data, sort_keys=True))
+        os.replace(tmp, meta)
+
+    def put(self, key, source, *, retain_until, content_type="application/octet-stream"):
+        obj, _ = self._paths(key)
+        retain_until = _aware(retain_until)
+        if obj.exists():
+            raise ObjectExists(f"{key} already exists in the write-once store")
+        reader = source if isinstance(source, HashingReader) else HashingReader(source)
+        tmp = self.staging / uuid.uuid4().hex
+        try:
+            with open(tmp, "xb") as out:
+                for data in reader.chunks():
+                    out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, stat.S_IRUSR | stat.S_IRGRP)
+            obj.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(tmp, obj)  # atomic, and fails if the key exists: never overwritten
+            except FileExistsError as exc:
+                raise ObjectExists(f"{key} already exists in the write-once store") from exc
+            # Written after the link: an object whose metadata is missing (crash in between) has
+            # no known retention end, and deletion of such an object is refused.
+            self._write_meta(key, {"retain_until": retain_until.isoformat(), "legal_hold": False,
+                                   "sha256": reader.sha256.hexdigest(), "size": reader.size,
+                                   "content_type": content_type})
+            dir_fd = os.open(obj.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return StoredObject(key=key, version_id="", size=reader.size, sha256=reader.sha256.hexdigest())
+
+    def open(self, key, version_id=""):
+        obj, _ = self._paths(key)
+        try:
+            fh = open(obj, "rb")
+        except FileNotFoundError as exc:
+            raise ObjectMissing(f"no object {key}") from exc
+        # Read-back verification must read what the disk holds, not the page cache the writer
+        # filled: drop the cached pages first (the data was fsync'ed on write).
+        with contextlib.suppress(OSError, AttributeError):
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        return fh
+
+    def head(self, key, version_id=""):
+        obj, _ = self._paths(key)
+        meta = self._read_meta(key)
+        until = meta.get("retain_until")
+        return ObjectInfo(
+            key=key,
+            version_id="",
+            size=obj.stat().st_size,
+            retain_until=dt.datetime.fromisoformat(until) if until else None,
+            mode="COMPLIANCE" if until else "",
+            legal_hold=bool(meta.get("legal_hold")),
+        )
+
+    def extend_retention(self, key, version_id, retain_until):
+        retain_until = _aware(retain_until)
+        info = self.head(key)
+        if info.retain_until and retain_until < info.retain_until:
+            raise RetentionViolation(
+                f"{key}: retention can only be extended ({info.retain_until.isoformat()} → "
+                f"{retain_until.isoformat()} refused)"
+            )
+        meta = self._read_meta(key)
+        meta["retain_until"] = retain_until.isoformat()
+        self._write_meta(key, meta)
+
+    def set_legal_hold(self, key, version_id, on):
+        meta = self._read_meta(key)
+        meta["legal_hold"] = bool(on)
+        self._write_meta(key, meta)
+
+    def delete(self, key, *, now):
+        obj, meta = self._paths(key)
+        if not obj.exists():
+            return 0
+        self._check_deletable(self.head(key), now)
+        os.chmod(obj, stat.S_IRUSR | stat.S_IWUSR)
+        obj.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            meta.unlink()
+        return 1
+
+    @contextlib.contextmanager
+    def local_path(self, key, version_id=""):
+        obj, _ = self._paths(key)
+        if not obj.exists():
+            raise ObjectMissing(f"no object {key}")
+        yield obj
+
+
+_store: ObjectStore | None = None
+
+
+def get_store() -> ObjectStore:
+    """The configured store (settings.STORE_BACKEND), built once per process."""
+    global _store
+    if _store is None:
+        if settings.STORE_BACKEND == "s3":
+            from .s3 import S3Store
+
+            _store = S3Store.from_settings()
+        else:
+            _store = LocalStore(settings.STORE_LOCAL_ROOT)
+    return _store
+
+
+def reset_store() -> None:
+    global _store
+    _store = None

@@ -1,0 +1,116 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class TriggerReason(models.TextChoices):
+    # CSI L241-2: recording is triggered when an incident happens or is likely to happen.
+    INCIDENT = "incident", _("incident")
+    RISK_OF_INCIDENT = "risk_of_incident", _("risque d'incident")
+
+
+class Purpose(models.TextChoices):
+    PREVENTION = "prevention", _("prévention des incidents")
+    OFFENCE = "offence", _("constat des infractions")
+    EVIDENCE = "evidence", _("collecte de preuves")
+    TRAINING = "training", _("formation")
+
+
+class Recording(models.Model):
+    """One clip pulled from a camera. Identified by camera + SHA-256 of the original bytes."""
+
+    class Status(models.TextChoices):
+        RECEIVING = "receiving", _("réception en cours")
+        STORED = "stored", _("stocké et vérifié")
+        PROCESSING = "processing", _("préparation de la lecture")
+        READY = "ready", _("prêt")
+        UNPLAYABLE = "unplayable", _("illisible (original conservé)")
+        FAILED = "failed", _("échec du stockage (resté sur la caméra)")
+        DUPLICATE = "duplicate", _("doublon d'un enregistrement déjà stocké")
+        ERASED = "erased", _("effacé")
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="recordings")
+    camera = models.ForeignKey("devices.Camera", on_delete=models.PROTECT, related_name="recordings")
+    # CSI R241-10: the wearer's identity; null until known ("to complete").
+    wearer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="recordings")
+    wearer_source = models.CharField(max_length=16, blank=True)  # sidecar | assignment | ""
+    offload_session = models.ForeignKey("devices.OffloadSession", null=True, blank=True, on_delete=models.PROTECT, related_name="recordings")
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    # Where it came from on the camera.
+    source_path = models.CharField(max_length=1000)
+    source_size = models.BigIntegerField()
+    source_mtime_ns = models.BigIntegerField()
+
+    # CSI R241-10: day and time range. Times without an offset, or guessed, are not attested.
+    started_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    time_source = models.CharField(max_length=16, blank=True)  # sidecar | container | file_mtime
+    time_attested = models.BooleanField(default=False)
+    duration = models.FloatField(null=True, blank=True)
+    location = models.JSONField(null=True, blank=True)  # [lat, lon]
+    track = models.JSONField(null=True, blank=True)  # [[lat, lon, epoch], ...]
+
+    # Integrity (CSI R241-11 V).
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    camera_sha256 = models.CharField(max_length=64, blank=True)
+    camera_hash_matches = models.BooleanField(null=True)
+    store_key = models.CharField(max_length=500, unique=True)
+    store_version_id = models.CharField(max_length=200, blank=True)
+    stream_hashes = models.JSONField(default=dict, blank=True)
+    sidecar_key = models.CharField(max_length=500, blank=True)
+    sidecar_sha256 = models.CharField(max_length=64, blank=True)
+    sidecar_errors = models.JSONField(default=list, blank=True)
+
+    # Playback.
+    media_info = models.JSONField(default=dict, blank=True)
+    playback_key = models.CharField(max_length=500, blank=True)
+    playback_version_id = models.CharField(max_length=200, blank=True)
+    playback_method = models.CharField(max_length=16, blank=True)  # remux | transcode
+    poster_key = models.CharField(max_length=500, blank=True)
+    poster_version_id = models.CharField(max_length=200, blank=True)
+
+    # Tags (CSI L241-2).
+    trigger_reason = models.CharField(max_length=24, choices=TriggerReason.choices, blank=True)
+    trigger_source = models.CharField(max_length=200, blank=True)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, blank=True)
+    subject_notified = models.BooleanField(null=True)
+    notice_omitted_reason = models.TextField(blank=True)
+    intervention = models.CharField(max_length=100, blank=True, db_index=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVING, db_index=True)
+    status_message = models.TextField(blank=True)
+    # CSI R241-13: erased one month after the day of recording unless held.
+    retain_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    retention_basis = models.CharField(max_length=200, blank=True)
+    ingested_at = models.DateTimeField()
+    verified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [
+            models.Index(fields=["organisation", "status"]),
+            models.Index(fields=["camera", "source_path", "source_size", "source_mtime_ns"]),
+        ]
+        constraints = [
+            # One stored recording per camera and content (ARCHITECTURE.md §3).
+            models.UniqueConstraint(
+                fields=["camera", "sha256"],
+                condition=~models.Q(sha256="") & ~models.Q(status="duplicate"),
+                name="unique_content_per_camera",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.camera.serial} {self.source_path}"
+
+    @property
+    def to_complete(self) -> bool:
+        """Missing tags put the recording in the wearer's "to complete" queue (CSI L241-2)."""
+        if not self.trigger_reason or self.subject_notified is None or self.wearer_id is None:
+            return True
+        return self.subject_notified is False and not self.notice_omitted_reason.strip()

@@ -1,0 +1,571 @@
+"""Writes on evidence: the ingest pipeline (offload → store → verify → media) and its custody events.
+
+Every function that changes evidence writes its custody event in the same transaction (STYLE.md);
+Celery tasks are queued with ``transaction.on_commit``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import mimetypes
+import os
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Organisation, User
+from audit.services import custody_event_append
+from devices.models import Camera, CameraAssignment, Dock, DockSlot, OffloadItem, OffloadSession
+from devices.sources import mass_storage
+from devices.sources.mass_storage import VolumeError
+
+from .integrations import ffmpeg
+from .integrations.store import HashingReader, ObjectExists, StoreError, get_store
+from .models import Recording
+from .retention import retention_basis_time, retention_end
+
+log = logging.getLogger(__name__)
+
+VERIFIED_STATUSES = (
+    Recording.Status.STORED,
+    Recording.Status.PROCESSING,
+    Recording.Status.READY,
+    Recording.Status.UNPLAYABLE,
+)
+
+
+class OffloadRefused(Exception):
+    """The volume cannot be offloaded at all (unregistered camera, no DEVICE.json…); nothing touched."""
+
+
+class ClipChanged(Exception):
+    """The clip changed on the camera while it was being read: the copy is not trusted."""
+
+
+# --- Offload sessions ------------------------------------------------------------------------
+
+def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slot_name: str = "",
+                          keep: bool = False, now: dt.datetime | None = None) -> OffloadSession:
+    """Open an offload session for the camera docked at ``volume`` and list its clips.
+
+    Raises OffloadRefused (with a message for the operator) when the volume is not a camera we know.
+    """
+    now = now or timezone.now()
+    try:
+        scan = mass_storage.volume_scan(volume)
+    except VolumeError as exc:
+        raise OffloadRefused(str(exc)) from exc
+    camera = Camera.objects.select_related("organisation").filter(serial=scan.device.serial).first()
+    if camera is None:
+        raise OffloadRefused(
+            f"camera {scan.device.serial} is not registered: nothing was read or removed. "
+            f"Register it with: python manage.py addcamera {scan.device.serial} --org <organisation>"
+        )
+    if not camera.active:
+        raise OffloadRefused(f"camera {camera.serial} is deactivated: nothing was read or removed")
+    dock = slot = None
+    if dock_name:
+        dock, _ = Dock.objects.get_or_create(name=dock_name)
+        if slot_name:
+            slot, _ = DockSlot.objects.get_or_create(dock=dock, name=slot_name)
+    with transaction.atomic():
+        camera.last_docked_at = now
+        if scan.device.model and not camera.model:
+            camera.model = scan.device.model
+        if scan.device.firmware:
+            camera.firmware = scan.device.firmware
+        camera.save(update_fields=["last_docked_at", "model", "firmware"])
+        session = OffloadSession.objects.create(
+            organisation=camera.organisation, camera=camera, dock=dock, slot=slot,
+            volume=str(scan.root), keep_on_camera=keep, started_at=now,
+            bytes_total=sum(c.size for c in scan.clips),
+            report={"ignored": [{"path": p, "reason": r} for p, r in scan.ignored]},
+        )
+        OffloadItem.objects.bulk_create(
+            OffloadItem(session=session, path=c.rel, sidecar_path=c.sidecar_rel, size=c.size, mtime_ns=c.mtime_ns)
+            for c in scan.clips
+        )
+        custody_event_append(
+            action="offload.started", subject=session, organisation=camera.organisation,
+            actor_label=f"system:offload@{dock_name or 'cli'}",
+            details={"camera": camera.serial, "volume": str(scan.root), "clips": len(scan.clips),
+                     "bytes": session.bytes_total, "ignored": session.report["ignored"][:100],
+                     "firmware": scan.device.firmware},
+            now=now,
+        )
+    return session
+
+
+def _assignment_wearer(camera: Camera, at: dt.datetime | None) -> User | None:
+    if at is None:
+        return None
+    a = (CameraAssignment.objects.filter(camera=camera, starts_at__lte=at)
+         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at)).select_related("officer").order_by("-starts_at").first())
+    return a.officer if a else None
+
+
+@dataclass
+class _Metadata:
+    fields: dict
+    errors: list
+    sidecar_raw: bytes | None
+
+
+def _read_sidecar(session: OffloadSession, item: OffloadItem) -> _Metadata:
+    if not item.sidecar_path:
+        return _Metadata({}, [], None)
+    try:
+        with mass_storage.volume_open(Path(session.volume), item.sidecar_path) as fh:
+            raw = fh.read(64 * 1024 * 1024 + 1)
+    except OSError as exc:
+        return _Metadata({}, [f"sidecar unreadable: {exc}"], None)
+    if len(raw) > 64 * 1024 * 1024:
+        return _Metadata({}, ["sidecar larger than 64 MiB: left on the camera"], None)
+    fields, errors = mass_storage.sidecar_parse(raw, max_bytes=settings.TEMOIN_SIDECAR_MAX_BYTES)
+    return _Metadata(fields, errors, raw)
+
+
+def _recording_times(session, item, meta: _Metadata, path: Path, org: Organisation):
+    """Start/end and whether they are attested (CSI R241-10): sidecar, container, file time."""
+    tz = dt.timezone.utc
+    f = meta.fields
+    if "started_at" in f:
+        start = f["started_at"]
+        value = start.value
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo(org.time_zone))
+        end = None
+        if "ended_at" in f:
+            end = f["ended_at"].value
+            if end.tzinfo is None:
+                    end = end.replace(tzinfo=ZoneInfo(org.time_zone))
+        return value, end, "sidecar", start.attested
+    try:
+        info = ffmpeg.probe(path)
+        if info.creation_time is not None:
+            start = info.creation_time if info.creation_time.tzinfo else info.creation_time.replace(tzinfo=tz)
+            end = start + dt.timedelta(seconds=info.duration) if info.duration else None
+            return start, end, "container", True
+    except ffmpeg.MediaError:
+        pass
+    mtime = dt.datetime.fromtimestamp(item.mtime_ns / 1e9, tz=tz)
+    return mtime, None, "file_mtime", False
+
+
+def _original_key(camera: Camera, recording_uuid, rel: str, attempt: int = 0) -> str:
+    ext = Path(rel).suffix.lower() or ".bin"
+    suffix = f".{attempt}" if attempt else ""
+    return f"originals/{camera.organisation.slug}/{camera.serial}/{recording_uuid}{suffix}{ext}"
+
+
+def _hash_file(fh, progress=None) -> tuple[str, int]:
+    reader = HashingReader(fh, progress)
+    for _ in reader.chunks(settings.TEMOIN_CHUNK_SIZE):
+        pass
+    return reader.sha256.hexdigest(), reader.size
+
+
+def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | None = None,
+                      final_attempt: bool = True, now: dt.datetime | None = None) -> OffloadItem:
+    """Pull one clip: stream it once into the store while hashing, verify, record custody.
+
+    On failure the clip stays on the camera; the item is marked failed only on the final attempt
+    (a Celery retry keeps it pending). Never raises for a bad clip: evidence is never refused.
+    """
+    item = OffloadItem.objects.select_related("session__camera__organisation").get(pk=item.pk)
+    if item.status != OffloadItem.Status.PENDING:
+        return item  # idempotent: a redelivered task finds the work done
+    session, camera = item.session, item.session.camera
+    org = camera.organisation
+    volume = Path(session.volume)
+    actor_label = f"system:offload@{session.dock.name if session.dock_id else 'cli'}"
+    store = get_store()
+    now = now or timezone.now()
+
+    # 1. Lstat again: the file must still be the one listed, and a regular file.
+    try:
+        st = os.lstat(volume / item.path)
+        if not stat.S_ISREG(st.st_mode):
+            raise PermissionError("not a regular file")
+    except OSError as exc:
+        return _item_failed(item, None, f"clip unreadable: {exc}", final=True, actor_label=actor_label)
+
+    meta = _read_sidecar(session, item)
+    camera_sha = meta.fields.get("sha256", "")
+
+    # 2. Already stored? (same camera docked twice, --keep, or a retry after a crash)
+    existing = (
+        Recording.objects.filter(camera=camera, source_path=item.path, source_size=item.size,
+                                 source_mtime_ns=item.mtime_ns)
+        .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.ERASED]).order_by("-id").first()
+    )
+    if existing is None and camera_sha:
+        existing = Recording.objects.filter(camera=camera, sha256=camera_sha, status__in=VERIFIED_STATUSES).first()
+    if existing is not None and existing.status in VERIFIED_STATUSES:
+        return _item_already_stored(item, existing, progress, actor_label)
+
+    # 3. A new recording (or the retry of one that failed or was interrupted).
+    start, end, time_source, attested = _recording_times(session, item, meta, volume / item.path, org)
+    basis, basis_text = retention_basis_time(started_at=start, ingested_at=now, period=org.retention)
+    retain_until = retention_end(recorded_at=basis, period=org.retention, time_zone=org.time_zone)
+    wearer, wearer_source, errors = None, "", list(meta.errors)
+    matricule = meta.fields.get("officer")
+    if matricule:
+        wearer = User.objects.filter(organisation=org, matricule=matricule).first()
+        wearer_source = "sidecar" if wearer else ""
+        if wearer is None:
+            errors.append(f"officer: matricule {matricule!r} unknown in {org.slug}")
+    if wearer is None:
+        wearer = _assignment_wearer(camera, start)
+        wearer_source = "assignment" if wearer else ""
+
+    f = meta.fields
+    values = dict(
+        organisation=org, camera=camera, offload_session=session, wearer=wearer, wearer_source=wearer_source,
+        source_path=item.path, source_size=item.size, source_mtime_ns=item.mtime_ns,
+        started_at=start, ended_at=end, time_source=time_source, time_attested=attested,
+        location=f.get("location"), track=f.get("track"),
+        camera_sha256=camera_sha, sidecar_errors=errors,
+        trigger_reason=f.get("trigger_reason", ""), trigger_source=f.get("trigger_source", ""),
+        purpose=f.get("purpose", ""), subject_notified=f.get("subject_notified"),
+        notice_omitted_reason=f.get("notice_omitted_reason", ""), intervention=f.get("intervention", ""),
+        retain_until=retain_until, retention_basis=basis_text, ingested_at=now,
+        status=Recording.Status.RECEIVING, status_message="",
+    )
+    with transaction.atomic():
+        if existing is not None:  # retry: same row, same identity
+            recording = existing
+            for k, v in values.items():
+                setattr(recording, k, v)
+            recording.save()
+            action = "recording.collect_retried"
+        else:
+            recording = Recording(**values)
+            recording.store_key = _original_key(camera, recording.uuid, item.path)
+            recording.save()
+            action = "recording.collected"
+        item.recording = recording
+        item.save(update_fields=["recording"])
+        custody_event_append(
+            action=action, subject=recording, actor_label=actor_label,
+            details={"source_path": item.path, "size": item.size, "mtime_ns": item.mtime_ns,
+                     "session": session.pk, "camera": camera.serial, "sidecar": item.sidecar_path,
+                     "sidecar_errors": errors, "time_source": time_source, "time_attested": attested,
+                     "wearer": wearer.matricule if wearer else None, "wearer_source": wearer_source,
+                     "retain_until": retain_until.isoformat(), "retention_basis": basis_text},
+        )
+
+    # 4. Stream once: camera → store, hashing on the way.
+    try:
+        if meta.sidecar_raw is not None and not recording.sidecar_key:
+            skey = recording.store_key.replace("originals/", "sidecars/", 1).rsplit(".", 1)[0] + ".json"
+            if not store.exists(skey):
+                store.put(skey, io.BytesIO(meta.sidecar_raw), retain_until=retain_until, content_type="application/json")
+            recording.sidecar_key = skey
+            recording.sidecar_sha256 = hashlib.sha256(meta.sidecar_raw).hexdigest()
+            Recording.objects.filter(pk=recording.pk).update(
+                sidecar_key=recording.sidecar_key, sidecar_sha256=recording.sidecar_sha256)
+        content_type = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
+        with mass_storage.volume_open(volume, item.path) as fh:
+            before = os.fstat(fh.fileno())
+            if store.exists(recording.store_key):
+                # A previous attempt stored the object, then died before recording it.
+                sha, size = _hash_file(fh, progress)
+                stored_sha, stored_size = store.digest(recording.store_key)
+                if (sha, size) == (stored_sha, stored_size):
+                    stored = _Stored(recording.store_key, store.head(recording.store_key).version_id, size, sha)
+                else:
+                    raise StoreError(f"{recording.store_key} exists with other content")
+            else:
+                stored = store.put(recording.store_key, HashingReader(fh, progress),
+                                   retain_until=retain_until, content_type=content_type)
+            after = os.fstat(fh.fileno())
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or stored.size != before.st_size \
+                or before.st_size != item.size or before.st_mtime_ns != item.mtime_ns:
+            raise ClipChanged(f"{item.path} changed on the camera while it was read")
+        # 5. Read back from the store and check the lock.
+        back_sha, back_size = store.digest(recording.store_key, stored.version_id)
+        if (back_sha, back_size) != (stored.sha256, stored.size):
+            raise StoreError(
+                f"read-back mismatch for {recording.store_key}: {back_sha}/{back_size} != {stored.sha256}/{stored.size}"
+            )
+        info = store.head(recording.store_key, stored.version_id)
+        if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
+            raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
+    except (OSError, StoreError, ClipChanged) as exc:
+        return _item_failed(item, recording, str(exc), final=final_attempt, actor_label=actor_label)
+
+    return _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label)
+
+
+@dataclass(frozen=True)
+class _Stored:
+    key: str
+    version_id: str
+    size: int
+    sha256: str
+
+
+def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label) -> OffloadItem:
+    verified_at = timezone.now()
+    with transaction.atomic():
+        recording = Recording.objects.select_for_update().get(pk=recording.pk)
+        other = (Recording.objects.filter(camera=recording.camera, sha256=stored.sha256)
+                 .exclude(pk=recording.pk).exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.RECEIVING,
+                                                               Recording.Status.FAILED, Recording.Status.ERASED]).first())
+        recording.sha256 = stored.sha256
+        recording.size = stored.size
+        recording.store_version_id = stored.version_id
+        recording.verified_at = verified_at
+        recording.camera_hash_matches = (camera_sha == stored.sha256) if camera_sha else None
+        if other is not None:
+            recording.status = Recording.Status.DUPLICATE
+            recording.duplicate_of = other
+            recording.status_message = f"same content as recording {other.pk}"
+        else:
+            recording.status = Recording.Status.STORED
+            recording.status_message = ""
+        recording.save()
+        custody_event_append(
+            action="recording.stored", subject=recording, actor_label=actor_label,
+            details={"key": stored.key, "version_id": stored.version_id, "sha256": stored.sha256,
+                     "size": stored.size, "sidecar_key": recording.sidecar_key,
+                     "sidecar_sha256": recording.sidecar_sha256},
+        )
+        custody_event_append(
+            action="recording.verified", subject=recording, actor_label=actor_label,
+            details={"read_back_sha256": back_sha, "camera_sha256": camera_sha or None,
+                     "camera_hash_matches": recording.camera_hash_matches,
+                     "lock_mode": info.mode, "retain_until": info.retain_until.isoformat(),
+                     "duplicate_of": other.pk if other else None},
+        )
+        if camera_sha and camera_sha != stored.sha256:
+            # The bytes read differ from what the camera says it recorded: keep the clip on the
+            # camera so that it can be read again; what we stored stays under custody.
+            item.status = OffloadItem.Status.MISMATCH
+            item.message = f"camera hash {camera_sha} differs from the bytes read ({stored.sha256}); kept on the camera"
+        else:
+            item.status = OffloadItem.Status.VERIFIED
+            item.message = "duplicate of an already stored recording" if other else ""
+        item.save(update_fields=["status", "message"])
+        _session_progress(item.session_id, item.size)
+        if recording.status == Recording.Status.STORED:
+            transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
+    return item
+
+
+def _item_already_stored(item, existing: Recording, progress, actor_label) -> OffloadItem:
+    """The clip is already in the store: hash the camera copy (one read) and compare."""
+    try:
+        with mass_storage.volume_open(Path(item.session.volume), item.path) as fh:
+            sha, size = _hash_file(fh, progress)
+    except OSError as exc:
+        return _item_failed(item, None, f"clip unreadable: {exc}", final=True, actor_label=actor_label)
+    with transaction.atomic():
+        if sha == existing.sha256 and size == existing.size:
+            item.status = OffloadItem.Status.DUPLICATE
+            item.message = f"already stored and verified as recording {existing.pk}"
+        else:
+            item.status = OffloadItem.Status.FAILED
+            item.message = (f"same name, size and time as recording {existing.pk} but different content "
+                            f"({sha}); kept on the camera for inspection")
+        item.recording = existing
+        item.save(update_fields=["status", "message", "recording"])
+        custody_event_append(
+            action="recording.seen_again", subject=existing, actor_label=actor_label,
+            details={"session": item.session_id, "source_path": item.path, "sha256": sha,
+                     "same_content": sha == existing.sha256},
+        )
+        _session_progress(item.session_id, item.size)
+    return item
+
+
+def _item_failed(item, recording, message: str, *, final: bool, actor_label: str) -> OffloadItem:
+    log.warning("offload of %s failed: %s", item.path, message)
+    with transaction.atomic():
+        if recording is not None:
+            Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.FAILED, status_message=message[:2000])
+            recording.refresh_from_db()
+            custody_event_append(action="recording.store_failed", subject=recording, actor_label=actor_label,
+                                 details={"error": message[:2000], "final": final})
+        item.message = message[:2000]
+        if final:
+            item.status = OffloadItem.Status.FAILED
+            _session_progress(item.session_id, item.size)
+        item.save(update_fields=["status", "message"])
+    if not final:
+        raise StoreError(message)
+    return item
+
+
+def _session_progress(session_id: int, size: int) -> None:
+    from django.db.models import F
+
+    OffloadSession.objects.filter(pk=session_id).update(bytes_done=F("bytes_done") + size)
+
+
+def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None = None) -> OffloadSession:
+    """Close a session once every clip is settled; wipe from the camera only verified clips.
+
+    CSI R241-11 V: integrity is guaranteed until erasure, so nothing leaves the camera unless the
+    store holds it, read back and locked. ``keep_on_camera`` (offload --keep) wipes nothing.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = OffloadSession.objects.select_for_update().get(pk=session.pk)
+        if session.status != OffloadSession.Status.RUNNING:
+            return session
+        if session.items.filter(status=OffloadItem.Status.PENDING).exists():
+            return session
+        volume = Path(session.volume)
+        for item in session.items.select_related("recording").order_by("path"):
+            if not item.safe_to_wipe or item.wiped or session.keep_on_camera:
+                continue
+            path = volume / item.path
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode) or (st.st_size, st.st_mtime_ns) != (item.size, item.mtime_ns):
+                item.message = "changed on the camera after it was read: not wiped"
+                item.save(update_fields=["message"])
+                continue
+            os.unlink(path)
+            wiped_sidecar = False
+            rec = item.recording
+            if item.sidecar_path and rec is not None and rec.sidecar_key:
+                try:
+                    os.unlink(volume / item.sidecar_path)
+                    wiped_sidecar = True
+                except FileNotFoundError:
+                    pass
+            item.wiped = True
+            item.save(update_fields=["wiped"])
+            custody_event_append(
+                action="recording.released_from_device", subject=rec, actor_label="system:offload",
+                details={"session": session.pk, "source_path": item.path, "sidecar_removed": wiped_sidecar},
+                now=now,
+            )
+        counts = {s: session.items.filter(status=s).count() for s in OffloadItem.Status.values}
+        ok = counts[OffloadItem.Status.VERIFIED] + counts[OffloadItem.Status.DUPLICATE] == sum(counts.values())
+        session.status = OffloadSession.Status.COMPLETE if ok else OffloadSession.Status.INCOMPLETE
+        session.finished_at = now
+        session.report = {**session.report, "counts": counts}
+        session.save(update_fields=["status", "finished_at", "report"])
+        custody_event_append(action="offload.finished", subject=session, organisation=session.organisation,
+                             actor_label="system:offload", details={"status": session.status, "counts": counts}, now=now)
+    return session
+
+
+# --- Media pipeline --------------------------------------------------------------------------
+
+def recording_enqueue_media(*, recording_id: int) -> None:
+    """Queue the media work; if the broker is down, the periodic requeue picks it up later."""
+    from .tasks import process_recording
+
+    try:
+        process_recording.apply_async(args=[recording_id], queue="media")
+    except Exception:  # noqa: BLE001 - the broker being down must not fail an offload
+        log.exception("could not queue media processing of recording %s (will be requeued)", recording_id)
+
+
+def recording_process_media(*, recording: Recording) -> Recording:
+    """ffprobe, stream hashes, playback copy (remux or H.264 transcode), poster → ready/unplayable."""
+    with transaction.atomic():
+        recording = Recording.objects.select_for_update().get(pk=recording.pk)
+        if recording.status not in (Recording.Status.STORED, Recording.Status.PROCESSING):
+            return recording  # idempotent
+        recording.status = Recording.Status.PROCESSING
+        recording.save(update_fields=["status"])
+    store = get_store()
+    base = recording.store_key.split("/", 1)[1].rsplit(".", 1)[0]
+    playback_key, poster_key = f"playback/{base}.mp4", f"posters/{base}.jpg"
+    details: dict = {}
+    try:
+        with store.local_path(recording.store_key, recording.store_version_id) as src, \
+                tempfile.TemporaryDirectory(prefix="temoin-media-") as tmp:
+            info = ffmpeg.probe(src)
+            details["media_info"] = info.as_dict()
+            original_hashes = ffmpeg.stream_hashes(src)
+            dst = Path(tmp) / "playback.mp4"
+            method = "remux" if info.browser_ready else "transcode"
+            try:
+                command = ffmpeg.playback_copy(src, dst, remux=method == "remux")
+            except ffmpeg.MediaError:
+                if method != "remux":
+                    raise
+                method = "transcode"
+                command = ffmpeg.playback_copy(src, dst, remux=False)
+            copy_info = ffmpeg.probe(dst)
+            copy_hashes = ffmpeg.stream_hashes(dst)
+            if method == "remux" and copy_hashes != original_hashes:
+                raise ffmpeg.MediaError("remuxed copy's stream hashes differ from the original's")
+            poster = Path(tmp) / "poster.jpg"
+            ffmpeg.poster(dst, poster, at=min(1.0, (copy_info.duration or 0) / 2))
+            p_obj = _put_derivative(store, playback_key, dst, recording.retain_until, "video/mp4")
+            s_obj = _put_derivative(store, poster_key, poster, recording.retain_until, "image/jpeg")
+    except ffmpeg.MediaError as exc:
+        with transaction.atomic():
+            recording = Recording.objects.select_for_update().get(pk=recording.pk)
+            recording.status = Recording.Status.UNPLAYABLE
+            recording.status_message = f"{exc} {exc.detail}".strip()[:2000]
+            recording.media_info = details.get("media_info", {})
+            recording.save(update_fields=["status", "status_message", "media_info"])
+            custody_event_append(action="recording.unplayable", subject=recording, actor_label="system:media",
+                                 details={"error": str(exc), "detail": exc.detail[:2000]})
+        return recording
+
+    with transaction.atomic():
+        recording = Recording.objects.select_for_update().get(pk=recording.pk)
+        recording.media_info = info.as_dict()
+        recording.duration = info.duration
+        if recording.started_at and not recording.ended_at and info.duration:
+            recording.ended_at = recording.started_at + dt.timedelta(seconds=info.duration)
+        recording.stream_hashes = {"original": original_hashes, "playback": copy_hashes}
+        recording.playback_key, recording.playback_version_id = p_obj.key, p_obj.version_id
+        recording.poster_key, recording.poster_version_id = s_obj.key, s_obj.version_id
+        recording.playback_method = method
+        recording.status = Recording.Status.READY
+        recording.status_message = ""
+        recording.save()
+        custody_event_append(
+            action="recording.playback_ready", subject=recording, actor_label="system:media",
+            details={"method": method, "playback_key": p_obj.key, "playback_sha256": p_obj.sha256,
+                     "poster_key": s_obj.key, "stream_hashes": recording.stream_hashes,
+                     "command": [a for a in command if not a.startswith("/")]},
+        )
+    return recording
+
+
+def _put_derivative(store, key, path, retain_until, content_type):
+    """Derivatives follow the original's fate: same retention end. Idempotent on a fixed key."""
+    try:
+        return store.put_file(key, path, retain_until=retain_until, content_type=content_type)
+    except ObjectExists:
+        head = store.head(key)
+        sha, size = store.digest(key)
+        return _Stored(key, head.version_id, size, sha)
+
+
+def recordings_requeue_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=10), now=None) -> int:
+    """Re-queue media work for recordings left stored/processing (broker was down, worker died)."""
+    now = now or timezone.now()
+    running_limit = dt.timedelta(seconds=settings.TEMOIN_TASK_TIME_LIMIT)
+    stale = Recording.objects.filter(
+        Q(status=Recording.Status.STORED, verified_at__lt=now - older_than)
+        | Q(status=Recording.Status.PROCESSING, verified_at__lt=now - running_limit)
+    ).values_list("pk", flat=True)[:1000]
+    ids = list(stale)
+    for pk in ids:
+        recording_enqueue_media(recording_id=pk)
+    return len(ids)

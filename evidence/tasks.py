@@ -1,0 +1,35 @@
+"""Thin Celery wrappers around evidence services. Idempotent; retried with backoff."""
+from celery import shared_task
+
+from devices.models import OffloadItem
+
+from . import services
+from .integrations.store import StoreError
+from .models import Recording
+
+
+@shared_task(bind=True, acks_late=True, max_retries=6, name="evidence.pull_clip")
+def pull_clip(self, item_id: int) -> str:
+    """Runs on the dock's own queue (dock.<name>): only that host can read the volume."""
+    item = OffloadItem.objects.get(pk=item_id)
+    final = self.request.retries >= self.max_retries
+    try:
+        item = services.offload_item_pull(item=item, final_attempt=final)
+    except StoreError as exc:
+        raise self.retry(exc=exc, countdown=min(600, 5 * 2 ** self.request.retries))
+    services.offload_session_finish(session=item.session)
+    return item.status
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, name="evidence.process_recording")
+def process_recording(self, recording_id: int) -> str:
+    recording = Recording.objects.get(pk=recording_id)
+    try:
+        return services.recording_process_media(recording=recording).status
+    except StoreError as exc:
+        raise self.retry(exc=exc, countdown=30 * 2 ** self.request.retries)
+
+
+@shared_task(name="evidence.requeue_stale")
+def requeue_stale() -> int:
+    return services.recordings_requeue_stale()
