@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "devices",
     "evidence",
     "audit",
+    "config.apps.TemoinConfig",
 ]
 
 MIDDLEWARE = [
@@ -164,7 +165,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 # The longest task (a transcode of a long clip) must finish well inside the visibility timeout,
 # or Redis would hand the same task to a second worker while the first is still running.
 TEMOIN_TASK_TIME_LIMIT = env.int("TEMOIN_TASK_TIME_LIMIT", default=3 * 3600)
-CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = TEMOIN_TASK_TIME_LIMIT + 3600
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int(
+    "TEMOIN_BROKER_VISIBILITY_TIMEOUT", default=TEMOIN_TASK_TIME_LIMIT + 3600
+)
 CELERY_TASK_TIME_LIMIT = TEMOIN_TASK_TIME_LIMIT
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

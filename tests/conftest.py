@@ -189,3 +189,29 @@ def make_volume(tmp_path):
         return vol
 
     return make
+
+
+def database_url_for_subprocess() -> str:
+    """DATABASE_URL pointing a child process (worker, CLI) at the test database in use."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    user = s.get("USER") or ""
+    auth = f"{user}:{s['PASSWORD']}@" if s.get("PASSWORD") else (f"{user}@" if user else "")
+    return f"postgres://{auth}{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+
+
+@pytest.fixture
+def child_env(settings):
+    """Environment for a child process sharing this test's database, store and broker settings."""
+    env = dict(os.environ)
+    env["DATABASE_URL"] = database_url_for_subprocess()
+    env["TEMOIN_STORE"] = settings.STORE_BACKEND
+    env["TEMOIN_STORE_ROOT"] = str(settings.STORE_LOCAL_ROOT)
+    for name in ("S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+        env[name] = str(getattr(settings, name))
+    env["S3_PART_SIZE"] = str(settings.S3_PART_SIZE)
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    return env
