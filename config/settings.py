@@ -152,14 +152,16 @@ STORE_LOCAL_ROOT = Path(env.str("TEMOIN_STORE_ROOT", default=str(DATA_DIR / "sto
 
 # --- Celery ---------------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, so that `make run` needs no Redis.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = DATA_DIR / "broker"
+    _queue_dir.mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
         "processed_folder": str(DATA_DIR / "broker-processed"),
+        "control_folder": str(DATA_DIR / "broker-control"),
         "store_processed": False,
     }
 # The longest task (a transcode of a long clip) must finish well inside the visibility timeout,

@@ -1,0 +1,43 @@
+# Témoin — two commands do everything on a fresh machine:
+#   make run    set up, then run Témoin on the embedded default with demo data (http://127.0.0.1:8000/)
+#   make test   set up, then run the whole test suite
+.PHONY: run test setup ffmpeg demo clean bench-offload
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+setup: $(VENV)/.installed ffmpeg
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+ffmpeg:
+	@if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing ffmpeg (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; \
+	  else \
+	    echo "ffmpeg is required: install it (e.g. sudo apt-get install ffmpeg) and run make again" >&2; exit 1; \
+	  fi; \
+	fi
+
+run: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo
+	@echo "Témoin: http://127.0.0.1:$(PORT)/  (Ctrl+C to stop)"
+	TEMOIN_PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.embedded start
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench-offload: setup
+	$(PY) bench/offload.py
+
+clean:
+	rm -rf var .pytest_cache
