@@ -7,7 +7,7 @@ from evidence import views
 from evidence.api import RecordingViewSet
 
 router = DefaultRouter()
-router.register("recordings", RecordingViewSet, basename="recording")
+router.register("recordings", RecordingViewSet, basename="api-recording")
 
 urlpatterns = [
     path("", views.recording_list, name="recording-list"),

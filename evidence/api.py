@@ -46,7 +46,10 @@ def _datetime(params, name):
     value = params.get(name)
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well-formed but impossible, e.g. month 13
+        parsed = None
     if parsed is None:
         raise ValidationError({name: "expected an ISO 8601 date-time"})
     return parsed

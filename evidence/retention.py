@@ -13,8 +13,13 @@ def retention_period(value: str):
         period = isodate.parse_duration(value)
     except (isodate.ISO8601Error, ValueError) as exc:
         raise ValueError(f"invalid retention period {value!r} (ISO 8601, e.g. P1M or P31D)") from exc
-    if isinstance(period, dt.timedelta) and period <= dt.timedelta(0):
-        raise ValueError("retention period must be positive")
+    if isinstance(period, dt.timedelta):
+        positive = period > dt.timedelta(0)
+    else:  # isodate.Duration with years/months
+        base = dt.date(2000, 1, 1)
+        positive = base + period > base
+    if not positive:
+        raise ValueError(f"retention period {value!r} must be positive")
     return period
 
 

@@ -90,7 +90,12 @@ def moto_s3():
 def s3_store(moto_s3, settings, request):
     from evidence.integrations.s3 import S3Store
 
-    bucket = "evidence-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    import re
+    import uuid
+
+    # One bucket per test: S3 names allow lowercase letters, digits and hyphens only.
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:30].strip("-")
+    bucket = f"ev-{slug}-{uuid.uuid4().hex[:8]}"
     settings.STORE_BACKEND = "s3"
     settings.S3_ENDPOINT_URL = moto_s3.url
     settings.S3_BUCKET = bucket

@@ -17,8 +17,8 @@ from pathlib import Path
 CLIP_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi"}
 DEVICE_FILE = "DEVICE.json"
 DEVICE_MAX_BYTES = 64 * 1024
-SERIAL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+SERIAL_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+SHA256_RE = re.compile(r"\A[0-9a-fA-F]{64}\Z")
 TRIGGER_REASONS = {"incident", "risk_of_incident"}
 PURPOSES = {"prevention", "offence", "evidence", "training"}
 MAX_TRACK_POINTS = 200_000
@@ -75,8 +75,8 @@ def device_read(root: str | os.PathLike) -> DeviceInfo:
         raise VolumeError(f"{root}/{DEVICE_FILE}: unreadable ({exc})") from exc
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VolumeError(f"{root}/{DEVICE_FILE}: not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, absurd nesting or numbers
+        raise VolumeError(f"{root}/{DEVICE_FILE}: not valid JSON ({str(exc)[:200]})") from exc
     if not isinstance(data, dict):
         raise VolumeError(f"{root}/{DEVICE_FILE}: expected a JSON object")
     serial = data.get("serial")
@@ -135,9 +135,15 @@ def volume_scan(root: str | os.PathLike) -> VolumeScan:
 def volume_open(root: Path, rel: str):
     """Open a file of the volume for reading, refusing symlinks and paths that leave the volume."""
     root = Path(root).resolve()
-    path = (root / rel)
-    if ".." in Path(rel).parts or Path(rel).is_absolute():
+    parts = Path(rel).parts
+    if not parts or ".." in parts or Path(rel).is_absolute():
         raise PermissionError(f"{rel}: path leaves the volume")
+    current = root
+    for part in parts[:-1]:  # O_NOFOLLOW only guards the last component: check the directories
+        current = current / part
+        if stat.S_ISLNK(os.lstat(current).st_mode):
+            raise PermissionError(f"{rel}: symbolic link not followed")
+    path = root / rel
     if not os.path.realpath(path).startswith(str(root) + os.sep):
         raise PermissionError(f"{rel}: path leaves the volume")
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -237,7 +243,7 @@ def sidecar_parse(raw: bytes, *, max_bytes: int) -> tuple[dict, list[str]]:
         return {}, [f"sidecar of {len(raw)} bytes exceeds {max_bytes} bytes: ignored (kept in the store)"]
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, absurd nesting or numbers
         return {}, [f"sidecar is not valid JSON: {str(exc)[:200]}"]
     if not isinstance(data, dict):
         return {}, ["sidecar is not a JSON object: ignored"]

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from .store import (
     HashingReader,
+    ObjectExists,
     ObjectInfo,
     ObjectMissing,
     ObjectStore,
@@ -105,6 +106,9 @@ class S3Store(ObjectStore):
     def put(self, key, source, *, retain_until, content_type="application/octet-stream"):
         _check_key(key)
         retain_until = _aware(retain_until)
+        if self.exists(key):
+            # Write-once: with versioning S3 would silently add a newer version under the key.
+            raise ObjectExists(f"{key} already exists in the write-once store")
         reader = source if isinstance(source, HashingReader) else HashingReader(source)
         lock = {"ObjectLockMode": LOCK_MODE, "ObjectLockRetainUntilDate": retain_until}
         try:
