@@ -2,6 +2,26 @@ from django.conf import settings
 from django.db import models
 
 
+# French wording of each action for the pages (STYLE.md vocabulary); the code keeps the keys.
+ACTION_LABELS = {
+    "organisation.created": "organisation créée",
+    "role.granted": "habilitation accordée",
+    "camera.registered": "caméra enregistrée",
+    "camera.assigned": "caméra affectée à un agent",
+    "offload.started": "déchargement commencé",
+    "offload.finished": "déchargement terminé",
+    "recording.collected": "collecte depuis la caméra",
+    "recording.collect_retried": "nouvelle tentative de collecte",
+    "recording.stored": "stockage inaltérable",
+    "recording.verified": "vérification par relecture",
+    "recording.seen_again": "caméra redéposée : déjà stocké",
+    "recording.store_failed": "échec du stockage (resté sur la caméra)",
+    "recording.released_from_device": "effacé de la caméra après vérification",
+    "recording.playback_ready": "copie de lecture prête",
+    "recording.unplayable": "illisible (original conservé)",
+}
+
+
 class CustodyEvent(models.Model):
     """One entry of the journal de traçabilité (CSI R241-14, LIL art. 101).
 
@@ -39,6 +59,10 @@ class CustodyEvent(models.Model):
     class Meta:
         ordering = ["seq"]
         indexes = [models.Index(fields=["subject_type", "subject_id"])]
+
+    @property
+    def action_label(self) -> str:
+        return ACTION_LABELS.get(self.action, self.action)
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.subject_type}:{self.subject_id}"

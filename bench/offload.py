@@ -31,9 +31,11 @@ import json
 import math
 import os
 import platform
+import resource
 import shlex
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -169,7 +171,7 @@ def device_json(path: Path, serial: str) -> None:
 
 
 def generate(workdir: Path, *, cameras: int, total_bytes: int, clip_seconds: float, bitrate: str,
-             transcode_codec: str, transcode_seconds: float) -> dict:
+             transcode_codec: str, transcode_seconds: float, transcode_clips: int = 1) -> dict:
     gen = workdir / "gen"
     master = workdir / "master"
     gen.mkdir(parents=True, exist_ok=True)
@@ -229,6 +231,10 @@ def generate(workdir: Path, *, cameras: int, total_bytes: int, clip_seconds: flo
     log(f"generating the transcode clip: {transcode_seconds:g} s of 1080p {transcode_codec}…")
     fx.synthesize_clip(tclip, seconds=transcode_seconds, width=1920, height=1080, codec=transcode_codec,
                        creation_time=start0)
+    for n in range(2, transcode_clips + 1):  # distinct copies (stream copy, another tag)
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(tclip), "-map", "0", "-c", "copy",
+                        "-metadata", f"comment=temoin-bench {run_tag} transcode {n}",
+                        str(tclip.with_name(f"{tserial}_{n:04d}{ext}"))], check=True)
     os.sync()
     files = sum(len(v["clips"]) for v in volumes)
     nbytes = sum(c["size"] for v in volumes for c in v["clips"])
@@ -265,7 +271,7 @@ def run_baseline(workdir: Path, gen: dict, tag: str) -> dict:
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     drop_caches()
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     nbytes = 0
     for i, src in enumerate(files):
         dst = dest / f"{i:05d}-{src.name}"
@@ -277,9 +283,9 @@ def run_baseline(workdir: Path, gen: dict, tag: str) -> dict:
                 nbytes += len(data)
             os.fsync(fh.fileno())
     fsync_dir(dest)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     shutil.rmtree(dest)
-    return {"seconds": seconds, "files": len(files), "bytes": nbytes}
+    return {"seconds": seconds, "cpu_s": cpu, "files": len(files), "bytes": nbytes}
 
 
 # --- 3. ours -----------------------------------------------------------------------------------
@@ -310,7 +316,7 @@ def offload_concurrently(data: Path, volumes: list[Path], *, keep: bool, logdir:
     logdir.mkdir(parents=True, exist_ok=True)
     env = project_env(data)
     procs = []
-    t0, epoch0 = time.perf_counter(), time.time()
+    c0, t0, epoch0 = cpu_seconds(), time.perf_counter(), time.time()
     for vol in volumes:
         out = open(logdir / f"offload-{tag}-{vol.name}.log", "w")
         cmd = [PY, MANAGE, "offload", str(vol), "--dock", "bench", "--slot", vol.name, "--no-progress"]
@@ -326,8 +332,8 @@ def offload_concurrently(data: Path, volumes: list[Path], *, keep: bool, logdir:
             ends[vol.name] = (time.perf_counter() - t0, os.waitstatus_to_exitcode(status))
             p.returncode = ends[vol.name][1]
             out.close()
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "spawn_epoch": epoch0,
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    return {"seconds": seconds, "cpu_s": cpu, "spawn_epoch": epoch0,
             "per_volume": {k: {"seconds": round(s, 2), "exit": rc} for k, (s, rc) in ends.items()},
             "all_exit_0": all(rc == 0 for _, rc in ends.values())}
 
@@ -493,11 +499,18 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
-def timed(fn, src: Path) -> float:
+def cpu_seconds() -> float:
+    """user + sys CPU of this process and of its reaped children (ffmpeg, offload processes)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def timed(fn, src: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of fn(), the source evicted from the page cache first."""
     evict(src)
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, cpu_seconds() - c0
 
 
 def media_bench(workdir: Path, gen: dict, data: Path, *, clips: int, repeat: int) -> dict:
@@ -512,15 +525,18 @@ def media_bench(workdir: Path, gen: dict, data: Path, *, clips: int, repeat: int
     tmp.mkdir()
     results = {}
 
-    def one_kind(kind: str, recs: list) -> dict:
+    def one_kind(kind: str, recs: list, runs_per_rec: int) -> dict:
+        """Per recording: runs_per_rec runs of bare ffmpeg and of the wrapper (order alternating),
+        then the whole media step once (it is idempotent: a recording is processed once)."""
         remux = kind == "remux"
-        t = {"bare": 0.0, "wrapper": 0.0, "full": 0.0}
-        nbytes = 0
+        wall = {"bare": [], "wrapper": [], "full": []}
+        cpu = {"bare": [], "wrapper": [], "full": []}
+        sizes = []
         bare_cmd = None
         methods = []
         for i, rec in enumerate(recs):
             with store.local_path(rec.store_key, rec.store_version_id) as src:
-                size = src.stat().st_size
+                sizes.append(src.stat().st_size)
                 dst_b, dst_w = tmp / "bare.mp4", tmp / "wrapper.mp4"
                 args = wrapper_args(src, dst_b, remux=remux)
                 bare_cmd = bare_cmd or args
@@ -531,56 +547,61 @@ def media_bench(workdir: Path, gen: dict, data: Path, *, clips: int, repeat: int
                 def wrapper():
                     fx.playback_copy(src, dst_w, remux=remux)
 
+                def full():
+                    methods.append(services.recording_process_media(recording=rec))
+
                 if i == 0:  # warm-up, not timed: ffmpeg and its codecs loaded once
                     bare()
                     dst_b.unlink(missing_ok=True)
-                for r in range(repeat):
-                    order = [("bare", bare), ("wrapper", wrapper)]
-                    if (i + r) % 2:
-                        order.reverse()
-                    for name, fn in order:
-                        t[name] += timed(fn, src)
-                        for d in (dst_b, dst_w):
-                            d.unlink(missing_ok=True)
-                    nbytes += size
-            # The project's whole media step: ffprobe, stream hashes of both, playback copy, poster,
-            # both stored with fsync, custody event. Once per recording (it is idempotent).
-            holder = {}
-            with store.local_path(rec.store_key, rec.store_version_id) as src:
-                t["full"] += timed(lambda: holder.setdefault("r", services.recording_process_media(recording=rec)),
-                                   src) * repeat
-            done = holder["r"]
-            methods.append(f"{done.status}/{done.playback_method or '-'}")
-        n_runs = repeat * len(recs)
+                order = [("bare", bare), ("wrapper", wrapper)] * runs_per_rec
+                if i % 2:
+                    order.reverse()
+                # The project's whole media step (ffprobe, stream hashes of the original and of the
+                # copy, playback copy, poster, both stored with fsync, custody event) takes its turn
+                # in the middle, so that load drifts hit the three variants alike.
+                order.insert(len(order) // 2, ("full", full))
+                for name, fn in order:
+                    w_, c_ = timed(fn, src)
+                    wall[name].append(w_)
+                    cpu[name].append(c_)
+                    for d in (dst_b, dst_w):
+                        d.unlink(missing_ok=True)
+        med = {k: statistics.median(v) for k, v in wall.items()}
+        cmed = {k: statistics.median(v) for k, v in cpu.items()}
         return {
-            "clips": len(recs), "runs_each": repeat, "bytes_per_variant": nbytes,
-            "bare_s": t["bare"], "wrapper_s": t["wrapper"], "full_s": t["full"],
-            "full_scaled_note": "full step run once per clip; its time is multiplied by runs_each to compare",
-            "wrapper_ratio": t["wrapper"] / t["bare"], "full_ratio": t["full"] / t["bare"],
+            "clips": len(recs), "runs_per_clip": runs_per_rec, "mean_bytes": sum(sizes) / len(sizes),
+            "wall_s": wall, "cpu_s": cpu, "median_wall_s": med, "median_cpu_s": cmed,
+            "wrapper_ratio": med["wrapper"] / med["bare"], "full_ratio": med["full"] / med["bare"],
+            "wrapper_cpu_ratio": cmed["wrapper"] / cmed["bare"], "full_cpu_ratio": cmed["full"] / cmed["bare"],
             "bare_cmd": [a if not a.startswith("/") else Path(a).name for a in bare_cmd],
-            "results": methods, "per_run_bare_s": t["bare"] / n_runs,
+            "results": [f"{r.status}/{r.playback_method or '-'}" for r in methods],
         }
 
     remux_recs = list(Recording.objects.filter(status=Recording.Status.STORED, camera__serial__startswith="BWC-0")
                       .order_by("id")[:clips])
     log(f"playback copies: remux of {len(remux_recs)} stored clip(s), {repeat} run(s) each…")
-    results["remux"] = one_kind("remux", remux_recs)
+    results["remux"] = one_kind("remux", remux_recs, repeat)
 
-    # The transcode clip goes through the real offload first (not timed).
+    # The transcode clips (one per run: the whole step runs once per recording) go through the
+    # real offload first (not timed).
     t = gen["transcode"]
     refresh_docks(workdir, gen, [t["slot"]])
     res = offload_concurrently(data, [workdir / "docks" / t["slot"]], keep=True, logdir=workdir / "logs", tag="transcode")
     if not res["all_exit_0"]:
-        log("ERROR: offload of the transcode clip failed; skipping the transcode part")
+        log("ERROR: offload of the transcode clips failed; skipping the transcode part")
         return results
-    trecs = list(Recording.objects.filter(status=Recording.Status.STORED, camera__serial=t["serial"]).order_by("id")[:1])
-    log(f"playback copies: transcode of the {t['size'] / 1e6:.1f} MB clip, {repeat} run(s)…")
-    results["transcode"] = one_kind("transcode", trecs)
+    trecs = list(Recording.objects.filter(status=Recording.Status.STORED, camera__serial=t["serial"]).order_by("id"))
+    log(f"playback copies: transcode of {len(trecs)} clip(s) of {t['size'] / 1e6:.1f} MB, one run each…")
+    results["transcode"] = one_kind("transcode", trecs, 1)
     shutil.rmtree(tmp, ignore_errors=True)
     return results
 
 
 # --- report ------------------------------------------------------------------------------------
+
+def fmt_list(values) -> str:
+    return " ".join(f"{v:.2f}" for v in values)
+
 
 def verdict(ratio: float, target: float) -> str:
     return f"{'PASS' if ratio <= target else 'FAIL'} (target ≤ {target:.2f}×)"
@@ -620,8 +641,11 @@ def report(args, facts, gen, runs, diag, media) -> str:
     w("")
     w(f"**verified-safe-to-wipe: {ratio:.2f}× the baseline → {verdict(ratio, TARGET_OFFLOAD) if ok else 'FAIL (not every clip verified)'}**")
     w("")
+    w(f"CPU seconds (user + sys): baseline {sum(r['baseline']['cpu_s'] for r in runs):.1f}, "
+      f"ours {sum(r['ours']['cpu_s'] for r in runs):.1f} (the {args.cameras} offload processes), on {os.cpu_count()} cores")
+    w("")
     last = runs[-1]["ours"]
-    w(f"per camera (last run): " + ", ".join(f"{k} {v['seconds']:.1f} s (exit {v['exit']})" for k, v in sorted(last["per_volume"].items())))
+    w("per camera (last run): " + ", ".join(f"{k} {v['seconds']:.1f} s (exit {v['exit']})" for k, v in sorted(last["per_volume"].items())))
     w(f"offload items: {last['db']['items']}; recordings: {last['db']['recordings']}; "
       f"clips left on cameras: {last['clips_left_on_cameras']}")
     tl = last["timeline"]
@@ -649,25 +673,30 @@ def report(args, facts, gen, runs, diag, media) -> str:
             w("")
             label = ("Playback copies, remux (H.264/AAC → +faststart MP4)" if kind == "remux"
                      else f"Playback copies, transcode ({args.transcode_codec} {args.transcode_seconds:g} s 1080p → H.264)")
-            w(f"## {label}: {m['clips']} clip(s), {m['runs_each']} run(s) each, source evicted from the page cache "
-              "before each run, after one untimed warm-up")
+            runs_note = (f"{m['clips']} clip(s) × {m['runs_per_clip']} run(s) of bare and wrapper, 1 run of the whole step"
+                         if kind == "remux" else f"{m['clips']} distinct clip(s), 1 run of each variant per clip")
+            w(f"## {label}: {runs_note}")
+            w("")
+            w("Source evicted from the page cache before each run, after one untimed warm-up; medians of the runs. "
+              "CPU = user + sys of the bench process and its ffmpeg children.")
             w("")
             w(f"bare command: `{shlex.join(m['bare_cmd'])}`")
             w("")
-            nb = m["bytes_per_variant"]
-            media_s = (args.clip_seconds if kind == "remux" else args.transcode_seconds) * m["clips"] * m["runs_each"]
-            w("| variant | seconds | MB/s (source) | × real time | vs bare | target ≤ 1.10× |")
-            w("|---|---|---|---|---|---|")
-            w(f"| bare ffmpeg (subprocess) | {m['bare_s']:.2f} | {rate(nb, m['bare_s']):.1f} | "
-              f"{media_s / m['bare_s']:.1f} | 1.00× | |")
-            w(f"| `ffmpeg.playback_copy()` | {m['wrapper_s']:.2f} | {rate(nb, m['wrapper_s']):.1f} | "
-              f"{media_s / m['wrapper_s']:.1f} | {m['wrapper_ratio']:.2f}× | "
-              f"{'PASS' if m['wrapper_ratio'] <= TARGET_MEDIA else 'FAIL'} |")
-            w(f"| `services.recording_process_media()` (whole step)* | {m['full_s']:.2f} | {rate(nb, m['full_s']):.1f} | "
-              f"{media_s / m['full_s']:.1f} | {m['full_ratio']:.2f}× | {'PASS' if m['full_ratio'] <= TARGET_MEDIA else 'FAIL'} |")
+            nb = m["mean_bytes"]
+            media_s = args.clip_seconds if kind == "remux" else args.transcode_seconds
+            mw, mc = m["median_wall_s"], m["median_cpu_s"]
+            w("| variant | runs | median s | MB/s (source) | × real time | CPU s | vs bare (wall) | vs bare (CPU) | target ≤ 1.10× (wall) |")
+            w("|---|---|---|---|---|---|---|---|---|")
+            rows = [("bare ffmpeg (subprocess)", "bare", None, None),
+                    ("`ffmpeg.playback_copy()`", "wrapper", m["wrapper_ratio"], m["wrapper_cpu_ratio"]),
+                    ("`services.recording_process_media()` (whole step)", "full", m["full_ratio"], m["full_cpu_ratio"])]
+            for title, k, r, rc in rows:
+                w(f"| {title} | {len(m['wall_s'][k])} | {mw[k]:.2f} | {rate(nb, mw[k]):.1f} | {media_s / mw[k]:.1f} | "
+                  f"{mc[k]:.2f} | {'1.00×' if r is None else f'{r:.2f}×'} | {'1.00×' if rc is None else f'{rc:.2f}×'} | "
+                  f"{'' if r is None else ('PASS' if r <= TARGET_MEDIA else 'FAIL')} |")
             w("")
-            w(f"\\* run once per clip (×{m['runs_each']} to compare); outcome: {', '.join(m['results'])}; it also "
-              "probes, hashes the streams of the original and the copy, extracts a poster and stores both with fsync.")
+            w(f"all runs, wall s: bare {fmt_list(m['wall_s']['bare'])}; wrapper {fmt_list(m['wall_s']['wrapper'])}; "
+              f"whole step {fmt_list(m['wall_s']['full'])} → {', '.join(sorted(set(m['results'])))}")
     return "\n".join(lines)
 
 
@@ -683,7 +712,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=1, help="baseline/ours pairs; the order alternates")
     ap.add_argument("--keep", action="store_true", help="run offload with --keep (default: wipe, as in real use)")
     ap.add_argument("--media-clips", type=int, default=3, help="clips for the playback-copy part (0 = skip)")
-    ap.add_argument("--media-repeat", type=int, default=3, help="runs of bare and wrapper per clip")
+    ap.add_argument("--media-repeat", type=int, default=3,
+                    help="runs of bare and wrapper per remux clip; number of transcode clips")
     ap.add_argument("--transcode-codec", choices=["hevc", "mjpeg"], default="hevc")
     ap.add_argument("--transcode-seconds", type=float, default=10)
     ap.add_argument("--no-diagnostics", action="store_true")
@@ -699,7 +729,8 @@ def main(argv=None) -> int:
     try:
         gen = generate(workdir, cameras=args.cameras, total_bytes=int(args.total_gb * 1e9),
                        clip_seconds=args.clip_seconds, bitrate=args.bitrate,
-                       transcode_codec=args.transcode_codec, transcode_seconds=args.transcode_seconds)
+                       transcode_codec=args.transcode_codec, transcode_seconds=args.transcode_seconds,
+                       transcode_clips=max(1, args.media_repeat))
         tpl = setup_template(workdir, gen)
         slots = [v["slot"] for v in gen["volumes"]]
         runs = []

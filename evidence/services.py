@@ -428,6 +428,7 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
         if session.items.filter(status=OffloadItem.Status.PENDING).exists():
             return session
         volume = Path(session.volume)
+        actor_label = f"system:offload@{session.dock.name if session.dock_id else 'cli'}"
         for item in session.items.select_related("recording").order_by("path"):
             if not item.safe_to_wipe or item.wiped or session.keep_on_camera:
                 continue
@@ -452,7 +453,7 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
             item.wiped = True
             item.save(update_fields=["wiped"])
             custody_event_append(
-                action="recording.released_from_device", subject=rec, actor_label="system:offload",
+                action="recording.released_from_device", subject=rec, actor_label=actor_label,
                 details={"session": session.pk, "source_path": item.path, "sidecar_removed": wiped_sidecar},
                 now=now,
             )
@@ -463,7 +464,7 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
         session.report = {**session.report, "counts": counts}
         session.save(update_fields=["status", "finished_at", "report"])
         custody_event_append(action="offload.finished", subject=session, organisation=session.organisation,
-                             actor_label="system:offload", details={"status": session.status, "counts": counts}, now=now)
+                             actor_label=actor_label, details={"status": session.status, "counts": counts}, now=now)
     return session
 
 
