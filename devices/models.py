@@ -76,6 +76,8 @@ class OffloadSession(models.Model):
     dock = models.ForeignKey(Dock, null=True, blank=True, on_delete=models.PROTECT, related_name="sessions")
     slot = models.ForeignKey(DockSlot, null=True, blank=True, on_delete=models.PROTECT, related_name="sessions")
     volume = models.CharField(max_length=1000)
+    # Identity of one docking (slot + DEVICE.json inode and time): dockd offloads it once.
+    docking = models.CharField(max_length=200, blank=True, db_index=True)
     keep_on_camera = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField()

@@ -55,7 +55,7 @@ class ClipChanged(Exception):
 # --- Offload sessions ------------------------------------------------------------------------
 
 def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slot_name: str = "",
-                          keep: bool = False, now: dt.datetime | None = None) -> OffloadSession:
+                          keep: bool = False, docking: str = "", now: dt.datetime | None = None) -> OffloadSession:
     """Open an offload session for the camera docked at ``volume`` and list its clips.
 
     Raises OffloadRefused (with a message for the operator) when the volume is not a camera we know.
@@ -87,7 +87,7 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
         camera.save(update_fields=["last_docked_at", "model", "firmware"])
         session = OffloadSession.objects.create(
             organisation=camera.organisation, camera=camera, dock=dock, slot=slot,
-            volume=str(scan.root), keep_on_camera=keep, started_at=now,
+            volume=str(scan.root), keep_on_camera=keep, started_at=now, docking=docking,
             bytes_total=sum(c.size for c in scan.clips),
             report={"ignored": [{"path": p, "reason": r} for p, r in scan.ignored]},
         )

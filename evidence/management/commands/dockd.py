@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from devices.models import OffloadItem
+from devices.models import OffloadItem, OffloadSession
 from devices.sources.mass_storage import DEVICE_FILE
 from evidence import services
 from evidence.tasks import pull_clip
@@ -54,14 +54,17 @@ class Command(BaseCommand):
                 if docked.get(name) == identity:
                     continue
                 docked[name] = identity
-                self._offload(root / name, dock, name)
+                self._offload(root / name, dock, name, identity)
             if once:
                 break
             time.sleep(interval)
 
-    def _offload(self, volume: Path, dock: str, slot: str) -> None:
+    def _offload(self, volume: Path, dock: str, slot: str, identity: tuple) -> None:
+        docking = f"{dock}/{slot}/{identity[0]}/{identity[1]}"
+        if OffloadSession.objects.filter(docking=docking).exists():
+            return  # already offloaded (dockd restarted while the camera stayed docked)
         try:
-            session = services.offload_session_start(volume=volume, dock_name=dock, slot_name=slot)
+            session = services.offload_session_start(volume=volume, dock_name=dock, slot_name=slot, docking=docking)
         except services.OffloadRefused as exc:
             self.stderr.write(f"slot {slot}: {exc}")
             return
