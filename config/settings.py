@@ -200,6 +200,16 @@ LOGGING = {
                 "werkzeug": {"level": "WARNING"}},
 }
 
+# --- Custody log (audit app) -----------------------------------------------------------------
+# Ed25519 private key (PEM) signing the checkpoints; created on first use when absent.
+CUSTODY_SIGNING_KEY = Path(env.str("TEMOIN_CUSTODY_KEY", default=str(DATA_DIR / "keys" / "custody-ed25519.pem")))
+# Optional RFC 3161 time-stamping authority for checkpoints (empty: no timestamp).
+CUSTODY_TSA_URL = env.str("TEMOIN_TSA_URL", default="")
+# CSI R241-14: the log is kept three years.
+CUSTODY_RETENTION_YEARS = env.int("TEMOIN_CUSTODY_RETENTION_YEARS", default=3)
+
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-media": {"task": "evidence.requeue_stale", "schedule": 300.0},
+    "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},
+    "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
 }
