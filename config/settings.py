@@ -200,6 +200,10 @@ LOGGING = {
                 "werkzeug": {"level": "WARNING"}},
 }
 
+# --- Mail (daily retention notices to supervisors) -------------------------------------------
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="temoin@localhost")
+
 # --- Custody log (audit app) -----------------------------------------------------------------
 # Ed25519 private key (PEM) signing the checkpoints; created on first use when absent.
 CUSTODY_SIGNING_KEY = Path(env.str("TEMOIN_CUSTODY_KEY", default=str(DATA_DIR / "keys" / "custody-ed25519.pem")))
@@ -210,6 +214,9 @@ CUSTODY_RETENTION_YEARS = env.int("TEMOIN_CUSTODY_RETENTION_YEARS", default=3)
 
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-media": {"task": "evidence.requeue_stale", "schedule": 300.0},
+    # CSI R241-13: erasure one month after recording; the sweep runs at least hourly.
+    "retention-sweep": {"task": "evidence.retention_sweep", "schedule": 900.0},
+    "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
     "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},
     "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
 }

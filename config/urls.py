@@ -4,14 +4,18 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from evidence import views
-from evidence.api import RecordingViewSet
+from evidence.api import HoldViewSet, RecordingViewSet
 
 router = DefaultRouter()
 router.register("recordings", RecordingViewSet, basename="api-recording")
+router.register("holds", HoldViewSet, basename="api-hold")
 
 urlpatterns = [
     path("", views.recording_list, name="recording-list"),
     path("enregistrements/<int:pk>/", views.recording_detail, name="recording-detail"),
+    path("enregistrements/<int:pk>/conservations/", views.hold_place, name="hold-place"),
+    path("conservations/<int:pk>/levee/", views.hold_release, name="hold-release"),
+    path("effacements/", views.erasures_upcoming, name="erasures-upcoming"),
     path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -1,12 +1,39 @@
 """REST API for recordings (ARCHITECTURE.md §7): thin, every read through the selectors."""
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, viewsets
-from rest_framework.exceptions import ValidationError
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.response import Response
 
-from .models import Recording, TriggerReason
-from .selectors import recordings_visible_to
+from . import services
+from .models import Hold, Procedure, Recording, TriggerReason
+from .selectors import holds_for_recording, holds_visible_to, recordings_visible_to
+
+
+class HoldSerializer(serializers.ModelSerializer):
+    placed_by = serializers.CharField(source="placed_by.username", read_only=True)
+    released_by = serializers.CharField(source="released_by.username", read_only=True, default=None)
+    active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Hold
+        fields = ["id", "procedure", "reference", "recording", "intervention", "motif", "placed_by", "placed_at",
+                  "active", "released_by", "released_at", "release_motif"]
+        read_only_fields = fields
+
+
+class HoldCreateSerializer(serializers.Serializer):
+    procedure = serializers.ChoiceField(choices=Procedure.choices)
+    reference = serializers.CharField(max_length=200)
+    motif = serializers.CharField(required=False, allow_blank=True, default="")
+    scope = serializers.ChoiceField(choices=["recording", "intervention"], default="recording",
+                                    help_text="hold this recording, or every recording of its intervention")
+
+
+class HoldReleaseSerializer(serializers.Serializer):
+    motif = serializers.CharField()
 
 
 class RecordingSerializer(serializers.ModelSerializer):
@@ -28,9 +55,9 @@ class RecordingSerializer(serializers.ModelSerializer):
     def get_officer(self, obj) -> str | None:
         return obj.wearer.matricule or obj.wearer.username if obj.wearer_id else None
 
+    @extend_schema_field(HoldSerializer(many=True))
     def get_holds(self, obj) -> list[dict]:
-        # Holds for procedures (CSI R241-13) arrive with the retention work; none can exist yet.
-        return []
+        return HoldSerializer(holds_for_recording(recording=obj), many=True).data
 
 
 class RecordingListSerializer(RecordingSerializer):
@@ -93,3 +120,47 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 raise ValidationError({"status": f"one of {', '.join(Recording.Status.values)}"})
             qs = qs.filter(status=p["status"])
         return qs.order_by("-started_at", "-id")
+
+    @extend_schema(request=HoldCreateSerializer, responses={201: HoldSerializer})
+    @action(detail=True, methods=["post"])
+    def holds(self, request, pk=None):
+        """Place a hold for a procedure (CSI R241-13): supervisor or legal."""
+        recording = self.get_object()
+        data = HoldCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        if v["scope"] == "intervention" and not recording.intervention:
+            raise ValidationError({"scope": "this recording has no intervention number"})
+        try:
+            hold = services.hold_place(
+                by=request.user, procedure=v["procedure"], reference=v["reference"], motif=v["motif"],
+                recording=recording if v["scope"] == "recording" else None,
+                intervention=recording.intervention if v["scope"] == "intervention" else "",
+            )
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except (ValueError, services.RetentionRefused) as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
+
+
+class HoldViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = HoldSerializer
+
+    def get_queryset(self):
+        return holds_visible_to(user=self.request.user)
+
+    @extend_schema(request=HoldReleaseSerializer, responses={200: HoldSerializer})
+    @action(detail=True, methods=["post"])
+    def release(self, request, pk=None):
+        """Release a hold: legal role, with a motif."""
+        hold = self.get_object()
+        data = HoldReleaseSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            hold = services.hold_release(hold=hold, by=request.user, motif=data.validated_data["motif"])
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc)}) from exc
+        return Response(HoldSerializer(hold).data)

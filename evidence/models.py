@@ -89,6 +89,9 @@ class Recording(models.Model):
     retention_basis = models.CharField(max_length=200, blank=True)
     ingested_at = models.DateTimeField()
     verified_at = models.DateTimeField(null=True, blank=True)
+    # Tombstone (CSI R241-13): what remains after erasure, and the rule that erased it.
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erasure_rule = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -114,3 +117,43 @@ class Recording(models.Model):
         if not self.trigger_reason or self.subject_notified is None or self.wearer_id is None:
             return True
         return self.subject_notified is False and not self.notice_omitted_reason.strip()
+
+
+class Procedure(models.TextChoices):
+    # CSI L241-2, R241-13: the only exception to erasure after one month.
+    JUDICIAL = "judicial", _("judiciaire")
+    ADMINISTRATIVE = "administrative", _("administrative")
+    DISCIPLINARY = "disciplinary", _("disciplinaire")
+
+
+class Hold(models.Model):
+    """Conservation pour procédure: keeps one recording, or every recording of an intervention."""
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="holds")
+    procedure = models.CharField(max_length=16, choices=Procedure.choices)
+    reference = models.CharField(max_length=200)
+    recording = models.ForeignKey(Recording, null=True, blank=True, on_delete=models.PROTECT, related_name="holds")
+    intervention = models.CharField(max_length=100, blank=True, db_index=True)
+    motif = models.TextField(blank=True)
+    placed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    placed_at = models.DateTimeField()
+    released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_motif = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-placed_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(recording__isnull=False) & models.Q(intervention=""))
+                | (models.Q(recording__isnull=True) & ~models.Q(intervention="")),
+                name="hold_covers_a_recording_or_an_intervention",
+            )
+        ]
+
+    @property
+    def active(self) -> bool:
+        return self.released_at is None
+
+    def __str__(self) -> str:
+        return f"{self.get_procedure_display()} {self.reference}"

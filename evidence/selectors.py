@@ -24,3 +24,36 @@ def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
     if user.role == Role.OFFICER:
         return qs.filter(wearer=user)
     return qs.none()
+
+
+def holds_for_recording(*, recording: Recording):
+    """Holds covering a recording: on itself or on its intervention (active first)."""
+    from django.db.models import Q
+
+    from .models import Hold
+
+    q = Q(recording=recording)
+    if recording.intervention:
+        q |= Q(organisation_id=recording.organisation_id, intervention=recording.intervention)
+    return Hold.objects.filter(q).select_related("placed_by", "released_by").order_by("released_at", "-placed_at")
+
+
+def holds_visible_to(*, user: User):
+    from .models import Hold
+
+    if not user.is_authenticated or user.organisation_id is None or user.role not in ORGANISATION_WIDE:
+        return Hold.objects.none()
+    return Hold.objects.filter(organisation_id=user.organisation_id)
+
+
+def erasures_upcoming_for(*, user: User, now, hours: int):
+    """Recordings the user may see that will be erased within ``hours`` (holds excluded)."""
+    import datetime as dt
+
+    from .services import active_holds_q
+
+    return (recordings_visible_to(user=user)
+            .filter(retain_until__lte=now + dt.timedelta(hours=hours))
+            .exclude(status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING])
+            .exclude(active_holds_q())
+            .order_by("retain_until"))

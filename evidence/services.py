@@ -361,6 +361,8 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
         _session_progress(item.session_id, item.size)
         if recording.status == Recording.Status.STORED:
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
+    if recording.intervention:
+        recording_apply_holds(recording=recording)  # joins an intervention already held
     return item
 
 
@@ -570,3 +572,315 @@ def recordings_requeue_stale(*, older_than: dt.timedelta = dt.timedelta(minutes=
     for pk in ids:
         recording_enqueue_media(recording_id=pk)
     return len(ids)
+
+
+# --- Retention: holds, policy changes, erasure (CSI L241-2, R241-13) --------------------------
+
+class RetentionRefused(Exception):
+    """Erasure or a retention change that the law or a hold forbids; the message says which."""
+
+
+HOLD_PLACERS = {"supervisor", "legal"}
+HOLD_RELEASERS = {"legal"}
+
+
+def active_holds_q():
+    """Q over Recording: covered by an active hold, on itself or on its intervention."""
+    from django.db.models import Exists, OuterRef
+
+    from .models import Hold
+
+    direct = Hold.objects.filter(recording=OuterRef("pk"), released_at__isnull=True)
+    by_intervention = Hold.objects.filter(
+        organisation=OuterRef("organisation"), intervention=OuterRef("intervention"),
+        released_at__isnull=True,
+    ).exclude(intervention="")
+    return Q(Exists(direct)) | Q(Exists(by_intervention))
+
+
+def recording_is_held(recording: Recording) -> bool:
+    return Recording.objects.filter(pk=recording.pk).filter(active_holds_q()).exists()
+
+
+def recording_store_keys(recording: Recording) -> list[tuple[str, str]]:
+    """Every object that follows the original's fate: (key, version id), original last.
+
+    Training extracts made from a fully redacted copy (LEGAL.md rule 6) are stored apart from the
+    recording, with their own retention, so that they may outlive it: they are not listed here.
+    """
+    keys = [(recording.playback_key, recording.playback_version_id),
+            (recording.poster_key, recording.poster_version_id),
+            (recording.sidecar_key, ""),
+            (recording.store_key, recording.store_version_id)]
+    return [(k, v) for k, v in keys if k]
+
+
+def _apply_legal_hold(recording: Recording, on: bool) -> None:
+    store = get_store()
+    for key, version in recording_store_keys(recording):
+        if store.exists(key):
+            store.set_legal_hold(key, version, on)
+
+
+def hold_place(*, by: User, procedure: str, reference: str, recording: Recording | None = None,
+               intervention: str = "", motif: str = "", now: dt.datetime | None = None):
+    """Place a hold for a procedure on one recording or a whole intervention (CSI R241-13)."""
+    from .models import Hold, Procedure
+
+    if by.role not in HOLD_PLACERS:
+        raise PermissionError("placing a hold needs the supervisor or legal role")
+    if procedure not in Procedure.values:
+        raise ValueError(f"procedure must be one of {', '.join(Procedure.values)}")
+    reference = (reference or "").strip()
+    if not reference:
+        raise ValueError("a hold names the procedure's reference")
+    if (recording is None) == (not intervention.strip()):
+        raise ValueError("a hold covers either one recording or one intervention")
+    now = now or timezone.now()
+    with transaction.atomic():
+        if recording is not None:
+            # Lock the row: a sweep erasing this recording right now finishes first, and then
+            # the hold is refused; a sweep that comes after sees the hold (the hold wins).
+            recording = Recording.objects.select_for_update().get(pk=recording.pk)
+            if recording.organisation_id != by.organisation_id:
+                raise PermissionError("recording outside your organisation")
+            if recording.status == Recording.Status.ERASED:
+                raise RetentionRefused(f"recording {recording.pk} was already erased on {recording.erased_at:%d/%m/%Y}")
+            covered = [recording]
+        else:
+            intervention = intervention.strip()
+            covered = list(Recording.objects.select_for_update().filter(
+                organisation_id=by.organisation_id, intervention=intervention,
+            ).exclude(status=Recording.Status.ERASED))
+        hold = Hold.objects.create(
+            organisation_id=by.organisation_id, procedure=procedure, reference=reference,
+            recording=recording, intervention=intervention if recording is None else "",
+            motif=motif, placed_by=by, placed_at=now,
+        )
+        for rec in covered:
+            _apply_legal_hold(rec, True)
+            custody_event_append(action="hold.placed", subject=rec, actor=by, motif=motif,
+                                 details={"hold": hold.pk, "procedure": procedure, "reference": reference,
+                                          "intervention": hold.intervention}, now=now)
+        if not covered:
+            custody_event_append(action="hold.placed", subject=hold, organisation=by.organisation, actor=by,
+                                 motif=motif, details={"procedure": procedure, "reference": reference,
+                                                       "intervention": hold.intervention}, now=now)
+    return hold
+
+
+def hold_release(*, hold, by: User, motif: str, now: dt.datetime | None = None):
+    """Release a hold (legal role, with a motif); the store's legal hold goes only when no other hold covers."""
+    from .models import Hold
+
+    if by.role not in HOLD_RELEASERS:
+        raise PermissionError("releasing a hold needs the legal role")
+    if not (motif or "").strip():
+        raise ValueError("releasing a hold needs a motif")
+    now = now or timezone.now()
+    with transaction.atomic():
+        hold = Hold.objects.select_for_update().get(pk=hold.pk)
+        if hold.organisation_id != by.organisation_id:
+            raise PermissionError("hold outside your organisation")
+        if hold.released_at is not None:
+            raise ValueError("this hold was already released")
+        hold.released_at, hold.released_by, hold.release_motif = now, by, motif.strip()
+        hold.save(update_fields=["released_at", "released_by", "release_motif"])
+        covered = [hold.recording] if hold.recording_id else list(
+            Recording.objects.filter(organisation_id=hold.organisation_id, intervention=hold.intervention))
+        for rec in covered:
+            if rec.status == Recording.Status.ERASED:
+                continue
+            if not recording_is_held(rec):
+                _apply_legal_hold(rec, False)
+            custody_event_append(action="hold.released", subject=rec, actor=by, motif=motif,
+                                 details={"hold": hold.pk, "procedure": hold.procedure,
+                                          "reference": hold.reference}, now=now)
+    return hold
+
+
+def recording_apply_holds(*, recording: Recording) -> None:
+    """A recording that joins a held intervention (ingest, retagging) gets the store's legal hold."""
+    if recording_is_held(recording):
+        _apply_legal_hold(recording, True)
+
+
+def organisation_set_retention(*, organisation: Organisation, retention: str, basis: str = "",
+                               by: User | None = None, now: dt.datetime | None = None) -> int:
+    """Change an organisation's retention period; returns how many recordings' ends moved later.
+
+    Ends are recomputed for recordings not yet erased. A longer period extends their locks; a
+    shorter one cannot make an object erasable before its lock, so their ends stay where they are
+    and only recordings ingested afterwards get the shorter period.
+    """
+    from .retention import retention_period
+
+    retention_period(retention)
+    now = now or timezone.now()
+    store = get_store()
+    moved = 0
+    with transaction.atomic():
+        org = Organisation.objects.select_for_update().get(pk=organisation.pk)
+        old, org.retention = org.retention, retention
+        if basis:
+            org.retention_basis = basis
+        org.save(update_fields=["retention", "retention_basis"])
+        custody_event_append(action="organisation.retention_changed", subject=org, organisation=org, actor=by,
+                             actor_label="" if by else "system:cli",
+                             details={"old": old, "new": retention, "basis": org.retention_basis}, now=now)
+        for rec in Recording.objects.select_for_update().filter(organisation=org, retain_until__gt=now).exclude(
+                status=Recording.Status.ERASED):
+            basis_time, _ = retention_basis_time(started_at=rec.started_at, ingested_at=rec.ingested_at, period=retention)
+            new_end = retention_end(recorded_at=basis_time, period=retention, time_zone=org.time_zone)
+            if new_end <= rec.retain_until:
+                continue
+            for key, version in recording_store_keys(rec):
+                if store.exists(key):
+                    store.extend_retention(key, version, new_end)
+            custody_event_append(action="recording.retention_extended", subject=rec, actor=by,
+                                 actor_label="" if by else "system:cli",
+                                 details={"old": rec.retain_until.isoformat(), "new": new_end.isoformat()}, now=now)
+            rec.retain_until = new_end
+            rec.save(update_fields=["retain_until"])
+            moved += 1
+    return moved
+
+
+def _erase_objects(recording: Recording, now: dt.datetime) -> int:
+    """Delete every version of every object of the recording; the store refuses under hold/lock."""
+    store = get_store()
+    real_now = timezone.now()
+    deleted = 0
+    for key, _version in recording_store_keys(recording):
+        # The store checks against both clocks: an injected "now" can never erase early.
+        deleted += store.delete(key, now=min(now, real_now))
+    return deleted
+
+
+def recording_erase(*, recording: Recording, now: dt.datetime | None = None, by: User | None = None,
+                    rule: str = "") -> Recording:
+    """Erase one recording's media and keep its tombstone (CSI R241-13).
+
+    Refused before the retention end and under a hold, whoever asks (administrators included).
+    Idempotent: an erased recording is returned unchanged; a crash half-way leaves it to be
+    finished by the next sweep (objects already gone count as deleted).
+    """
+    real_now = timezone.now()
+    now = now or real_now
+    if now > real_now + dt.timedelta(minutes=5):
+        raise RetentionRefused("refusing to erase with a clock set in the future")
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().select_related("organisation").get(pk=recording.pk)
+        if rec.status == Recording.Status.ERASED:
+            return rec
+        if rec.retain_until is None or now < rec.retain_until:
+            raise RetentionRefused(f"recording {rec.pk} is kept until {rec.retain_until}: erasure refused")
+        if recording_is_held(rec):
+            raise RetentionRefused(f"recording {rec.pk} is held for a procedure: erasure refused")
+        from .integrations.store import RetentionViolation
+
+        try:
+            versions = _erase_objects(rec, now)
+        except RetentionViolation as exc:
+            raise RetentionRefused(str(exc)) from exc
+        rule = rule or f"{rec.organisation.retention} — {rec.organisation.retention_basis}"
+        keys = [k for k, _ in recording_store_keys(rec)]
+        rec.status = Recording.Status.ERASED
+        rec.erased_at = now
+        rec.erasure_rule = rule[:300]
+        # The tombstone keeps identifiers, hash, size, dates, wearer, camera and the rule: the
+        # rest is personal data that goes with the images.
+        rec.location = rec.track = None
+        rec.notice_omitted_reason = rec.trigger_source = rec.intervention = ""
+        rec.sidecar_errors, rec.media_info, rec.status_message = [], {}, ""
+        rec.playback_key = rec.poster_key = rec.sidecar_key = ""
+        rec.playback_version_id = rec.poster_version_id = ""
+        rec.save()
+        custody_event_append(
+            action="recording.erased", subject=rec, actor=by,
+            actor_label="" if by else "system:retention",
+            details={"rule": rule, "retain_until": rec.retain_until.isoformat(), "keys": keys,
+                     "versions_deleted": versions, "sha256": rec.sha256, "size": rec.size},
+            now=now,
+        )
+    return rec
+
+
+@dataclass
+class SweepReport:
+    erased: list
+    held: list
+    refused: list
+    due: list
+
+
+def recordings_due_for_erasure(*, now: dt.datetime, organisation: Organisation | None = None):
+    qs = Recording.objects.filter(retain_until__lte=now).exclude(
+        status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING])
+    if organisation is not None:
+        qs = qs.filter(organisation=organisation)
+    return qs
+
+
+def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, limit: int | None = None) -> SweepReport:
+    """Erase every recording whose retention ended and that no hold covers (at least hourly).
+
+    Resumable: each recording is erased in its own transaction, so a crash leaves the rest for
+    the next run, and a recording is never erased twice. A hold placed while the sweep runs wins:
+    each recording is re-checked under its row lock, and the store refuses objects under hold.
+    """
+    now = now or timezone.now()
+    from django.db.models import BooleanField, ExpressionWrapper
+
+    held = ExpressionWrapper(active_holds_q(), output_field=BooleanField())
+    due = recordings_due_for_erasure(now=now).annotate(_held=held).order_by("retain_until", "pk")
+    report = SweepReport(erased=[], held=[], refused=[], due=[])
+    for rec in due.iterator(chunk_size=500):
+        report.due.append(rec.pk)
+        if rec._held:
+            report.held.append(rec.pk)
+            continue
+        if dry_run or (limit is not None and len(report.erased) >= limit):
+            continue
+        try:
+            recording_erase(recording=rec, now=now)
+            report.erased.append(rec.pk)
+        except RetentionRefused as exc:
+            report.refused.append((rec.pk, str(exc)))
+    return report
+
+
+def retention_notice_send(*, now: dt.datetime | None = None, hours: int = 72) -> int:
+    """Daily notice to supervisors: what will be erased in the next ``hours``, untagged first.
+
+    Returns the number of messages sent. Deletions must be visible in advance (LEGAL.md: evidence
+    auto-deleted because it was mis-tagged is the failure to avoid).
+    """
+    from django.core.mail import send_mass_mail
+
+    now = now or timezone.now()
+    messages = []
+    for org in Organisation.objects.all():
+        upcoming = list(recordings_due_for_erasure(now=now + dt.timedelta(hours=hours), organisation=org)
+                        .exclude(pk__in=Recording.objects.filter(active_holds_q()).values("pk"))
+                        .select_related("camera", "wearer").order_by("retain_until"))
+        if not upcoming:
+            continue
+        to_complete = [r for r in upcoming if r.to_complete]
+        lines = [f"{len(upcoming)} enregistrement(s) seront effacés dans les {hours} prochaines heures "
+                 f"(CSI R241-13), dont {len(to_complete)} non qualifiés :", ""]
+        for r in sorted(upcoming, key=lambda r: (not r.to_complete, r.retain_until)):
+            mark = "À COMPLÉTER " if r.to_complete else ""
+            lines.append(f"- {mark}n° {r.pk}, caméra {r.camera.serial}, "
+                         f"{timezone.localtime(r.started_at):%d/%m/%Y %H:%M} — effacement le "
+                         f"{timezone.localtime(r.retain_until):%d/%m/%Y %H:%M}")
+        lines += ["", "Pour conserver un enregistrement utilisé dans une procédure, placez une conservation "
+                      "pour procédure avant cette date."]
+        recipients = list(User.objects.filter(organisation=org, role="supervisor", is_active=True)
+                          .exclude(email="").values_list("email", flat=True))
+        if recipients:
+            messages.append((f"[Témoin] {len(upcoming)} effacement(s) dans les {hours} heures — {org.name}",
+                             "\n".join(lines), None, recipients))
+    if messages:
+        send_mass_mail(messages, fail_silently=False)
+    return len(messages)

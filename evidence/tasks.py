@@ -33,3 +33,14 @@ def process_recording(self, recording_id: int) -> str:
 @shared_task(name="evidence.requeue_stale")
 def requeue_stale() -> int:
     return services.recordings_requeue_stale()
+
+
+@shared_task(name="evidence.retention_sweep")
+def retention_sweep() -> int:
+    """CSI R241-13: erase what is due, at least hourly (beat)."""
+    return len(services.retention_sweep().erased)
+
+
+@shared_task(name="evidence.retention_notice")
+def retention_notice() -> int:
+    return services.retention_notice_send()

@@ -1,12 +1,19 @@
 """Server-rendered pages. Thin: every read goes through the selectors."""
+import datetime as dt
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from devices.models import OffloadSession
 
-from .models import Recording
-from .selectors import recordings_visible_to
+from . import services
+from .models import Procedure, Recording
+from .selectors import erasures_upcoming_for, holds_for_recording, holds_visible_to, recordings_visible_to
 
 
 @login_required
@@ -21,9 +28,10 @@ def recording_list(request):
     page = Paginator(qs.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
     sessions = (OffloadSession.objects.filter(organisation_id=request.user.organisation_id)
                 .select_related("camera", "dock")[:5] if request.user.organisation_id else [])
+    upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
     return render(request, "evidence/recording_list.html", {
         "page": page, "statuses": Recording.Status.choices, "status": status, "camera": camera,
-        "sessions": sessions,
+        "sessions": sessions, "upcoming": upcoming,
     })
 
 
@@ -31,4 +39,59 @@ def recording_list(request):
 def recording_detail(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
     events = recording.custody_events.order_by("seq")
-    return render(request, "evidence/recording_detail.html", {"r": recording, "events": events})
+    return render(request, "evidence/recording_detail.html", {
+        "r": recording, "events": events, "holds": holds_for_recording(recording=recording),
+        "procedures": Procedure.choices,
+        "can_place_hold": request.user.role in services.HOLD_PLACERS and recording.status != Recording.Status.ERASED,
+        "can_release_hold": request.user.role in services.HOLD_RELEASERS,
+    })
+
+
+@login_required
+@require_POST
+def hold_place(request, pk: int):
+    """Plain HTML form (works without JavaScript): a legal action, logged with its motif."""
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    scope = request.POST.get("scope", "recording")
+    try:
+        services.hold_place(
+            by=request.user, procedure=request.POST.get("procedure", ""), reference=request.POST.get("reference", ""),
+            motif=request.POST.get("motif", ""),
+            recording=recording if scope != "intervention" else None,
+            intervention=recording.intervention if scope == "intervention" else "",
+        )
+        messages.success(request, "Conservation pour procédure enregistrée.")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except (ValueError, services.RetentionRefused) as exc:
+        messages.error(request, f"Conservation refusée : {exc}")
+    return redirect("recording-detail", pk=pk)
+
+
+@login_required
+@require_POST
+def hold_release(request, pk: int):
+    hold = get_object_or_404(holds_visible_to(user=request.user), pk=pk)
+    try:
+        services.hold_release(hold=hold, by=request.user, motif=request.POST.get("motif", ""))
+        messages.success(request, "Conservation levée.")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except ValueError as exc:
+        messages.error(request, f"Levée refusée : {exc}")
+    back = request.POST.get("recording")
+    return redirect("recording-detail", pk=int(back)) if back and back.isdigit() else redirect("erasures-upcoming")
+
+
+@login_required
+def erasures_upcoming(request):
+    """CSI R241-13: what will be erased in the next 72 hours and 7 days, untagged highlighted."""
+    now = timezone.now()
+    week = list(erasures_upcoming_for(user=request.user, now=now, hours=7 * 24).select_related("camera", "wearer"))
+    soon = [r for r in week if r.retain_until <= now + dt.timedelta(hours=72)]
+    later = [r for r in week if r.retain_until > now + dt.timedelta(hours=72)]
+    org = request.user.organisation
+    return render(request, "evidence/erasures_upcoming.html", {
+        "soon": soon, "later": later, "organisation": org,
+        "to_complete": sum(1 for r in week if r.to_complete),
+    })
