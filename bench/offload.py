@@ -100,6 +100,9 @@ def drop_caches() -> bool:
     return ok
 
 
+PER_CAMERA_PROCESS = False
+
+
 def manage(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run([PY, MANAGE, *args], env=project_env(data_dir), cwd=REPO,
                           capture_output=True, text=True)
@@ -324,9 +327,15 @@ def offload_concurrently(data: Path, volumes: list[Path], *, keep: bool, logdir:
     env = project_env(data)
     procs = []
     c0, t0, epoch0 = cpu_seconds(), time.perf_counter(), time.time()
-    for vol in volumes:
+    # Default: one `offload` process for the cameras docked at once (as on a dock host, where the
+    # software starts once); --per-camera-process runs one process per camera instead.
+    groups = [[vol] for vol in volumes] if PER_CAMERA_PROCESS or len(volumes) == 1 else [volumes]
+    for group in groups:
+        vol = group[0]
         out = open(logdir / f"offload-{tag}-{vol.name}.log", "w")
-        cmd = [PY, MANAGE, "offload", str(vol), "--dock", "bench", "--slot", vol.name, "--no-progress"]
+        cmd = [PY, MANAGE, "offload", *map(str, group), "--dock", "bench", "--no-progress"]
+        if len(group) == 1:
+            cmd += ["--slot", vol.name]
         if keep:
             cmd.append("--keep")
         procs.append((vol, out, subprocess.Popen(cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)))
@@ -729,7 +738,11 @@ def main(argv=None) -> int:
     ap.add_argument("--transcode-seconds", type=float, default=10)
     ap.add_argument("--no-diagnostics", action="store_true")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--per-camera-process", action="store_true",
+                    help="one `offload` process per camera (default: one process for all docked cameras)")
     args = ap.parse_args(argv)
+    global PER_CAMERA_PROCESS
+    PER_CAMERA_PROCESS = args.per_camera_process
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="temoin-bench-", dir="/tmp")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)

@@ -150,6 +150,8 @@ S3_REGION = env.str("S3_REGION", default="us-east-1")
 S3_PART_SIZE = env.int("S3_PART_SIZE", default=16 * 1024 * 1024)
 STORE_BACKEND = env.str("TEMOIN_STORE", default="s3" if S3_ENDPOINT_URL else "local")
 STORE_LOCAL_ROOT = Path(env.str("TEMOIN_STORE_ROOT", default=str(DATA_DIR / "store")))
+# Local store: read back through the page cache after fsync (default), or from the disk itself.
+STORE_VERIFY_FROM_DISK = env.bool("TEMOIN_STORE_VERIFY_FROM_DISK", default=False)
 
 # --- Celery ---------------------------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, so that `make run` needs no Redis.

@@ -30,7 +30,7 @@ from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
 
 from .integrations import ffmpeg
-from .integrations.store import HashingReader, ObjectExists, StoreError, get_store
+from .integrations.store import HashingReader, ObjectExists, ReadAhead, StoreError, get_store
 from .models import Recording
 from .retention import retention_basis_time, retention_end
 
@@ -148,7 +148,7 @@ def _recording_times(session, item, meta: _Metadata, path: Path, org: Organisati
         if "ended_at" in f:
             end = f["ended_at"].value
             if end.tzinfo is None:
-                    end = end.replace(tzinfo=ZoneInfo(org.time_zone))
+                end = end.replace(tzinfo=ZoneInfo(org.time_zone))
         return value, end, "sidecar", start.attested
     try:
         info = ffmpeg.probe(path)
@@ -287,8 +287,12 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                 else:
                     raise StoreError(f"{recording.store_key} exists with other content")
             else:
-                stored = store.put(recording.store_key, HashingReader(fh, progress),
-                                   retain_until=retain_until, content_type=content_type)
+                ahead = ReadAhead(fh, settings.TEMOIN_CHUNK_SIZE)
+                try:
+                    stored = store.put(recording.store_key, HashingReader(ahead, progress),
+                                       retain_until=retain_until, content_type=content_type)
+                finally:
+                    ahead.close()
             after = os.fstat(fh.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or stored.size != before.st_size \
                 or before.st_size != item.size or before.st_mtime_ns != item.mtime_ns:
@@ -499,16 +503,15 @@ def recording_process_media(*, recording: Recording) -> Recording:
                 tempfile.TemporaryDirectory(prefix="temoin-media-") as tmp:
             info = ffmpeg.probe(src)
             details["media_info"] = info.as_dict()
-            original_hashes = ffmpeg.stream_hashes(src)
             dst = Path(tmp) / "playback.mp4"
             method = "remux" if info.browser_ready else "transcode"
             try:
-                command = ffmpeg.playback_copy(src, dst, remux=method == "remux")
+                command, original_hashes = ffmpeg.playback_copy(src, dst, remux=method == "remux", hash_original=True)
             except ffmpeg.MediaError:
                 if method != "remux":
                     raise
                 method = "transcode"
-                command = ffmpeg.playback_copy(src, dst, remux=False)
+                command, original_hashes = ffmpeg.playback_copy(src, dst, remux=False, hash_original=True)
             copy_info = ffmpeg.probe(dst)
             copy_hashes = ffmpeg.stream_hashes(dst)
             if method == "remux" and copy_hashes != original_hashes:

@@ -110,11 +110,12 @@ def probe(path: str | Path) -> MediaInfo:
 
 
 
-def playback_copy(src: str | Path, dst: str | Path, *, remux: bool) -> list[str]:
+def playback_copy(src: str | Path, dst: str | Path, *, remux: bool, hash_original: bool = False):
     """Write an H.264/AAC MP4 with the index first (+faststart) so that seeking starts at once.
 
     Remux copies the original's packets untouched (its stream hashes stay equal); otherwise the
-    video is transcoded. Returns the command line that was run, for the custody details.
+    video is transcoded. Returns the command line that was run, for the custody details; with
+    ``hash_original``, returns (command, the original's stream hashes) computed in the same pass.
     """
     inp = ffmpeg.input(str(src))
     streams = [inp["v:0"], inp["a:0?"]]
@@ -125,8 +126,14 @@ def playback_copy(src: str | Path, dst: str | Path, *, remux: bool) -> list[str]
             *streams, str(dst), vcodec="libx264", preset="veryfast", crf=23, pix_fmt="yuv420p",
             acodec="aac", audio_bitrate="128k", movflags="+faststart", f="mp4", **_threads(),
         )
+    if hash_original:
+        # One read of the original feeds both outputs: the copy and its packets' stream hashes.
+        hashes = ffmpeg.output(inp["v"], inp["a?"], "pipe:", c="copy", f="streamhash", hash="sha256")
+        out = ffmpeg.merge_outputs(out, hashes)
     args = out.global_args("-nostdin", "-v", "error").overwrite_output().compile()
-    _run(args)
+    proc = _run(args)
+    if hash_original:
+        return args, _parse_streamhash(proc.stdout.decode())
     return args
 
 
@@ -157,7 +164,10 @@ def stream_hashes(path: str | Path) -> dict[str, str]:
         .global_args("-nostdin", "-v", "error")
         .compile()
     )
-    out = _run(args).stdout.decode()
+    return _parse_streamhash(_run(args).stdout.decode())
+
+
+def _parse_streamhash(out: str) -> dict[str, str]:
     hashes, counters = {}, {}
     for line in out.splitlines():
         # "0,v,SHA256=…"

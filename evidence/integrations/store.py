@@ -82,6 +82,67 @@ class HashingReader:
             yield data
 
 
+class ReadAhead:
+    """Reads a file in a background thread, a few chunks ahead of the consumer.
+
+    The camera's disk read then overlaps with hashing and writing to the store (file reads and
+    hashlib both release the GIL), so the single pass runs at the speed of the slowest of them.
+    """
+
+    _END = object()
+
+    def __init__(self, raw: BinaryIO, chunk: int = CHUNK, depth: int = 3):
+        import queue
+        import threading
+
+        self.raw, self.chunk = raw, chunk
+        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.pending = b""
+        self.done = False
+        self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while data := self.raw.read(self.chunk):
+                self.queue.put(data)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self.error = exc
+        finally:
+            self.queue.put(self._END)
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.done and (n < 0 or len(self.pending) < n):
+            item = self.queue.get()
+            if item is self._END:
+                self.done = True
+                if self.error is not None:
+                    raise self.error
+                break
+            self.pending = item if not self.pending else self.pending + item
+        if n < 0 or n >= len(self.pending):
+            data, self.pending = self.pending, b""
+        else:
+            data, self.pending = self.pending[:n], self.pending[n:]
+        return data
+
+    def close(self) -> None:
+        """Stop reading (the consumer failed): drain so that the thread can finish."""
+        while not self.done:
+            if self.queue.get() is self._END:
+                self.done = True
+        self.thread.join()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _check_key(key: str) -> None:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -159,8 +220,9 @@ class LocalStore(ObjectStore):
     existing key is never replaced); meta/<key>.json holds retention and legal hold.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, verify_from_disk: bool = False):
         self.root = Path(root)
+        self.verify_from_disk = verify_from_disk
         self.objects = self.root / "objects"
         self.meta = self.root / "meta"
         self.staging = self.root / "staging"
@@ -181,11 +243,16 @@ class LocalStore(ObjectStore):
             return {}
 
     def _write_meta(self, key: str, data: dict) -> None:
+        # Durable before it counts: a clip is wiped from the camera only after this returns.
         _, meta = self._paths(key)
         meta.parent.mkdir(parents=True, exist_ok=True)
         tmp = meta.with_name(f".{meta.name}.{uuid.uuid4().hex}")
-        tmp.write_text(json.dumps(data, sort_keys=True))
+        with open(tmp, "w") as fh:
+            fh.write(json.dumps(data, sort_keys=True))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, meta)
+        _fsync_dir(meta.parent)
 
     def put(self, key, source, *, retain_until, content_type="application/octet-stream"):
         obj, _ = self._paths(key)
@@ -211,11 +278,7 @@ class LocalStore(ObjectStore):
             self._write_meta(key, {"retain_until": retain_until.isoformat(), "legal_hold": False,
                                    "sha256": reader.sha256.hexdigest(), "size": reader.size,
                                    "content_type": content_type})
-            dir_fd = os.open(obj.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            _fsync_dir(obj.parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -227,10 +290,11 @@ class LocalStore(ObjectStore):
             fh = open(obj, "rb")
         except FileNotFoundError as exc:
             raise ObjectMissing(f"no object {key}") from exc
-        # Read-back verification must read what the disk holds, not the page cache the writer
-        # filled: drop the cached pages first (the data was fsync'ed on write).
-        with contextlib.suppress(OSError, AttributeError):
-            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        if self.verify_from_disk:
+            # Optional stricter read-back: drop the cached pages so that the bytes come from the
+            # disk itself (the data was fsync'ed on write). Costs one physical read per clip.
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         return fh
 
     def head(self, key, version_id=""):
@@ -294,7 +358,7 @@ def get_store() -> ObjectStore:
 
             _store = S3Store.from_settings()
         else:
-            _store = LocalStore(settings.STORE_LOCAL_ROOT)
+            _store = LocalStore(settings.STORE_LOCAL_ROOT, verify_from_disk=settings.STORE_VERIFY_FROM_DISK)
     return _store
 
 

@@ -19,7 +19,7 @@ def run_offload(volume: Path, *args) -> tuple[int, str]:
 
     out = io.StringIO()
     try:
-        call_command("offload", str(volume), "--no-progress", *args, stdout=out, stderr=io.StringIO())
+        call_command("offload", str(volume), *args, "--no-progress", stdout=out, stderr=io.StringIO())
         return 0, out.getvalue()
     except CommandError as exc:
         return exc.returncode, out.getvalue() + str(exc)

@@ -121,3 +121,25 @@ def test_offload_with_keep_leaves_every_clip_on_the_camera(make_volume, clip_lib
     assert (volume / "a.mp4").exists()
     assert OffloadItem.objects.get().wiped is False
     assert Recording.objects.get().status == Recording.Status.READY
+
+
+def test_offload_of_several_docked_cameras_at_once_verifies_each_and_reports_a_refused_one(
+    make_volume, clip_library, camera, org, local_store
+):
+    from django.db import transaction
+
+    from devices.services import camera_register
+
+    with transaction.atomic():
+        camera_register(serial="BWC-0043", organisation=org)
+    first = make_volume("BWC-0042", {"a.mp4": clip_library["h264"]})
+    second = make_volume("BWC-0043", {"b.mp4": clip_library["hevc"], "c.avi": clip_library["mjpeg"]})
+    stranger = make_volume("BWC-9999", {"d.mp4": clip_library["h264_noaudio"]})
+
+    code, output = run_offload(first, str(second), str(stranger), "--jobs", "2")
+
+    assert code == 2 and "1 volume(s) refused" in output
+    assert Recording.objects.filter(status=Recording.Status.READY).count() == 3
+    assert {s.camera.serial for s in OffloadSession.objects.all()} == {"BWC-0042", "BWC-0043"}
+    assert not (first / "a.mp4").exists() and not (second / "b.mp4").exists()
+    assert (stranger / "d.mp4").exists()
