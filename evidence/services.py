@@ -760,53 +760,13 @@ def _erase_objects(recording: Recording, now: dt.datetime) -> int:
     return deleted
 
 
-def recording_erase(*, recording: Recording, now: dt.datetime | None = None, by: User | None = None,
-                    rule: str = "") -> Recording:
-    """Erase one recording's media and keep its tombstone (CSI R241-13).
-
-    Refused before the retention end and under a hold, whoever asks (administrators included).
-    Idempotent: an erased recording is returned unchanged; a crash half-way leaves it to be
-    finished by the next sweep (objects already gone count as deleted).
-    """
-    real_now = timezone.now()
-    now = now or real_now
-    if now > real_now + dt.timedelta(minutes=5):
-        raise RetentionRefused("refusing to erase with a clock set in the future")
-    with transaction.atomic():
-        rec = Recording.objects.select_for_update().select_related("organisation").get(pk=recording.pk)
-        if rec.status == Recording.Status.ERASED:
-            return rec
-        if rec.retain_until is None or now < rec.retain_until:
-            raise RetentionRefused(f"recording {rec.pk} is kept until {rec.retain_until}: erasure refused")
-        if recording_is_held(rec):
-            raise RetentionRefused(f"recording {rec.pk} is held for a procedure: erasure refused")
-        from .integrations.store import RetentionViolation
-
-        try:
-            versions = _erase_objects(rec, now)
-        except RetentionViolation as exc:
-            raise RetentionRefused(str(exc)) from exc
-        rule = rule or f"{rec.organisation.retention} — {rec.organisation.retention_basis}"
-        keys = [k for k, _ in recording_store_keys(rec)]
-        rec.status = Recording.Status.ERASED
-        rec.erased_at = now
-        rec.erasure_rule = rule[:300]
-        # The tombstone keeps identifiers, hash, size, dates, wearer, camera and the rule: the
-        # rest is personal data that goes with the images.
-        rec.location = rec.track = None
-        rec.notice_omitted_reason = rec.trigger_source = rec.intervention = ""
-        rec.sidecar_errors, rec.media_info, rec.status_message = [], {}, ""
-        rec.playback_key = rec.poster_key = rec.sidecar_key = ""
-        rec.playback_version_id = rec.poster_version_id = ""
-        rec.save()
-        custody_event_append(
-            action="recording.erased", subject=rec, actor=by,
-            actor_label="" if by else "system:retention",
-            details={"rule": rule, "retain_until": rec.retain_until.isoformat(), "keys": keys,
-                     "versions_deleted": versions, "sha256": rec.sha256, "size": rec.size},
-            now=now,
-        )
-    return rec
+# The tombstone keeps identifiers, hash, size, dates, wearer, camera and the rule applied; the
+# rest is personal data that goes with the images (CSI R241-13).
+TOMBSTONE_CLEARED = dict(
+    location=None, track=None, notice_omitted_reason="", trigger_source="", intervention="",
+    sidecar_errors=[], media_info={}, status_message="", playback_key="", poster_key="", sidecar_key="",
+    playback_version_id="", poster_version_id="",
+)
 
 
 @dataclass
@@ -817,6 +777,76 @@ class SweepReport:
     due: list
 
 
+def _erase_batch(ids: list[int], *, now: dt.datetime, by: User | None, strict: bool, report: SweepReport) -> None:
+    """Erase these recordings in one transaction, each re-checked under its row lock.
+
+    A crash half-way rolls the transaction back: the objects already deleted stay deleted (the
+    next run counts them as gone) and every recording gets its erasure event exactly once.
+    """
+    from .integrations.store import RetentionViolation
+
+    with transaction.atomic():
+        recs = list(Recording.objects.select_for_update().select_related("organisation")
+                    .filter(pk__in=ids).order_by("retain_until", "pk"))
+        # A fresh query after the lock: a hold committed meanwhile is seen here (the hold wins).
+        held = set(Recording.objects.filter(pk__in=ids).filter(active_holds_q()).values_list("pk", flat=True))
+        erased: list[tuple[Recording, int, list[str]]] = []
+        for rec in recs:
+            if rec.status == Recording.Status.ERASED:
+                continue
+            if rec.retain_until is None or now < rec.retain_until:
+                why = f"recording {rec.pk} is kept until {rec.retain_until}: erasure refused"
+            elif rec.pk in held:
+                why = f"recording {rec.pk} is held for a procedure: erasure refused"
+            else:
+                keys = [k for k, _ in recording_store_keys(rec)]
+                try:
+                    erased.append((rec, _erase_objects(rec, now), keys))
+                    continue
+                except RetentionViolation as exc:
+                    why = str(exc)
+            if strict:
+                raise RetentionRefused(why)
+            report.refused.append((rec.pk, why))
+        by_rule: dict[str, list[int]] = {}
+        for rec, _versions, _keys in erased:
+            rule = f"{rec.organisation.retention} — {rec.organisation.retention_basis}"[:300]
+            by_rule.setdefault(rule, []).append(rec.pk)
+        for rule, pks in by_rule.items():
+            Recording.objects.filter(pk__in=pks).update(
+                status=Recording.Status.ERASED, erased_at=now, erasure_rule=rule, **TOMBSTONE_CLEARED)
+        for rec, versions, keys in erased:
+            rule = f"{rec.organisation.retention} — {rec.organisation.retention_basis}"[:300]
+            custody_event_append(
+                action="recording.erased", subject=rec, actor=by,
+                actor_label="" if by else "system:retention",
+                details={"rule": rule, "retain_until": rec.retain_until.isoformat(), "keys": keys,
+                         "versions_deleted": versions, "sha256": rec.sha256, "size": rec.size},
+                now=now,
+            )
+            report.erased.append(rec.pk)
+
+
+def _checked_clock(now: dt.datetime | None) -> dt.datetime:
+    real_now = timezone.now()
+    now = now or real_now
+    if now > real_now + dt.timedelta(minutes=5):
+        raise RetentionRefused("refusing to erase with a clock set in the future")
+    return now
+
+
+def recording_erase(*, recording: Recording, now: dt.datetime | None = None, by: User | None = None) -> Recording:
+    """Erase one recording's media and keep its tombstone (CSI R241-13).
+
+    Refused before the retention end and under a hold, whoever asks (administrators included).
+    Idempotent: an erased recording is returned unchanged.
+    """
+    now = _checked_clock(now)
+    _erase_batch([recording.pk], now=now, by=by, strict=True,
+                 report=SweepReport(erased=[], held=[], refused=[], due=[]))
+    return Recording.objects.get(pk=recording.pk)
+
+
 def recordings_due_for_erasure(*, now: dt.datetime, organisation: Organisation | None = None):
     qs = Recording.objects.filter(retain_until__lte=now).exclude(
         status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING])
@@ -825,31 +855,28 @@ def recordings_due_for_erasure(*, now: dt.datetime, organisation: Organisation |
     return qs
 
 
-def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, limit: int | None = None) -> SweepReport:
+def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, batch_size: int = 500) -> SweepReport:
     """Erase every recording whose retention ended and that no hold covers (at least hourly).
 
-    Resumable: each recording is erased in its own transaction, so a crash leaves the rest for
-    the next run, and a recording is never erased twice. A hold placed while the sweep runs wins:
-    each recording is re-checked under its row lock, and the store refuses objects under hold.
+    Resumable and idempotent: recordings are erased in batches, each in its own transaction, so a
+    crash leaves the rest for the next run and no recording is erased twice. A hold placed while
+    the sweep runs wins: each batch is re-checked under row locks, and the store itself refuses
+    to delete an object under legal hold.
     """
-    now = now or timezone.now()
     from django.db.models import BooleanField, ExpressionWrapper
 
+    now = _checked_clock(now)
     held = ExpressionWrapper(active_holds_q(), output_field=BooleanField())
     due = recordings_due_for_erasure(now=now).annotate(_held=held).order_by("retain_until", "pk")
     report = SweepReport(erased=[], held=[], refused=[], due=[])
-    for rec in due.iterator(chunk_size=500):
-        report.due.append(rec.pk)
-        if rec._held:
-            report.held.append(rec.pk)
-            continue
-        if dry_run or (limit is not None and len(report.erased) >= limit):
-            continue
-        try:
-            recording_erase(recording=rec, now=now)
-            report.erased.append(rec.pk)
-        except RetentionRefused as exc:
-            report.refused.append((rec.pk, str(exc)))
+    todo = []
+    for pk, is_held in due.values_list("pk", "_held").iterator(chunk_size=2000):
+        report.due.append(pk)
+        (report.held if is_held else todo).append(pk)
+    if dry_run:
+        return report
+    for i in range(0, len(todo), batch_size):
+        _erase_batch(todo[i:i + batch_size], now=now, by=None, strict=False, report=report)
     return report
 
 

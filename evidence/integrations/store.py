@@ -329,13 +329,22 @@ class LocalStore(ObjectStore):
 
     def delete(self, key, *, now):
         obj, meta = self._paths(key)
-        if not obj.exists():
-            return 0
-        self._check_deletable(self.head(key), now)
-        os.chmod(obj, stat.S_IRUSR | stat.S_IWUSR)
-        obj.unlink()
+        try:
+            data = json.loads(meta.read_bytes())
+        except FileNotFoundError:
+            if not os.path.lexists(obj):
+                return 0  # already gone (a sweep that crashed half-way)
+            data = {}  # no recorded retention: _check_deletable refuses
+        until = data.get("retain_until")
+        self._check_deletable(ObjectInfo(
+            key=key, version_id="", size=data.get("size", 0),
+            retain_until=dt.datetime.fromisoformat(until) if until else None,
+            mode="COMPLIANCE" if until else "", legal_hold=bool(data.get("legal_hold")),
+        ), now)
+        # Unlinking needs write access to the directory only: the object stays read-only to the end.
         with contextlib.suppress(FileNotFoundError):
-            meta.unlink()
+            os.unlink(obj)
+        os.unlink(meta)
         return 1
 
     @contextlib.contextmanager

@@ -115,21 +115,32 @@ def test_a_hold_placed_while_the_sweep_runs_wins(make_volume, clip_library, came
     lawyer = make_user("juriste", role="legal")
     first = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 20, 0))
     second = ingest(make_volume, clip_library["hevc"], paris(2025, 3, 3, 21, 0), name="b.mp4")
-    real_erase = services.recording_erase
+    real_batch = services._erase_batch
 
-    def erase_while_a_lawyer_places_a_hold(**kwargs):
-        result = real_erase(**kwargs)
-        if kwargs["recording"].pk == first.pk:  # the sweep has already listed `second` as due
+    def a_lawyer_places_a_hold_after_the_first_batch(ids, **kwargs):
+        real_batch(ids, **kwargs)
+        if ids == [first.pk]:  # the sweep listed `second` as due and unheld before this
             services.hold_place(by=lawyer, procedure="judicial", reference="PV 9", recording=second)
-        return result
 
-    monkeypatch.setattr(services, "recording_erase", erase_while_a_lawyer_places_a_hold)
-    report = sweep(paris(2025, 6, 1))
+    monkeypatch.setattr(services, "_erase_batch", a_lawyer_places_a_hold_after_the_first_batch)
+    report = services.retention_sweep(now=paris(2025, 6, 1), batch_size=1)
 
     assert report.erased == [first.pk]
-    assert [pk for pk, _ in report.refused] == [second.pk]
+    assert [pk for pk, why in report.refused if "held" in why] == [second.pk]
     assert Recording.objects.get(pk=second.pk).status == Recording.Status.READY
     assert local_store.exists(second.store_key) and local_store.exists(second.playback_key)
+
+
+def test_the_store_refuses_an_object_under_legal_hold_even_if_the_database_check_is_bypassed(
+    make_volume, clip_library, camera, make_user, local_store
+):
+    rec = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 20, 0))
+    local_store.set_legal_hold(rec.store_key, "", True)  # as a hold placed elsewhere would
+
+    report = sweep(paris(2025, 6, 1))
+
+    assert report.erased == [] and "legal hold" in report.refused[0][1]
+    assert local_store.exists(rec.store_key)
 
 
 def test_erasure_before_the_end_or_under_hold_is_refused_even_for_an_administrator(
@@ -154,14 +165,14 @@ def test_erasure_before_the_end_or_under_hold_is_refused_even_for_an_administrat
 
 
 def test_a_crash_mid_sweep_then_a_rerun_erases_each_recording_once(make_volume, clip_library, camera, local_store, monkeypatch):
-    recs = [ingest(make_volume, clip_library[c], paris(2025, 3, 3, 20 + i, 0), name=f"{c}.{ 'avi' if c == 'mjpeg' else 'mp4'}")
+    recs = [ingest(make_volume, clip_library[c], paris(2025, 3, 3, 20 + i, 0), name=f"{c}.{'avi' if c == 'mjpeg' else 'mp4'}")
             for i, c in enumerate(["h264", "hevc", "mjpeg"])]
     real_delete = type(local_store).delete
     calls = {"n": 0}
 
     def power_cut_during_the_second_recording(self, key, *, now):
         calls["n"] += 1
-        if calls["n"] == 6:  # second recording: playback and poster gone, then the process dies
+        if calls["n"] == 6:  # first recording's 4 objects gone, second half-way: the process dies
             raise SystemExit("power cut")
         return real_delete(self, key, now=now)
 
@@ -169,15 +180,17 @@ def test_a_crash_mid_sweep_then_a_rerun_erases_each_recording_once(make_volume, 
     with pytest.raises(SystemExit):
         sweep(paris(2025, 6, 1))
     monkeypatch.setattr(type(local_store), "delete", real_delete)
-    assert [Recording.objects.get(pk=r.pk).status for r in recs] == ["erased", "ready", "ready"]
+    assert not local_store.exists(recs[0].store_key)  # deleted before the crash...
+    assert Recording.objects.get(pk=recs[0].pk).status == "ready"  # ...but the transaction never committed
 
     report = sweep(paris(2025, 6, 1))
 
-    assert report.erased == [recs[1].pk, recs[2].pk]
+    assert sorted(report.erased) == sorted(r.pk for r in recs)
     for rec in recs:
+        assert Recording.objects.get(pk=rec.pk).status == Recording.Status.ERASED
         assert CustodyEvent.objects.filter(recording=rec, action="recording.erased").count() == 1
         assert not any(local_store.exists(k) for k, _ in services.recording_store_keys(rec))
-        assert not local_store.exists(rec.store_key)
+    assert sweep(paris(2025, 6, 1)).erased == []
 
 
 def test_sweep_command_dry_run_lists_without_erasing_and_refuses_a_future_clock(
