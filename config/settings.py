@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "guardian",
     "accounts",
     "devices",
+    "devices.axis",
     "evidence",
     "audit",
     "config.apps.TemoinConfig",

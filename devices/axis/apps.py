@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class AxisConfig(AppConfig):
+    name = "devices.axis"
+    label = "axis"
+    verbose_name = "Axis body worn (content destination)"
