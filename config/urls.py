@@ -16,6 +16,8 @@ urlpatterns = [
     path("enregistrements/<int:pk>/conservations/", views.hold_place, name="hold-place"),
     path("conservations/<int:pk>/levee/", views.hold_release, name="hold-release"),
     path("effacements/", views.erasures_upcoming, name="erasures-upcoming"),
+    path("a-completer/", views.to_complete, name="to-complete"),
+    path("enregistrements/<int:pk>/etiquettes/", views.recording_tag, name="recording-tag"),
     path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -8,7 +8,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from . import services
-from .models import Hold, Procedure, Recording, TriggerReason
+from .models import Hold, Procedure, Purpose, Recording, TriggerReason
 from .selectors import holds_for_recording, holds_visible_to, recordings_visible_to
 
 
@@ -34,6 +34,16 @@ class HoldCreateSerializer(serializers.Serializer):
 
 class HoldReleaseSerializer(serializers.Serializer):
     motif = serializers.CharField()
+
+
+class RecordingTagSerializer(serializers.Serializer):
+    """The tags a wearer or supervisor completes (ARCHITECTURE.md §7, PATCH)."""
+
+    trigger_reason = serializers.ChoiceField(choices=TriggerReason.choices, required=False, allow_blank=True)
+    subject_notified = serializers.BooleanField(required=False, allow_null=True)
+    notice_omitted_reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, allow_blank=True)
+    intervention = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
 
 class RecordingSerializer(serializers.ModelSerializer):
@@ -94,6 +104,23 @@ def _datetime(params, name):
 )
 class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Recordings the caller may see. Any other recording answers 404, never its metadata."""
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(request=RecordingTagSerializer, responses={200: RecordingSerializer})
+    def partial_update(self, request, pk=None):
+        """Complete or correct the tags; the change and its old values go to the custody log."""
+        recording = self.get_object()
+        data = RecordingTagSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            recording = services.recording_tag(recording=recording, by=request.user, changes=data.validated_data)
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValueError as exc:
+            field = str(exc).split(":", 1)[0] if ":" in str(exc) else "detail"
+            raise ValidationError({field if field in services.TAG_FIELDS else "detail": str(exc)}) from exc
+        return Response(RecordingSerializer(recording).data)
 
     def get_serializer_class(self):
         return RecordingListSerializer if self.action == "list" else RecordingSerializer

@@ -57,3 +57,18 @@ def erasures_upcoming_for(*, user: User, now, hours: int):
             .exclude(status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING])
             .exclude(active_holds_q())
             .order_by("retain_until"))
+
+
+def to_complete_q():
+    """Q over Recording: missing tags put it in the wearer's "to complete" queue (CSI L241-2)."""
+    from django.db.models import Q
+
+    return (Q(trigger_reason="") | Q(subject_notified__isnull=True) | Q(wearer__isnull=True)
+            | Q(subject_notified=False, notice_omitted_reason=""))
+
+
+def recordings_to_complete_for(*, user: User):
+    """The wearer's own queue; a supervisor sees the whole service's."""
+    return (recordings_visible_to(user=user).filter(to_complete_q())
+            .exclude(status__in=[Recording.Status.ERASED, Recording.Status.FAILED, Recording.Status.RECEIVING])
+            .order_by("retain_until", "started_at"))

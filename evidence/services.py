@@ -914,3 +914,54 @@ def retention_notice_send(*, now: dt.datetime | None = None, hours: int = 72) ->
     if messages:
         send_mass_mail(messages, fail_silently=False)
     return len(messages)
+
+
+# --- Tags (CSI L241-2: trigger reason, information of the people filmed) ----------------------
+
+TAG_FIELDS = ("trigger_reason", "subject_notified", "notice_omitted_reason", "purpose", "intervention")
+TAGGERS = {"officer", "supervisor"}
+
+
+def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.datetime | None = None) -> Recording:
+    """Complete or correct a recording's tags; logs old and new values (CSI R241-14).
+
+    The wearer tags their own recordings; supervisors tag those of their service. Not notifying
+    the people filmed requires the reason (CSI L241-2: "sauf si les circonstances l'interdisent").
+    """
+    from .models import Purpose, TriggerReason
+
+    if by.role not in TAGGERS:
+        raise PermissionError("only the wearer or a supervisor tags recordings")
+    unknown = set(changes) - set(TAG_FIELDS)
+    if unknown:
+        raise ValueError(f"not a tag: {', '.join(sorted(unknown))}")
+    now = now or timezone.now()
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().get(pk=recording.pk)
+        if rec.organisation_id != by.organisation_id or (by.role == "officer" and rec.wearer_id != by.pk):
+            raise PermissionError("recording outside your perimeter")
+        if rec.status == Recording.Status.ERASED:
+            raise ValueError("an erased recording cannot be tagged")
+        new = {f: changes.get(f, getattr(rec, f)) for f in TAG_FIELDS}
+        if new["trigger_reason"] not in ("", *TriggerReason.values):
+            raise ValueError(f"trigger_reason must be one of {', '.join(TriggerReason.values)}")
+        if new["purpose"] not in ("", *Purpose.values):
+            raise ValueError(f"purpose must be one of {', '.join(Purpose.values)}")
+        if new["subject_notified"] not in (None, True, False):
+            raise ValueError("subject_notified must be true or false")
+        new["notice_omitted_reason"] = (new["notice_omitted_reason"] or "").strip()
+        new["intervention"] = (new["intervention"] or "").strip()[:100]
+        if new["subject_notified"] is False and not new["notice_omitted_reason"]:
+            raise ValueError("notice_omitted_reason: say why the people filmed were not told")
+        if new["subject_notified"] is True:
+            new["notice_omitted_reason"] = ""
+        diff = {f: [getattr(rec, f), v] for f, v in new.items() if getattr(rec, f) != v}
+        if not diff:
+            return rec
+        for f, (_old, value) in diff.items():
+            setattr(rec, f, value)
+        rec.save(update_fields=list(diff))
+        custody_event_append(action="recording.tagged", subject=rec, actor=by, details={"changes": diff}, now=now)
+    if "intervention" in diff and rec.intervention:
+        recording_apply_holds(recording=rec)  # joins an intervention already held
+    return rec

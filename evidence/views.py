@@ -7,13 +7,20 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from devices.models import OffloadSession
 
 from . import services
-from .models import Procedure, Recording
-from .selectors import erasures_upcoming_for, holds_for_recording, holds_visible_to, recordings_visible_to
+from .models import Procedure, Purpose, Recording, TriggerReason
+from .selectors import (
+    erasures_upcoming_for,
+    holds_for_recording,
+    holds_visible_to,
+    recordings_to_complete_for,
+    recordings_visible_to,
+)
 
 
 @login_required
@@ -44,7 +51,59 @@ def recording_detail(request, pk: int):
         "procedures": Procedure.choices,
         "can_place_hold": request.user.role in services.HOLD_PLACERS and recording.status != Recording.Status.ERASED,
         "can_release_hold": request.user.role in services.HOLD_RELEASERS,
+        "can_tag": _can_tag(request.user, recording), **_tag_choices(),
     })
+
+
+def _can_tag(user, recording) -> bool:
+    if recording.status == Recording.Status.ERASED or user.role not in services.TAGGERS:
+        return False
+    return user.role == "supervisor" or recording.wearer_id == user.pk
+
+
+def _tag_choices() -> dict:
+    return {"trigger_reasons": TriggerReason.choices, "purposes": Purpose.choices}
+
+
+@login_required
+def to_complete(request):
+    """The wearer's "to complete" queue: recordings whose tags are missing (CSI L241-2)."""
+    page = Paginator(recordings_to_complete_for(user=request.user).select_related("camera", "wearer"), 25)
+    return render(request, "evidence/to_complete.html", {"page": page.get_page(request.GET.get("page")),
+                                                         **_tag_choices()})
+
+
+@login_required
+@require_POST
+def recording_tag(request, pk: int):
+    """Plain HTML form: trigger reason, information of the people filmed, purpose, intervention."""
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    notified = {"true": True, "false": False}.get(request.POST.get("subject_notified", ""))
+    changes = {
+        "trigger_reason": request.POST.get("trigger_reason", ""),
+        "subject_notified": notified,
+        "notice_omitted_reason": request.POST.get("notice_omitted_reason", ""),
+        "purpose": request.POST.get("purpose", recording.purpose),
+        "intervention": request.POST.get("intervention", recording.intervention),
+    }
+    try:
+        services.recording_tag(recording=recording, by=request.user, changes=changes)
+        messages.success(request, f"Enregistrement n° {pk} : qualification enregistrée.")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except ValueError as exc:
+        messages.error(request, f"Enregistrement n° {pk} : {_french_tag_error(exc)}")
+    nxt = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
+    return redirect("recording-detail", pk=pk)
+
+
+def _french_tag_error(exc: Exception) -> str:
+    text = str(exc)
+    if text.startswith("notice_omitted_reason"):
+        return "indiquez pourquoi les personnes filmées n'ont pas été informées."
+    return text
 
 
 @login_required
