@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from evidence import views
+from evidence import media, views
 from evidence.api import HoldViewSet, RecordingViewSet
 
 router = DefaultRouter()
@@ -17,6 +17,8 @@ urlpatterns = [
     path("conservations/<int:pk>/levee/", views.hold_release, name="hold-release"),
     path("effacements/", views.erasures_upcoming, name="erasures-upcoming"),
     path("a-completer/", views.to_complete, name="to-complete"),
+    path("enregistrements/<int:pk>/lecture/", views.recording_play, name="recording-play"),
+    path("media/c/<str:token>/<str:part>", media.consultation_media, name="consultation-media"),
     path("enregistrements/<int:pk>/etiquettes/", views.recording_tag, name="recording-tag"),
     path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),

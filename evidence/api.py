@@ -1,4 +1,5 @@
 """REST API for recordings (ARCHITECTURE.md §7): thin, every read through the selectors."""
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
@@ -44,6 +45,16 @@ class RecordingTagSerializer(serializers.Serializer):
     notice_omitted_reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, allow_blank=True)
     intervention = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class ConsultationCreateSerializer(serializers.Serializer):
+    motif = serializers.CharField(max_length=2000)
+
+
+class ConsultationSerializer(serializers.Serializer):
+    media_url = serializers.CharField()
+    poster_url = serializers.CharField()
+    expires_at = serializers.DateTimeField()
 
 
 class RecordingSerializer(serializers.ModelSerializer):
@@ -147,6 +158,25 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 raise ValidationError({"status": f"one of {', '.join(Recording.Status.values)}"})
             qs = qs.filter(status=p["status"])
         return qs.order_by("-started_at", "-id")
+
+    @extend_schema(request=ConsultationCreateSerializer, responses={201: ConsultationSerializer})
+    @action(detail=True, methods=["post"])
+    def consultations(self, request, pk=None):
+        """Motif before media: logs the consultation, then returns a short-lived media URL."""
+        recording = self.get_object()
+        data = ConsultationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            consultation, token = services.consultation_open(recording=recording, by=request.user,
+                                                             motif=data.validated_data["motif"])
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValueError as exc:
+            raise ValidationError({"motif" if str(exc).startswith("motif") else "detail": str(exc)}) from exc
+        body = {"media_url": request.build_absolute_uri(reverse("consultation-media", args=[token, "video"])),
+                "poster_url": request.build_absolute_uri(reverse("consultation-media", args=[token, "poster"])),
+                "expires_at": consultation.expires_at}
+        return Response(ConsultationSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=HoldCreateSerializer, responses={201: HoldSerializer})
     @action(detail=True, methods=["post"])

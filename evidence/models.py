@@ -157,3 +157,21 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_procedure_display()} {self.reference}"
+
+
+class Consultation(models.Model):
+    """A viewing of a recording, logged with its motif before any media byte is served.
+
+    CSI R241-14: consultations record author, date, time and motif. The media URL handed out is
+    bound to this row and to its user, and expires.
+    """
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="consultations")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="consultations")
+    motif = models.TextField()
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    token_sha256 = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -965,3 +965,63 @@ def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.date
     if "intervention" in diff and rec.intervention:
         recording_apply_holds(recording=rec)  # joins an intervention already held
     return rec
+
+
+# --- Consultation: motif before media (CSI R241-14) --------------------------------------------
+
+CONSULTATION_TTL = dt.timedelta(minutes=30)
+# Motifs offered to the user before viewing (free text may be added).
+CONSULTATION_MOTIFS = [
+    "Compte rendu de l'intervention par l'agent porteur",
+    "Contrôle hiérarchique de l'intervention",
+    "Réquisition ou demande de l'autorité judiciaire",
+    "Enquête administrative",
+    "Procédure disciplinaire",
+    "Demande d'accès d'une personne filmée",
+    "Vérification technique de l'enregistrement",
+]
+
+
+def consultation_open(*, recording: Recording, by: User, motif: str, now: dt.datetime | None = None):
+    """Log a consultation with its motif, then hand out a short-lived media token bound to it.
+
+    CSI R241-11 IV: viewing only after the intervention and the transfer, so only recordings
+    verified in the store can be consulted; the technical administrator never sees media.
+    """
+    import secrets
+
+    from .models import Consultation
+
+    motif = (motif or "").strip()
+    if len(motif) < 3:
+        raise ValueError("motif: state why you view this recording")
+    if by.role == "admin":
+        raise PermissionError("the technical administrator never sees media")
+    if recording.status not in (Recording.Status.READY, Recording.Status.UNPLAYABLE) or not recording.playback_key:
+        raise ValueError("this recording has no playback copy yet")
+    now = now or timezone.now()
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        consultation = Consultation.objects.create(
+            recording=recording, user=by, motif=motif[:2000], created_at=now, expires_at=now + CONSULTATION_TTL,
+            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+        )
+        custody_event_append(action="recording.consulted", subject=recording, actor=by, motif=motif[:2000],
+                             recipients=[by.username],
+                             details={"consultation": consultation.pk, "expires_at": consultation.expires_at.isoformat()},
+                             now=now)
+    return consultation, token
+
+
+def consultation_for_token(*, token: str, user: User, now: dt.datetime | None = None):
+    """The live consultation a media token belongs to, for that same user; None otherwise."""
+    from .models import Consultation
+
+    now = now or timezone.now()
+    c = (Consultation.objects.select_related("recording").filter(
+        token_sha256=hashlib.sha256(token.encode()).hexdigest()).first())
+    if c is None or c.user_id != getattr(user, "pk", None) or c.expires_at <= now:
+        return None
+    if c.recording.status == Recording.Status.ERASED:
+        return None
+    return c

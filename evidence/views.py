@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -154,3 +155,26 @@ def erasures_upcoming(request):
         "soon": soon, "later": later, "organisation": org,
         "to_complete": sum(1 for r in week if r.to_complete),
     })
+
+
+@login_required
+def recording_play(request, pk: int):
+    """Motif before media (CSI R241-14): the consultation is logged, then the player gets a
+    short-lived URL bound to it. A plain form, usable without JavaScript."""
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    context = {"r": recording, "motifs": services.CONSULTATION_MOTIFS}
+    if request.method == "POST":
+        choice = request.POST.get("motif_choice", "").strip()
+        detail = request.POST.get("motif_detail", "").strip()
+        motif = " — ".join(p for p in (choice, detail) if p)
+        try:
+            consultation, token = services.consultation_open(recording=recording, by=request.user, motif=motif)
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValueError as exc:
+            context["error"] = "Indiquez le motif de la consultation." if str(exc).startswith("motif") else str(exc)
+            return render(request, "evidence/recording_play.html", context, status=400)
+        context.update(consultation=consultation,
+                       media_url=reverse("consultation-media", args=[token, "video"]),
+                       poster_url=reverse("consultation-media", args=[token, "poster"]))
+    return render(request, "evidence/recording_play.html", context)

@@ -176,6 +176,21 @@ class S3Store(ObjectStore):
             raise StoreError(f"S3 read of {key} failed: {exc}") from exc
         return resp["Body"]
 
+    def read_range(self, key, version_id, start, length, chunk=1 << 20):
+        if length <= 0:
+            return
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}",
+                                          **self._version(version_id))
+        except ClientError as exc:
+            raise StoreError(f"S3 read of {key} failed: {exc}") from exc
+        body = resp["Body"]
+        try:
+            while data := body.read(chunk):
+                yield data
+        finally:
+            body.close()
+
     def head(self, key, version_id=""):
         _check_key(key)
         try:

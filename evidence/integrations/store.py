@@ -171,6 +171,10 @@ class ObjectStore:
     def head(self, key: str, version_id: str = "") -> ObjectInfo:
         raise NotImplementedError
 
+    def read_range(self, key: str, version_id: str, start: int, length: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """Yield ``length`` bytes of the object from ``start`` (HTTP Range serving)."""
+        raise NotImplementedError
+
     def exists(self, key: str) -> bool:
         try:
             self.head(key)
@@ -296,6 +300,16 @@ class LocalStore(ObjectStore):
             with contextlib.suppress(OSError, AttributeError):
                 os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         return fh
+
+    def read_range(self, key, version_id, start, length, chunk=1 << 20):
+        with self.open(key, version_id) as fh:
+            fh.seek(start)
+            while length > 0:
+                data = fh.read(min(chunk, length))
+                if not data:
+                    return
+                length -= len(data)
+                yield data
 
     def head(self, key, version_id=""):
         obj, _ = self._paths(key)
