@@ -1,11 +1,13 @@
 from django.conf import settings
 from django.db import models
-
+from django.utils.translation import gettext_lazy as _
 
 # French wording of each action for the pages (STYLE.md vocabulary); the code keeps the keys.
 ACTION_LABELS = {
     "organisation.created": "organisation créée",
     "role.granted": "habilitation accordée",
+    "role.changed": "habilitation modifiée",
+    "role.revoked": "habilitation retirée",
     "camera.registered": "caméra enregistrée",
     "camera.assigned": "caméra affectée à un agent",
     "offload.started": "déchargement commencé",
@@ -19,6 +21,23 @@ ACTION_LABELS = {
     "recording.released_from_device": "effacé de la caméra après vérification",
     "recording.playback_ready": "copie de lecture prête",
     "recording.unplayable": "illisible (original conservé)",
+    "recording.tagged": "modification des étiquettes",
+    "recording.consulted": "consultation",
+    "recording.extracted": "extraction",
+    "recording.erased": "effacement",
+    "recording.access_denied": "tentative d'accès refusée",
+    "hold.placed": "conservation pour procédure",
+    "hold.released": "fin de conservation pour procédure",
+    "export.requested": "export demandé",
+    "export.created": "export demandé",
+    "export.ready": "export prêt",
+    "export.downloaded": "export téléchargé",
+    "share.created": "partage créé",
+    "share.downloaded": "partage téléchargé",
+    "share.revoked": "partage révoqué",
+    "register.exported": "export du registre",
+    "custody.checkpointed": "point de contrôle signé",
+    "custody.purged": "purge des entrées de plus de trois ans",
 }
 
 
@@ -26,7 +45,9 @@ class CustodyEvent(models.Model):
     """One entry of the journal de traçabilité (CSI R241-14, LIL art. 101).
 
     Append-only and hash-chained: ``hash`` covers ``prev_hash`` and the canonical serialisation of
-    the entry (see ``audit.services.custody_event_canonical``). Rows are never updated or deleted.
+    the entry (see ``audit.chain.custody_event_canonical``), kept byte for byte in ``canonical``.
+    The database refuses UPDATE, DELETE and TRUNCATE on this table (migration 0005, audit/guards.py);
+    only the three-year purge may delete, after a signed checkpoint.
     """
 
     seq = models.BigIntegerField(primary_key=True)
@@ -55,14 +76,142 @@ class CustodyEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The exact bytes ``hash`` covers, stored at append time so that verification hashes them
+    # without re-serialising (bench/custody.py). Null only for entries written before issue 3 whose
+    # columns no longer rebuild their hash; those are rebuilt from the columns by the verifier.
+    # On PostgreSQL a validated CHECK constraint ties the columns to these bytes.
+    canonical = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["seq"]
         indexes = [models.Index(fields=["subject_type", "subject_id"])]
+        verbose_name = _("entrée du journal de traçabilité")
+        verbose_name_plural = _("journal de traçabilité")
 
     @property
     def action_label(self) -> str:
         return ACTION_LABELS.get(self.action, self.action)
 
+    @property
+    def register_kind(self) -> str:
+        from .selectors import register_kind_of
+
+        return register_kind_of(self.action)
+
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.subject_type}:{self.subject_id}"
+
+
+class Checkpoint(models.Model):
+    """A signed statement "the log held entries first_seq..seq, the last one hashing to head_hash".
+
+    ``payload`` is the exact signed text (Ed25519, the deployment key); the other columns repeat it
+    for queries. A copy of the signed document lives in the write-once store (``store_key``).
+    The database refuses UPDATE and DELETE on this table as on the log itself.
+    """
+
+    class Reason(models.TextChoices):
+        SCHEDULED = "scheduled", _("périodique")
+        PURGE = "purge", _("avant purge")
+        MANUAL = "manual", _("manuel")
+
+    seq = models.BigIntegerField(db_index=True)
+    head_hash = models.CharField(max_length=64)
+    first_seq = models.BigIntegerField()
+    count = models.BigIntegerField()
+    created_at = models.DateTimeField()
+    reason = models.CharField(max_length=16, choices=Reason.choices, default=Reason.SCHEDULED)
+    # CSI R241-14: entries up to this one may be purged (kept three years); their last hash stays
+    # attested here so that the chain still verifies from this checkpoint.
+    purge_through_seq = models.BigIntegerField(null=True, blank=True, db_index=True)
+    purge_through_hash = models.CharField(max_length=64, blank=True)
+    purge_before = models.DateTimeField(null=True, blank=True)
+    payload = models.TextField()
+    signature = models.CharField(max_length=200)
+    key_id = models.CharField(max_length=64)
+    store_key = models.CharField(max_length=500)
+    store_version_id = models.CharField(max_length=200, blank=True)
+    tsa_url = models.CharField(max_length=500, blank=True)
+    tsa_token = models.BinaryField(null=True, blank=True, editable=False)
+    tsa_time = models.DateTimeField(null=True, blank=True)
+    # The custody.checkpointed entry that records this checkpoint in the chain.
+    event_seq = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["seq", "id"]
+        get_latest_by = "seq"
+        verbose_name = _("point de contrôle signé")
+        verbose_name_plural = _("points de contrôle signés")
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class Verification(models.Model):
+    """The result of one run of ``custody verify`` (by the command, the beat task or a page)."""
+
+    class Mode(models.TextChoices):
+        FAST = "fast", _("chaîne et protections")
+        FULL = "full", _("complète (colonnes comprises)")
+
+    started_at = models.DateTimeField(db_index=True)
+    duration = models.FloatField(default=0.0)
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.FAST)
+    ok = models.BooleanField()
+    events = models.BigIntegerField(default=0)
+    first_seq = models.BigIntegerField(null=True, blank=True)
+    last_seq = models.BigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64, blank=True)
+    anchor = models.CharField(max_length=100, blank=True)
+    latest_checkpoint = models.ForeignKey(Checkpoint, null=True, blank=True, on_delete=models.SET_NULL,
+                                          related_name="+")
+    checkpoints = models.IntegerField(default=0)
+    problem_kind = models.CharField(max_length=16, blank=True)
+    problem_seq = models.BigIntegerField(null=True, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    triggered_by = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        get_latest_by = "started_at"
+        verbose_name = _("vérification du journal")
+        verbose_name_plural = _("vérifications du journal")
+
+    def __str__(self) -> str:
+        return f"{'intact' if self.ok else 'NOT intact'} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class Alert(models.Model):
+    """Something an administrator must look at: the custody log failed verification, a checkpoint
+    could not be written. Shown on /journal/ (admin, mayor, DPO) and in the Django admin."""
+
+    class Kind(models.TextChoices):
+        CHAIN_BROKEN = "chain_broken", _("journal de traçabilité altéré")
+        CHECKPOINT_FAILED = "checkpoint_failed", _("point de contrôle impossible")
+        PURGE_FAILED = "purge_failed", _("purge impossible")
+
+    created_at = models.DateTimeField(db_index=True)
+    last_seen_at = models.DateTimeField()
+    occurrences = models.IntegerField(default=1)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    seq = models.BigIntegerField(null=True, blank=True)
+    problem_kind = models.CharField(max_length=16, blank=True)
+    message = models.TextField()
+    verification = models.ForeignKey(Verification, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="alerts")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                        on_delete=models.PROTECT, related_name="+")
+    acknowledgement = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("alerte")
+        verbose_name_plural = _("alertes")
+
+    @property
+    def open(self) -> bool:
+        return self.acknowledged_at is None
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.seq or '-'}"

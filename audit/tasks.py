@@ -1,11 +1,50 @@
+"""Celery wrappers around the custody services (beat entries in config/settings.py)."""
+import datetime as dt
+import logging
+
 from celery import shared_task
+from django.utils import timezone
+
+from . import services
+from .models import Alert, Verification
+
+log = logging.getLogger(__name__)
+
+# The hourly run relies on the database's guarantees (audit/guards.py); once a day it also
+# rebuilds every entry from its columns, which those guarantees cannot cover against a superuser.
+FULL_CHECK_EVERY = dt.timedelta(hours=24)
 
 
 @shared_task(name="audit.verify_chain")
-def verify_chain() -> None:
-    """Placeholder until the custody verification lands (issue 3)."""
+def verify_chain() -> bool:
+    """Recompute the custody chain; a failure raises an alert for administrators (and logs ERROR)."""
+    last_full = Verification.objects.filter(mode=Verification.Mode.FULL).values_list("started_at", flat=True).first()
+    full = True if last_full is None or timezone.now() - last_full >= FULL_CHECK_EVERY else None
+    report, _ = services.custody_verify(full=full, triggered_by="beat")
+    return report.ok
 
 
 @shared_task(name="audit.checkpoint")
-def checkpoint() -> None:
-    """Placeholder until signed checkpoints land (issue 3)."""
+def checkpoint() -> int | None:
+    """Sign the head of the custody log (at least daily: CSI R241-14, checkpoints anchor the purge)."""
+    try:
+        cp = services.custody_checkpoint_create()
+    except Exception as exc:  # noqa: BLE001 - an administrator must hear of it, whatever it is
+        log.exception("custody checkpoint failed")
+        services.alert_raise(kind=Alert.Kind.CHECKPOINT_FAILED, seq=None, problem_kind="",
+                              message=f"Point de contrôle signé impossible : {exc}")
+        raise
+    return cp.seq if cp else None
+
+
+@shared_task(name="audit.purge")
+def purge() -> int:
+    """CSI R241-14: remove entries older than three years, after a signed checkpoint."""
+    try:
+        result = services.custody_purge()
+    except Exception as exc:  # noqa: BLE001
+        log.exception("custody purge failed")
+        services.alert_raise(kind=Alert.Kind.PURGE_FAILED, seq=None, problem_kind="",
+                              message=f"Purge du journal de traçabilité impossible : {exc}")
+        raise
+    return result.removed

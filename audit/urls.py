@@ -1,3 +1,17 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api, views
+
+urlpatterns = [
+    path("registre/", views.register, name="register"),
+    path("registre/export.csv", views.register_export, {"fmt": "csv"}, name="register-export-csv"),
+    path("registre/export.pdf", views.register_export, {"fmt": "pdf"}, name="register-export-pdf"),
+    path("journal/", views.journal, name="custody-journal"),
+    path("journal/verifier/", views.journal_verify, name="custody-journal-verify"),
+    path("journal/alertes/<int:pk>/acquitter/", views.alert_acknowledge, name="custody-alert-acknowledge"),
+    path("journal/cle-publique/", views.public_key, name="custody-public-key"),
+    path("journal/cle-publique.pem", views.public_key_pem, name="custody-public-key-pem"),
+    path("enregistrements/<int:pk>/tracabilite/", views.recording_custody, name="recording-custody"),
+    path("enregistrements/<int:pk>/tracabilite.pdf", views.recording_custody_pdf, name="recording-custody-pdf"),
+    path("api/register/", api.RegisterList.as_view(), name="api-register"),
+]

@@ -212,6 +212,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="temoin@localhost")
 CUSTODY_SIGNING_KEY = Path(env.str("TEMOIN_CUSTODY_KEY", default=str(DATA_DIR / "keys" / "custody-ed25519.pem")))
 # Optional RFC 3161 time-stamping authority for checkpoints (empty: no timestamp).
 CUSTODY_TSA_URL = env.str("TEMOIN_TSA_URL", default="")
+# CA certificate chain that verifies the authority's time-stamp tokens (openssl ts -verify).
+CUSTODY_TSA_CA_FILE = env.str("TEMOIN_TSA_CA_FILE", default="")
 # CSI R241-14: the log is kept three years.
 CUSTODY_RETENTION_YEARS = env.int("TEMOIN_CUSTODY_RETENTION_YEARS", default=3)
 
@@ -222,4 +224,6 @@ CELERY_BEAT_SCHEDULE = {
     "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
     "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},
     "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
+    # CSI R241-14: the log is kept three years, then purged after a signed checkpoint.
+    "custody-purge": {"task": "audit.purge", "schedule": 24 * 3600.0},
 }

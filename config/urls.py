@@ -1,3 +1,4 @@
+from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -23,6 +24,7 @@ urlpatterns = [
     path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("admin/", admin.site.urls),
     path("", include("audit.urls")),
     path("axis/", include("devices.axis.urls")),
     path("api/", include(router.urls)),

@@ -157,6 +157,9 @@ def _manage_py_subcommands() -> set[str]:
         if keyword in {"RUN", "CMD", "ENTRYPOINT"} and "manage.py" in arguments
         and not arguments.startswith("[")
     ]
+    # `sh -c "python manage.py migrate && python manage.py custody export-key"`: look inside.
+    command_lines += [shlex.split(word) for words in command_lines for word in words
+                      if "manage.py" in word and " " in word]
     subcommands = set()
     for words in command_lines:
         for index, word in enumerate(words[:-1]):

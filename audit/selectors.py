@@ -1,0 +1,215 @@
+"""Reads on the custody log, always scoped to the requesting user (CSI R241-12, R241-14)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import Role, User
+
+from .models import Alert, Checkpoint, CustodyEvent, Verification
+
+# CSI R241-14: the register of consultations, extractions and erasures is read by the data
+# controller (maire), the DPO and the commune's legal staff; shown to the CNIL on request.
+REGISTER_ROLES = {Role.MAYOR, Role.DPO, Role.LEGAL}
+# Who is told when the log fails verification: the technical administrator, the maire, the DPO.
+JOURNAL_ROLES = {Role.ADMIN, Role.MAYOR, Role.DPO}
+
+# Kinds of register entries, and the custody actions each covers (written by the services of the
+# consultation, extraction/export/share and erasure features).
+REGISTER_KINDS = {
+    "consultation": "consultation",
+    "extraction": "extraction",
+    "erasure": "effacement",
+}
+
+
+def register_kind_q(kind: str) -> Q:
+    if kind == "consultation":
+        return Q(action="recording.consulted")
+    if kind == "extraction":
+        return Q(action="recording.extracted") | Q(action__startswith="export.") | Q(action__startswith="share.")
+    if kind == "erasure":
+        return Q(action="recording.erased")
+    if kind == "":
+        return register_kind_q("consultation") | register_kind_q("extraction") | register_kind_q("erasure")
+    raise ValueError(f"unknown register kind {kind!r}; one of {', '.join(REGISTER_KINDS)}")
+
+
+def register_kind_of(action: str) -> str:
+    if action == "recording.consulted":
+        return "consultation"
+    if action == "recording.extracted" or action.startswith(("export.", "share.")):
+        return "extraction"
+    if action == "recording.erased":
+        return "erasure"
+    return ""
+
+
+def _active_member(user: User) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.organisation_id)
+
+
+def register_can_read(user: User) -> bool:
+    return _active_member(user) and user.role in REGISTER_ROLES
+
+
+def journal_can_read(user: User) -> bool:
+    return _active_member(user) and user.role in JOURNAL_ROLES
+
+
+def register_entries_visible_to(*, user: User, kind: str = "", since: dt.datetime | None = None,
+                                until: dt.datetime | None = None, author: str = "",
+                                recording_id: int | None = None) -> QuerySet[CustodyEvent]:
+    """Register entries of the user's organisation, newest first; none for other roles."""
+    qs = CustodyEvent.objects.select_related("actor")
+    if not register_can_read(user):
+        return qs.none()
+    qs = qs.filter(register_kind_q(kind), organisation_id=user.organisation_id)
+    if since is not None:
+        qs = qs.filter(occurred_at__gte=since)
+    if until is not None:
+        qs = qs.filter(occurred_at__lt=until)
+    if author:
+        qs = qs.filter(Q(actor_label__icontains=author) | Q(actor__username__iexact=author)
+                       | Q(actor__matricule__iexact=author) | Q(actor__last_name__icontains=author))
+    if recording_id is not None:
+        qs = qs.filter(recording_id=recording_id)
+    return qs.order_by("-seq")
+
+
+def recording_custody_events(*, recording) -> QuerySet[CustodyEvent]:
+    """Every entry about one recording, oldest first. The caller has checked the recording is
+    visible to the user (evidence.selectors.recordings_visible_to)."""
+    return CustodyEvent.objects.filter(recording_id=recording.pk).order_by("seq")
+
+
+def alerts_visible_to(*, user: User) -> QuerySet[Alert]:
+    # The chain is one for the deployment: its alerts concern every organisation hosted.
+    if not journal_can_read(user):
+        return Alert.objects.none()
+    return Alert.objects.select_related("acknowledged_by").order_by("acknowledged_at", "-created_at")
+
+
+def verifications_recent(*, user: User, limit: int = 10) -> list[Verification]:
+    if not journal_can_read(user):
+        return []
+    return list(Verification.objects.select_related("latest_checkpoint")[:limit])
+
+
+def checkpoints_recent(*, limit: int = 10) -> list[Checkpoint]:
+    """Checkpoints carry hashes and signatures only, no personal data: readable by any user."""
+    return list(Checkpoint.objects.order_by("-seq", "-id")[:limit])
+
+
+def verification_latest() -> Verification | None:
+    return Verification.objects.select_related("latest_checkpoint").first()
+
+
+# --- Custody report of one recording ---------------------------------------------------------
+
+def _fmt_time(value, tz) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S %Z")
+
+
+def details_summary(details: dict, limit: int = 400) -> str:
+    parts = []
+    for key, value in (details or {}).items():
+        if key in ("payload_b64", "signature", "stream_hashes", "command", "media_info"):
+            continue
+        if isinstance(value, (dict, list)):
+            if not value:
+                continue
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else \
+                ", ".join(map(str, value))
+        parts.append(f"{key} : {value}")
+    text = " ; ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def recording_custody_report(*, recording, user, now=None) -> dict:
+    """Everything the custody report shows: identifiers, hashes, every entry, and the proof that
+    those entries are unaltered parts of the signed chain (audit.chain.prove_entries)."""
+    from zoneinfo import ZoneInfo
+
+    from django.utils import timezone
+
+    from .chain import prove_entries
+    from .integrations import signing
+
+    now = now or timezone.now()
+    tz = ZoneInfo(recording.organisation.time_zone or "Europe/Paris")
+    events = list(recording_custody_events(recording=recording).select_related("actor"))
+    proof = prove_entries([e.seq for e in events])
+    key = signing.public_key()
+    fingerprint = signing.key_id(key) if key is not None else ""
+
+    lines = []
+    if not events:
+        headline = "Aucun événement à vérifier pour cet enregistrement."
+    elif proof.ok:
+        ranges = ", ".join(f"n° {lo} à {hi}" for lo, hi in proof.ranges)
+        headline = f"Intègre : les {len(events)} événements ont été recalculés dans la chaîne ({ranges})."
+    else:
+        headline = "NON INTÈGRE : le journal de traçabilité ne prouve plus ces événements."
+    for cp in proof.checkpoints:
+        stamp = (f", horodaté le {_fmt_time(cp.tsa_time, tz)} par une autorité d'horodatage RFC 3161 ({cp.tsa_url})"
+                 if cp.tsa_time else "")
+        lines.append(f"S'appuie sur le point de contrôle signé n° {cp.seq} du {_fmt_time(cp.created_at, tz)} "
+                     f"(empreinte de tête {cp.head_hash}, {cp.count} entrées, clé Ed25519 {cp.key_id[:16]}…){stamp}.")
+    if proof.unsealed_from is not None:
+        lines.append(f"Les événements à partir du n° {proof.unsealed_from} sont postérieurs au dernier point de "
+                     f"contrôle : vérifiés jusqu'à la tête du journal (n° {proof.head_seq}), ils seront scellés par "
+                     f"le prochain point de contrôle signé.")
+    for problem in proof.problems:
+        lines.append(f"{problem.label} (entrée n° {problem.seq}) : {problem.message}")
+    latest = verification_latest()
+    if latest is not None:
+        lines.append(f"Dernière vérification du journal entier : {_fmt_time(latest.started_at, tz)}, "
+                     f"{'intègre' if latest.ok else 'NON INTÈGRE'} ({latest.events} entrées).")
+    if fingerprint:
+        lines.append(f"Empreinte SHA-256 de la clé publique de ce déploiement : {fingerprint}.")
+
+    r = recording
+    identifiers = [
+        ("Numéro", str(r.pk)), ("Identifiant unique", str(r.uuid)), ("Organisation", r.organisation.name),
+        ("Caméra individuelle", f"{r.camera.serial}{f' ({r.camera.model})' if r.camera.model else ''}"),
+        ("Agent porteur", str(r.wearer) if r.wearer_id else "non renseigné"),
+        ("Début / fin", f"{_fmt_time(r.started_at, tz)} → {_fmt_time(r.ended_at, tz)}"
+                        f"{'' if r.time_attested else ' (heure non attestée)'}"),
+        ("Fichier sur la caméra", r.source_path), ("Intervention", r.intervention or "—"),
+        ("Stockage inaltérable", f"{r.store_key}{f' (version {r.store_version_id})' if r.store_version_id else ''}"),
+        ("Statut", r.get_status_display()), ("Date d'effacement", _fmt_time(r.retain_until, tz)),
+    ]
+    hashes = [("Fichier original", r.sha256 or "—"), ("Taille", f"{r.size} octets" if r.size is not None else "—"),
+              ("Empreinte donnée par la caméra", r.camera_sha256 or "—")]
+    if r.camera_hash_matches is not None:
+        hashes.append(("Concordance caméra / stockage", "oui" if r.camera_hash_matches else "NON"))
+    if r.sidecar_sha256:
+        hashes.append(("Métadonnées de la caméra", r.sidecar_sha256))
+    labels = {"original": "original", "playback": "copie de lecture"}
+    for copy, streams in (r.stream_hashes or {}).items():
+        for stream, value in (streams or {}).items():
+            kind = {"v": "vidéo", "a": "audio"}.get(stream.split(":")[0], stream)
+            hashes.append((f"Flux {kind} {stream} ({labels.get(copy, copy)})", value))
+
+    return {
+        "recording": r,
+        "organisation": r.organisation.name,
+        "generated": _fmt_time(now, tz),
+        "generated_by": (user.get_full_name() or user.username) if user is not None else "système",
+        "identifiers": identifiers,
+        "hashes": hashes,
+        "events": [{"seq": e.seq, "when": _fmt_time(e.occurred_at, tz), "author": e.actor_label,
+                    "action": e.action_label, "motif": e.motif, "recipients": ", ".join(map(str, e.recipients or [])),
+                    "details": details_summary(e.details), "hash": e.hash} for e in events],
+        "verification": {"ok": proof.ok, "headline": headline, "lines": lines, "proof": proof},
+        "key_fingerprint": fingerprint,
+        "how_to_verify": "Chaque empreinte d'événement est le SHA-256 de l'empreinte précédente, d'un saut de ligne "
+                         "et de l'enregistrement canonique de l'événement ; les points de contrôle signent "
+                         "l'empreinte de tête avec la clé Ed25519 publiée sur la page « clé publique » du "
+                         "journal de traçabilité. La procédure de vérification indépendante est décrite dans "
+                         "docs/custody.md.",
+    }

@@ -1,0 +1,209 @@
+"""Pages of the journal de traçabilité: the register, its exports, the custody report of a recording,
+the integrity page with its alerts, the public key. Thin: reads go through audit.selectors."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from evidence.selectors import recordings_visible_to
+
+from . import pdf, selectors, services
+from .integrations import signing
+
+PDF_MAX_ROWS = 5000
+
+
+def _tz(user) -> ZoneInfo:
+    org = getattr(user, "organisation", None)
+    return ZoneInfo(org.time_zone if org is not None and org.time_zone else "Europe/Paris")
+
+
+# --- Register ---------------------------------------------------------------------------------
+
+class RegisterFilters(forms.Form):
+    du = forms.DateField(required=False, label="Du")
+    au = forms.DateField(required=False, label="Au (inclus)")
+    auteur = forms.CharField(required=False, max_length=100, label="Auteur")
+    enregistrement = forms.IntegerField(required=False, min_value=1, label="Enregistrement n°")
+    nature = forms.ChoiceField(required=False, label="Nature",
+                               choices=[("", "toutes")] + list(selectors.REGISTER_KINDS.items()))
+
+    def selector_kwargs(self, tz) -> dict:
+        d = self.cleaned_data
+        since = dt.datetime.combine(d["du"], dt.time(), tzinfo=tz) if d.get("du") else None
+        until = dt.datetime.combine(d["au"] + dt.timedelta(days=1), dt.time(), tzinfo=tz) if d.get("au") else None
+        return {"kind": d.get("nature") or "", "since": since, "until": until, "author": d.get("auteur") or "",
+                "recording_id": d.get("enregistrement")}
+
+    def describe(self) -> str:
+        d = self.cleaned_data
+        parts = []
+        if d.get("du"):
+            parts.append(f"du {d['du']:%d/%m/%Y}")
+        if d.get("au"):
+            parts.append(f"au {d['au']:%d/%m/%Y}")
+        if d.get("auteur"):
+            parts.append(f"auteur « {d['auteur']} »")
+        if d.get("enregistrement"):
+            parts.append(f"enregistrement n° {d['enregistrement']}")
+        if d.get("nature"):
+            parts.append(f"nature {selectors.REGISTER_KINDS[d['nature']]}")
+        return ", ".join(parts)
+
+
+def _register_query(request):
+    if not selectors.register_can_read(request.user):
+        raise PermissionDenied("registre réservé au maire, au délégué à la protection des données et au service "
+                               "juridique (CSI R241-14)")
+    form = RegisterFilters(request.GET)
+    tz = _tz(request.user)
+    if not form.is_valid():
+        return form, selectors.register_entries_visible_to(user=request.user).none(), tz
+    return form, selectors.register_entries_visible_to(user=request.user, **form.selector_kwargs(tz)), tz
+
+
+def register_row(event, tz) -> dict:
+    return {
+        "seq": event.seq,
+        "when": event.occurred_at.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S"),
+        "author": event.actor_label,
+        "kind": selectors.REGISTER_KINDS.get(selectors.register_kind_of(event.action), ""),
+        "action": event.action_label,
+        "recording": event.recording_id,
+        "motif": event.motif,
+        "recipients": ", ".join(map(str, event.recipients or [])),
+        "details": selectors.details_summary(event.details),
+        "hash": event.hash,
+    }
+
+
+@login_required
+def register(request):
+    form, qs, tz = _register_query(request)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "audit/register.html", {
+        "form": form, "page": page, "rows": [register_row(e, tz) for e in page.object_list],
+        "query": query.urlencode(), "tz": str(tz),
+    })
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+@login_required
+def register_export(request, fmt: str):
+    form, qs, tz = _register_query(request)
+    filters = {k: str(v) for k, v in getattr(form, "cleaned_data", {}).items() if v not in (None, "")}
+    count = qs.count()
+    services.register_export_record(user=request.user, fmt=fmt, filters=filters, count=count)
+    stamp = timezone.now().astimezone(tz)
+    name = f"registre-{request.user.organisation.slug}-{stamp:%Y%m%d-%H%M}"
+    if fmt == "csv":
+        header = ["n°", "date et heure", "fuseau", "auteur", "nature", "opération", "action", "enregistrement",
+                  "motif", "destinataires", "précisions", "empreinte"]
+
+        def lines():
+            writer = csv.writer(_Echo(), delimiter=";")
+            yield "\ufeff" + writer.writerow(header)  # BOM: spreadsheets then read UTF-8
+            for event in qs.iterator(chunk_size=2000):
+                r = register_row(event, tz)
+                yield writer.writerow([r["seq"], r["when"], str(tz), r["author"], r["kind"], r["action"], event.action,
+                                       r["recording"] or "", r["motif"], r["recipients"], r["details"], r["hash"]])
+
+        response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+    rows = [register_row(e, tz) for e in qs[:PDF_MAX_ROWS]]
+    body = pdf.register_pdf(rows=rows, organisation=request.user.organisation.name,
+                            generated=f"{stamp:%d/%m/%Y %H:%M} par {request.user.get_full_name() or request.user.username}",
+                            filters=form.describe() if form.is_valid() else "",
+                            truncated=max(0, count - PDF_MAX_ROWS))
+    response = HttpResponse(body, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+    return response
+
+
+# --- Custody report of one recording ------------------------------------------------------------
+
+@login_required
+def recording_custody(request, pk: int):
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    report = selectors.recording_custody_report(recording=recording, user=request.user)
+    return render(request, "audit/recording_custody.html", {"r": recording, "report": report})
+
+
+@login_required
+def recording_custody_pdf(request, pk: int):
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    report = selectors.recording_custody_report(recording=recording, user=request.user)
+    response = HttpResponse(pdf.custody_report_pdf(report), content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="tracabilite-enregistrement-{recording.pk}.pdf"'
+    return response
+
+
+# --- Integrity of the journal, alerts ------------------------------------------------------------
+
+def _journal_reader(request):
+    if not selectors.journal_can_read(request.user):
+        raise PermissionDenied("réservé à l'administrateur technique, au maire et au délégué à la protection "
+                               "des données")
+
+
+@login_required
+def journal(request):
+    _journal_reader(request)
+    alerts = selectors.alerts_visible_to(user=request.user)
+    return render(request, "audit/journal.html", {
+        "alerts": alerts[:100], "open_alerts": alerts.filter(acknowledged_at__isnull=True).count(),
+        "verifications": selectors.verifications_recent(user=request.user),
+        "checkpoints": selectors.checkpoints_recent(), "tz": str(_tz(request.user)),
+    })
+
+
+@login_required
+@require_POST
+def journal_verify(request):
+    _journal_reader(request)
+    services.custody_verify(triggered_by=f"user:{request.user.username}")
+    return redirect("custody-journal")
+
+
+@login_required
+@require_POST
+def alert_acknowledge(request, pk: int):
+    _journal_reader(request)
+    alert = get_object_or_404(selectors.alerts_visible_to(user=request.user), pk=pk)
+    services.alert_acknowledge(alert=alert, by=request.user, note=request.POST.get("note", "")[:2000])
+    return redirect("custody-journal")
+
+
+# --- Public key (no login: anyone may check a checkpoint) -------------------------------------------
+
+def public_key(request):
+    key = signing.private_key(create=True).public_key()
+    return render(request, "audit/public_key.html", {
+        "pem": signing.public_key_pem(key), "fingerprint": signing.key_id(key),
+        # Counts and times of checkpoints say how busy the service is: only for signed-in users.
+        "checkpoints": selectors.checkpoints_recent(limit=5) if request.user.is_authenticated else [],
+    })
+
+
+def public_key_pem(request):
+    key = signing.private_key(create=True).public_key()
+    response = HttpResponse(signing.public_key_pem(key), content_type="application/x-pem-file")
+    response["Content-Disposition"] = 'inline; filename="temoin-custody-ed25519.pub.pem"'
+    return response
