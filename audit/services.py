@@ -111,6 +111,51 @@ def custody_event_append(
     )
 
 
+def custody_events_append_many(events: list[dict]) -> list[CustodyEvent]:
+    """Append several events at once (same fields as ``custody_event_append``), one INSERT.
+
+    For bulk operations such as the retention sweep: the chain is computed under one lock, in
+    order, exactly as if each event had been appended alone.
+    """
+    if not events:
+        return []
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("custody events are written inside the transaction of the change")
+    _lock_chain()
+    occurred_at = timezone.now()
+    last = CustodyEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
+    rows = []
+    for e in events:
+        subject, recording = e.get("subject"), e.get("recording")
+        subject_type = e.get("subject_type") or (subject._meta.label_lower if subject is not None else "")
+        subject_id = e.get("subject_id") or (str(subject.pk) if subject is not None else "")
+        if recording is None and subject is not None and subject._meta.label_lower == "evidence.recording":
+            recording = subject
+        organisation = e.get("organisation") or (recording.organisation if recording is not None else None)
+        actor = e.get("actor")
+        actor_label = e.get("actor_label") or (f"user:{actor.username}" if actor is not None else "system")
+        recipients = json.loads(json.dumps(list(e.get("recipients") or []), default=str))
+        details = json.loads(json.dumps(e.get("details") or {}, default=str))
+        motif = e.get("motif", "")
+        seq += 1
+        canonical = custody_event_canonical(
+            seq=seq, occurred_at=occurred_at, organisation_id=organisation.pk if organisation else None,
+            actor_id=actor.pk if actor else None, actor_label=actor_label, action=e["action"],
+            subject_type=subject_type, subject_id=subject_id, recording_id=recording.pk if recording else None,
+            motif=motif, recipients=recipients, details=details,
+        )
+        digest = custody_event_hash(prev_hash, canonical)
+        rows.append(CustodyEvent(
+            seq=seq, occurred_at=occurred_at, organisation=organisation, actor=actor, actor_label=actor_label,
+            action=e["action"], subject_type=subject_type, subject_id=str(subject_id), recording=recording,
+            motif=motif, recipients=recipients, details=details, prev_hash=prev_hash, hash=digest,
+            canonical=canonical,
+        ))
+        prev_hash = digest
+    return CustodyEvent.objects.bulk_create(rows)
+
+
 # --- Signed checkpoints ------------------------------------------------------------------------
 
 def _utc(value: dt.datetime) -> str:

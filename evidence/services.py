@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organisation, User
-from audit.services import custody_event_append
+from audit.services import custody_event_append, custody_events_append_many
 from devices.models import Camera, CameraAssignment, Dock, DockSlot, OffloadItem, OffloadSession
 from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
@@ -101,7 +101,6 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
             details={"camera": camera.serial, "volume": str(scan.root), "clips": len(scan.clips),
                      "bytes": session.bytes_total, "ignored": session.report["ignored"][:100],
                      "firmware": scan.device.firmware},
-            now=now,
         )
     return session
 
@@ -461,7 +460,6 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
             custody_event_append(
                 action="recording.released_from_device", subject=rec, actor_label=actor_label,
                 details={"session": session.pk, "source_path": item.path, "sidecar_removed": wiped_sidecar},
-                now=now,
             )
         counts = {s: session.items.filter(status=s).count() for s in OffloadItem.Status.values}
         ok = counts[OffloadItem.Status.VERIFIED] + counts[OffloadItem.Status.DUPLICATE] == sum(counts.values())
@@ -470,7 +468,7 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
         session.report = {**session.report, "counts": counts}
         session.save(update_fields=["status", "finished_at", "report"])
         custody_event_append(action="offload.finished", subject=session, organisation=session.organisation,
-                             actor_label=actor_label, details={"status": session.status, "counts": counts}, now=now)
+                             actor_label=actor_label, details={"status": session.status, "counts": counts})
     return session
 
 
@@ -664,11 +662,11 @@ def hold_place(*, by: User, procedure: str, reference: str, recording: Recording
             _apply_legal_hold(rec, True)
             custody_event_append(action="hold.placed", subject=rec, actor=by, motif=motif,
                                  details={"hold": hold.pk, "procedure": procedure, "reference": reference,
-                                          "intervention": hold.intervention}, now=now)
+                                          "intervention": hold.intervention})
         if not covered:
             custody_event_append(action="hold.placed", subject=hold, organisation=by.organisation, actor=by,
                                  motif=motif, details={"procedure": procedure, "reference": reference,
-                                                       "intervention": hold.intervention}, now=now)
+                                                       "intervention": hold.intervention})
     return hold
 
 
@@ -698,7 +696,7 @@ def hold_release(*, hold, by: User, motif: str, now: dt.datetime | None = None):
                 _apply_legal_hold(rec, False)
             custody_event_append(action="hold.released", subject=rec, actor=by, motif=motif,
                                  details={"hold": hold.pk, "procedure": hold.procedure,
-                                          "reference": hold.reference}, now=now)
+                                          "reference": hold.reference})
     return hold
 
 
@@ -730,7 +728,7 @@ def organisation_set_retention(*, organisation: Organisation, retention: str, ba
         org.save(update_fields=["retention", "retention_basis"])
         custody_event_append(action="organisation.retention_changed", subject=org, organisation=org, actor=by,
                              actor_label="" if by else "system:cli",
-                             details={"old": old, "new": retention, "basis": org.retention_basis}, now=now)
+                             details={"old": old, "new": retention, "basis": org.retention_basis})
         for rec in Recording.objects.select_for_update().filter(organisation=org, retain_until__gt=now).exclude(
                 status=Recording.Status.ERASED):
             basis_time, _ = retention_basis_time(started_at=rec.started_at, ingested_at=rec.ingested_at, period=retention)
@@ -742,7 +740,7 @@ def organisation_set_retention(*, organisation: Organisation, retention: str, ba
                     store.extend_retention(key, version, new_end)
             custody_event_append(action="recording.retention_extended", subject=rec, actor=by,
                                  actor_label="" if by else "system:cli",
-                                 details={"old": rec.retain_until.isoformat(), "new": new_end.isoformat()}, now=now)
+                                 details={"old": rec.retain_until.isoformat(), "new": new_end.isoformat()})
             rec.retain_until = new_end
             rec.save(update_fields=["retain_until"])
             moved += 1
@@ -815,16 +813,15 @@ def _erase_batch(ids: list[int], *, now: dt.datetime, by: User | None, strict: b
         for rule, pks in by_rule.items():
             Recording.objects.filter(pk__in=pks).update(
                 status=Recording.Status.ERASED, erased_at=now, erasure_rule=rule, **TOMBSTONE_CLEARED)
-        for rec, versions, keys in erased:
-            rule = f"{rec.organisation.retention} — {rec.organisation.retention_basis}"[:300]
-            custody_event_append(
-                action="recording.erased", subject=rec, actor=by,
-                actor_label="" if by else "system:retention",
-                details={"rule": rule, "retain_until": rec.retain_until.isoformat(), "keys": keys,
-                         "versions_deleted": versions, "sha256": rec.sha256, "size": rec.size},
-                now=now,
-            )
-            report.erased.append(rec.pk)
+        custody_events_append_many([
+            dict(action="recording.erased", subject=rec, actor=by,
+                 actor_label="" if by else "system:retention",
+                 details={"rule": f"{rec.organisation.retention} — {rec.organisation.retention_basis}"[:300],
+                          "retain_until": rec.retain_until.isoformat(), "swept_at": now.isoformat(),
+                          "keys": keys, "versions_deleted": versions, "sha256": rec.sha256, "size": rec.size})
+            for rec, versions, keys in erased
+        ])
+        report.erased.extend(rec.pk for rec, _versions, _keys in erased)
 
 
 def _checked_clock(now: dt.datetime | None) -> dt.datetime:
@@ -961,7 +958,7 @@ def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.date
         for f, (_old, value) in diff.items():
             setattr(rec, f, value)
         rec.save(update_fields=list(diff))
-        custody_event_append(action="recording.tagged", subject=rec, actor=by, details={"changes": diff}, now=now)
+        custody_event_append(action="recording.tagged", subject=rec, actor=by, details={"changes": diff})
     if "intervention" in diff and rec.intervention:
         recording_apply_holds(recording=rec)  # joins an intervention already held
     return rec
@@ -1008,8 +1005,7 @@ def consultation_open(*, recording: Recording, by: User, motif: str, now: dt.dat
         )
         custody_event_append(action="recording.consulted", subject=recording, actor=by, motif=motif[:2000],
                              recipients=[by.username],
-                             details={"consultation": consultation.pk, "expires_at": consultation.expires_at.isoformat()},
-                             now=now)
+                             details={"consultation": consultation.pk, "expires_at": consultation.expires_at.isoformat()})
     return consultation, token
 
 

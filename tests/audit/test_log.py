@@ -188,3 +188,21 @@ def test_stored_json_is_read_back_as_written(db):
     sample_log(4)
 
     assert verify_chain(full=True).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_appended_in_bulk_chain_exactly_like_single_appends(org):
+    from django.db import transaction
+
+    from audit.services import custody_event_append, custody_events_append_many, verify_chain
+
+    with transaction.atomic():
+        custody_event_append(action="organisation.note", subject=org, organisation=org, details={"n": 0})
+        many = custody_events_append_many([
+            {"action": "organisation.note", "subject": org, "organisation": org, "details": {"n": n}}
+            for n in range(1, 6)
+        ])
+        custody_event_append(action="organisation.note", subject=org, organisation=org, details={"n": 6})
+
+    assert [e.seq for e in many] == list(range(many[0].seq, many[0].seq + 5))
+    assert verify_chain(full=True).ok
