@@ -8,6 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
+from audit.models import CustodyEvent
+from audit.selectors import recording_custody_events
+
 from . import services
 from .models import Hold, Procedure, Purpose, Recording, TriggerReason
 from .selectors import holds_for_recording, holds_visible_to, recordings_visible_to
@@ -45,6 +48,16 @@ class RecordingTagSerializer(serializers.Serializer):
     notice_omitted_reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
     purpose = serializers.ChoiceField(choices=Purpose.choices, required=False, allow_blank=True)
     intervention = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+
+class CustodyEventSerializer(serializers.ModelSerializer):
+    action_label = serializers.CharField(read_only=True)
+    author = serializers.CharField(source="actor_label", read_only=True)
+
+    class Meta:
+        model = CustodyEvent
+        fields = ["seq", "occurred_at", "action", "action_label", "author", "motif", "recipients", "details",
+                  "prev_hash", "hash"]
 
 
 class ConsultationCreateSerializer(serializers.Serializer):
@@ -158,6 +171,13 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 raise ValidationError({"status": f"one of {', '.join(Recording.Status.values)}"})
             qs = qs.filter(status=p["status"])
         return qs.order_by("-started_at", "-id")
+
+    @extend_schema(responses={200: CustodyEventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def custody(self, request, pk=None):
+        """The recording's custody events, in chain order (ARCHITECTURE.md §7)."""
+        recording = self.get_object()
+        return Response(CustodyEventSerializer(recording_custody_events(recording=recording), many=True).data)
 
     @extend_schema(request=ConsultationCreateSerializer, responses={201: ConsultationSerializer})
     @action(detail=True, methods=["post"])

@@ -117,3 +117,15 @@ def test_media_is_served_from_the_s3_store_too(make_volume, clip_library, camera
 
     with s3_store.local_path(rec.playback_key, rec.playback_version_id) as p:
         assert b"".join(part.streaming_content) == p.read_bytes()[10:110]
+
+
+def test_custody_endpoint_lists_the_recordings_events_in_chain_order(ready, officer, make_user):
+    api(officer).post(f"/api/recordings/{ready.pk}/consultations/", {"motif": "contrôle"}, format="json")
+
+    events = api(officer).get(f"/api/recordings/{ready.pk}/custody/").json()
+
+    actions = [e["action"] for e in events]
+    assert actions[:3] == ["recording.collected", "recording.stored", "recording.verified"]
+    assert actions[-1] == "recording.consulted" and events[-1]["motif"] == "contrôle"
+    assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+    assert api(make_user("agent.x", matricule="MX")).get(f"/api/recordings/{ready.pk}/custody/").status_code == 404
