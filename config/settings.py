@@ -193,6 +193,14 @@ TEMOIN_SIDECAR_MAX_BYTES = env.int("TEMOIN_SIDECAR_MAX_BYTES", default=1024 * 10
 TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
 TEMOIN_FFMPEG_THREADS = env.int("TEMOIN_FFMPEG_THREADS", default=0)
 
+# --- Axis content destination (devices.axis, docs/axis.md) -----------------------------------
+# Public base URL of Témoin as docking stations reach it: base of the X-Storage-Url handed to
+# them (behind a TLS proxy the request alone does not tell the scheme).
+TEMOIN_PUBLIC_URL = env.str("TEMOIN_PUBLIC_URL", default="")
+TEMOIN_AXIS_TOKEN_SECONDS = env.int("TEMOIN_AXIS_TOKEN_SECONDS", default=3600)
+TEMOIN_AXIS_MAX_UPLOADS = env.int("TEMOIN_AXIS_MAX_UPLOADS", default=16)  # per web process, then 503
+TEMOIN_AXIS_FREE_SPACE_RESERVE = env.int("TEMOIN_AXIS_FREE_SPACE_RESERVE", default=64 * 1024 * 1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -222,6 +230,8 @@ CELERY_BEAT_SCHEDULE = {
     # CSI R241-13: erasure one month after recording; the sweep runs at least hourly.
     "retention-sweep": {"task": "evidence.retention_sweep", "schedule": 900.0},
     "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
+    # CSI R241-13: bookmarks, tracks and places sent by an Axis system go with their recordings.
+    "axis-purge-erased": {"task": "axis.purge_erased", "schedule": 3600.0},
     "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},
     "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
     # CSI R241-14: the log is kept three years, then purged after a signed checkpoint.

@@ -25,37 +25,46 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, volumes, dock, slot, keep, jobs, no_progress, **options):
-        sessions = []
-        for volume in volumes:
-            try:
-                sessions.append(services.offload_session_start(
-                    volume=volume, dock_name=dock, slot_name=slot if len(volumes) == 1 else "", keep=keep))
-            except services.OffloadRefused as exc:
-                if len(volumes) == 1:
-                    raise CommandError(str(exc)) from exc
-                self.stderr.write(f"{volume}: {exc}")
-        for s in sessions:
-            self.stdout.write(f"camera {s.camera.serial}: {s.items.count()} clip(s), "
-                              f"{s.bytes_total / 1e6:.1f} MB (session {s.pk})")
-        bar = tqdm(total=sum(s.bytes_total for s in sessions), unit="B", unit_scale=True, unit_divisor=1024,
+        bar = tqdm(total=0, unit="B", unit_scale=True, unit_divisor=1024,
                    desc="déchargement", file=sys.stderr, disable=no_progress or None)
         lock = threading.Lock()
+        refused = []
 
         def progress(n: int) -> None:
             with lock:
                 bar.update(n)
 
-        def offload(session):
+        def offload(volume):
             try:
+                try:
+                    session = services.offload_session_start(
+                        volume=volume, dock_name=dock, slot_name=slot if len(volumes) == 1 else "", keep=keep)
+                except services.OffloadRefused as exc:
+                    refused.append((volume, exc))
+                    return None
+                with lock:
+                    bar.total += session.bytes_total
+                    bar.refresh()
+                    self.stdout.write(f"camera {session.camera.serial}: {session.items.count()} clip(s), "
+                                      f"{session.bytes_total / 1e6:.1f} MB (session {session.pk})")
                 for item in session.items.order_by("path"):
                     services.offload_item_pull(item=item, progress=progress)
                 return services.offload_session_finish(session=session)
             finally:
-                connection.close()  # each thread has its own database connection
+                if threading.current_thread() is not threading.main_thread():
+                    connection.close()  # each worker thread has its own database connection
 
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            sessions = list(pool.map(offload, sessions))
+        if len(volumes) == 1 or jobs <= 1:
+            sessions = [s for s in map(offload, volumes) if s is not None]
+        else:
+            # Each camera starts as soon as a worker is free: no waiting for the others' scans.
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                sessions = [s for s in pool.map(offload, volumes) if s is not None]
         bar.close()
+        if refused and len(volumes) == 1:
+            raise CommandError(str(refused[0][1]))
+        for volume, exc in refused:
+            self.stderr.write(f"{volume}: {exc}")
         failed = total = 0
         for session in sessions:
             for item in session.items.order_by("path"):

@@ -1,0 +1,523 @@
+"""Clip and object bodies from the body worn system, streamed once into the write-once store.
+
+Same path as the mass-storage offload (evidence/services.py ``offload_item_pull``): the request
+body goes through ``HashingReader`` straight into ``store.put`` (SHA-256 on the way, nothing
+spooled), then the object is read back from the store and its lock checked with ``head``; the
+custody events ``recording.collected``, ``recording.stored``, ``recording.verified`` are written
+in the transactions that change the recording.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import BinaryIO, Mapping
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from audit.services import custody_event_append
+from devices.models import Camera, CameraAssignment
+from devices.services import camera_register
+from devices.sources.mass_storage import SERIAL_RE
+from evidence.integrations.store import (
+    HashingReader,
+    LocalStore,
+    ObjectExists,
+    ReadAhead,
+    StoreError,
+    get_store,
+)
+from evidence.models import Recording
+from evidence.retention import retention_basis_time, retention_end
+
+from . import formats, services
+from .errors import (
+    AxisError,
+    Busy,
+    ChecksumMismatch,
+    ContentRefused,
+    OutOfSpace,
+    UploadInterrupted,
+)
+from .models import AxisClip, AxisObject, AxisRecording
+
+log = logging.getLogger(__name__)
+
+ACTOR = services.ACTOR
+VERIFIED = (Recording.Status.STORED, Recording.Status.PROCESSING, Recording.Status.READY,
+            Recording.Status.UNPLAYABLE, Recording.Status.DUPLICATE)
+# A clip still "receiving" after this long was abandoned (process killed): a new upload may take over.
+STALE_UPLOAD = dt.timedelta(hours=1)
+# Bookmarks and tracks are parsed in memory up to this size; larger ones are only stored.
+PARSE_LIMIT = 64 * 1024 * 1024
+# Reads and writes in 1 MiB slices: on the reference machine one 8 MiB write() into the page
+# cache cost up to ten times the CPU of eight 1 MiB writes (docs/benchmarks-axis.md).
+NETWORK_CHUNK = 1024 * 1024
+# S3 error codes that mean "no space left" (MinIO reports a full drive as XMinioStorageFull).
+S3_FULL_CODES = {"XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "QuotaExceeded", "InsufficientStorage",
+                 "EntityTooLarge"}
+
+
+class TruncatedUpload(Exception):
+    """The request body ended before the Content-Length the client announced."""
+
+
+class RequestBody:
+    """The request body as a file: exactly ``length`` bytes or TruncatedUpload; MD5 when asked.
+
+    WSGI servers return short reads at end of input when the client disconnects: the missing
+    bytes must make the upload fail, never let a shorter object be stored as the clip.
+    """
+
+    def __init__(self, raw: BinaryIO, length: int | None, *, md5: bool = False):
+        self.raw, self.length, self.count = raw, length, 0
+        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+
+    def read(self, n: int = -1) -> bytes:
+        if self.length is not None:
+            remaining = self.length - self.count
+            if remaining <= 0:
+                return b""
+            n = remaining if n is None or n < 0 else min(n, remaining)
+        data = self.raw.read(n)
+        if not data and n != 0 and self.length is not None:
+            raise TruncatedUpload(f"upload ended after {self.count} of {self.length} bytes")
+        self.count += len(data)
+        if self.md5 is not None and data:
+            self.md5.update(data)
+        return data
+
+    def drain_bytes(self) -> bytes:
+        parts = []
+        while data := self.read(NETWORK_CHUNK):
+            parts.append(data)
+        return b"".join(parts)
+
+    def drain(self) -> tuple[str, int]:
+        sha = hashlib.sha256()
+        while data := self.read(NETWORK_CHUNK):
+            sha.update(data)
+        return sha.hexdigest(), self.count
+
+
+class Slices:
+    """At most one slice per read: the store writes what each read returns, so it writes slices."""
+
+    def __init__(self, raw: ReadAhead, size: int = NETWORK_CHUNK):
+        self.raw, self.size = raw, size
+
+    def read(self, n: int = -1) -> bytes:
+        return self.raw.read(self.size if n is None or n < 0 else min(n, self.size))
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    cause = exc.__cause__
+    code = getattr(cause, "response", {}).get("Error", {}).get("Code", "") if cause is not None else ""
+    return code in S3_FULL_CODES or (cause is not None and cause is not exc and _out_of_space(cause))
+
+
+def _free_space_check(store, length: int | None) -> None:
+    """Local store: refuse before reading a byte when the clip cannot fit (507, retried later)."""
+    if not isinstance(store, LocalStore) or not length:
+        return
+    reserve = getattr(settings, "TEMOIN_AXIS_FREE_SPACE_RESERVE", 64 * 1024 * 1024)
+    try:
+        free = shutil.disk_usage(store.root).free
+    except OSError:
+        return
+    if free < length + reserve:
+        raise OutOfSpace(f"{free} bytes free in the store, {length} needed")
+
+
+@dataclass
+class Received:
+    """What the view answers: status code, ETag when known, and the object."""
+
+    status: int
+    etag: str = ""
+    clip: AxisClip | None = None
+    obj: AxisObject | None = None
+
+
+# --- Who and which camera ----------------------------------------------------------------------------
+
+def _placeholder_camera(container: AxisRecording) -> tuple[Camera, list[str]]:
+    """Rejected content whose device we do not know: evidence is never refused, so it gets a camera.
+
+    The serial the BWS reported is registered when it is free; otherwise (missing, invalid, or
+    another organisation's) the organisation's "unknown Axis camera" holds it, flagged.
+    """
+    org = container.organisation
+    serial = container.metadata.get("BWCSerialNumber") or (formats.container_name_parts(
+        container.original_container or "") or ("", "", ""))[1]
+    if serial and SERIAL_RE.match(serial):
+        camera = Camera.objects.filter(serial=serial).first()
+        if camera is not None and camera.organisation_id == org.pk:
+            return camera, [f"rejected content: camera {serial} not registered as an Axis device"]
+        if camera is None:
+            try:
+                with transaction.atomic():
+                    camera = camera_register(serial=serial, organisation=org, model=container.model)
+                    custody_event_append(action="axis.device_registered", subject=camera, organisation=org,
+                                         actor_label=ACTOR, details={"serial": serial, "from_rejected_content": True})
+                return camera, [f"rejected content: camera {serial} registered from the recording"]
+            except IntegrityError:
+                camera = Camera.objects.get(serial=serial)
+                if camera.organisation_id == org.pk:
+                    return camera, []
+    placeholder = f"AXIS-UNKNOWN-{org.pk}"
+    camera = Camera.objects.filter(serial=placeholder).first()
+    if camera is None:
+        with transaction.atomic():
+            camera = camera_register(serial=placeholder, organisation=org, model="unknown Axis camera")
+    return camera, [f"rejected content: camera {serial or '(none)'} unknown; kept under {placeholder}"]
+
+
+def _source(container: AxisRecording, start: dt.datetime | None):
+    """(camera, wearer, wearer_source, flags) for a clip of this container; 400 when unknown."""
+    flags: list[str] = []
+    if container.rejected:
+        reason = container.rejected_reason or "no reason given"
+        flags.append(f"rejected by the Axis system ({reason}); original container "
+                     f"{container.original_container or 'unknown'}")
+    elif container.axis_user_id is None or container.device_id is None:
+        # Checked when the container was created (400 there); users and devices are never deleted.
+        raise ContentRefused("the recording's user or device does not exist here")
+    camera = container.device.camera if container.device_id else None
+    if camera is None:
+        camera, more = _placeholder_camera(container)
+        flags += more
+    wearer, wearer_source = None, ""
+    if container.axis_user_id and container.axis_user.user_id:
+        wearer, wearer_source = container.axis_user.user, "axis"
+    elif container.axis_user_id:
+        flags.append(f"Axis user {container.axis_user} has no matricule (UserID): wearer from the camera's assignment")
+    if wearer is None and start is not None:
+        from django.db.models import Q
+
+        assignment = (CameraAssignment.objects.filter(camera=camera, starts_at__lte=start)
+                      .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=start))
+                      .select_related("officer").order_by("-starts_at").first())
+        if assignment is not None:
+            wearer, wearer_source = assignment.officer, "assignment"
+    return camera, wearer, wearer_source, flags
+
+
+def _bookmark_summaries(container: AxisRecording) -> list[dict]:
+    return [services.bookmark_details(b) for b in container.bookmarks.select_related("object")]
+
+
+# --- Clips -------------------------------------------------------------------------------------------------
+
+def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: BinaryIO,
+                 length: int | None, client_md5: str = "", now: dt.datetime | None = None) -> Received:
+    """``PUT /<container>/<StartTime>_<RecordingID>.<mkv|mp4>``: one clip → one Recording, verified."""
+    now = now or timezone.now()
+    store = get_store()
+    org = container.organisation
+    start = formats.meta_time(metadata, "StartTime")
+    stop = formats.meta_time(metadata, "StopTime")
+    reader = RequestBody(body, length, md5=bool(client_md5))
+
+    existing = AxisClip.objects.select_related("recording").filter(container=container, name=name).first()
+    if existing is not None and existing.recording.status in VERIFIED:
+        return _clip_seen_again(existing, reader, now)
+    camera, wearer, wearer_source, flags = _source(container, start)
+    if not container.rejected:
+        # Specification, 400: "the clip has no duration". Such a clip comes back as rejected
+        # content, which is always accepted: nothing is lost.
+        if length == 0:
+            raise ContentRefused("the clip is empty")
+        if start is not None and stop is not None and stop <= start:
+            raise ContentRefused("the clip has no duration (StopTime is not after StartTime)")
+    if existing is not None and existing.recording.status == Recording.Status.RECEIVING \
+            and existing.upload_started_at > now - STALE_UPLOAD:
+        raise Busy(f"{name} is being received by another request")
+    _free_space_check(store, length)
+
+    # The BWS sends UTC times from cameras it keeps on time; without any, the upload time is
+    # used and flagged as not attested (CSI R241-10).
+    recorded_at = start or container.started_at
+    attested = recorded_at is not None
+    time_source = "axis" if attested else "upload"
+    basis, basis_text = retention_basis_time(started_at=recorded_at, ingested_at=now, period=org.retention)
+    recorded_at = recorded_at or now
+    retain_until = retention_end(recorded_at=basis, period=org.retention, time_zone=org.time_zone)
+    ext = (metadata.get("ContainerType") or name.rsplit(".", 1)[-1]).lower()
+    ext = ext if ext in formats.CLIP_TYPES else name.rsplit(".", 1)[-1].lower()
+    values = dict(
+        organisation=org, camera=camera, wearer=wearer, wearer_source=wearer_source,
+        source_path=f"{container.name}/{name}"[:1000], source_size=length or 0,
+        source_mtime_ns=int(recorded_at.timestamp() * 1e9),
+        started_at=recorded_at, ended_at=stop, time_source=time_source,
+        time_attested=attested, sidecar_errors=flags,
+        retain_until=retain_until, retention_basis=basis_text, ingested_at=now,
+        status=Recording.Status.RECEIVING, status_message="", camera_sha256="", camera_hash_matches=None,
+        **services.clip_values(container, start, stop, metadata),
+    )
+    retry_same_row = existing is not None and not store.exists(existing.recording.store_key)
+    with transaction.atomic():
+        if existing is not None:
+            clip = AxisClip.objects.select_for_update().get(pk=existing.pk)
+            if clip.upload_started_at != existing.upload_started_at:  # another request took it meanwhile
+                raise Busy(f"{name} is being received by another request")
+        if existing is not None and retry_same_row:
+            recording = Recording.objects.select_for_update().get(pk=existing.recording_id)
+            for key, value in values.items():
+                setattr(recording, key, value)
+            recording.save()
+            action = "recording.collect_retried"
+        else:
+            # First upload, or a retry after bytes were already stored under the previous key (that
+            # failed recording keeps them until its retention end): a new recording, a new key.
+            recording = Recording(**values)
+            recording.store_key = f"originals/{org.slug}/{camera.serial}/{recording.uuid}.{ext}"
+            recording.save()
+            action = "recording.collect_retried" if existing is not None else "recording.collected"
+        if existing is not None:
+            clip.recording, clip.metadata, clip.started_at, clip.stopped_at = recording, dict(metadata), start, stop
+            clip.upload_started_at, clip.uploads = now, clip.uploads + 1
+            clip.save()
+        else:
+            try:
+                with transaction.atomic():
+                    clip = AxisClip.objects.create(container=container, name=name, recording=recording,
+                                                   metadata=dict(metadata), started_at=start, stopped_at=stop,
+                                                   upload_started_at=now)
+            except IntegrityError:
+                raise Busy(f"{name} is being received by another request") from None
+        custody_event_append(
+            action=action, subject=recording, actor_label=ACTOR, now=now,
+            details={"source": "axis", "container": container.name, "object": name, "size": length,
+                     "camera": camera.serial, "wearer": wearer.matricule if wearer else None,
+                     "wearer_source": wearer_source, "axis_user": container.axis_user.uuid
+                     if container.axis_user_id else None, "scu": container.scu_serial,
+                     "firmware": container.firmware, "trigger_on": container.trigger_on,
+                     "trigger_off": container.trigger_off, "time_zone": container.time_zone,
+                     "metadata": dict(metadata), "bookmarks": _bookmark_summaries(container),
+                     "flags": flags, "time_source": time_source, "time_attested": recording.time_attested,
+                     "retain_until": retain_until.isoformat(), "retention_basis": basis_text,
+                     "rejected": container.rejected},
+        )
+
+    # Stream once: network → store, hashing on the way; then read back and check the lock.
+    # The network read overlaps with hashing and writing (a thread a few slices ahead).
+    ahead = Slices(ReadAhead(reader, NETWORK_CHUNK, depth=8))
+    try:
+        try:
+            stored = store.put(recording.store_key, HashingReader(ahead), retain_until=retain_until,
+                               content_type=formats.CLIP_TYPES.get(ext, "application/octet-stream"))
+        finally:
+            ahead.close()
+        back_sha, back_size = store.digest(recording.store_key, stored.version_id)
+        if (back_sha, back_size) != (stored.sha256, stored.size):
+            raise StoreError(f"read-back mismatch for {recording.store_key}: {back_sha}/{back_size} "
+                             f"!= {stored.sha256}/{stored.size}")
+        info = store.head(recording.store_key, stored.version_id)
+        if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
+            raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
+    except TruncatedUpload as exc:
+        raise _clip_failed(recording, str(exc), UploadInterrupted(str(exc))) from exc
+    except (OSError, StoreError) as exc:
+        if isinstance(exc, ObjectExists):
+            raise _clip_failed(recording, str(exc), Busy(str(exc))) from exc
+        error = OutOfSpace(f"the store is full: {exc}") if _out_of_space(exc) else AxisError(str(exc))
+        raise _clip_failed(recording, str(exc), error) from exc
+    except Exception as exc:
+        log.exception("Axis upload of %s failed unexpectedly", recording.source_path)
+        raise _clip_failed(recording, f"unexpected error: {exc!r}", AxisError("internal error")) from exc
+    md5 = reader.md5.hexdigest() if reader.md5 is not None else ""
+    if client_md5 and md5 != client_md5.strip('"').lower():
+        # The bytes are in the store, locked: they stay under this failed recording (erased at its
+        # retention end with it) and the BWS sends the clip again.
+        message = f"MD5 of the bytes received {md5} differs from the ETag sent {client_md5}"
+        raise _clip_failed(recording, message, ChecksumMismatch(message),
+                           stored={"key": stored.key, "version_id": stored.version_id, "sha256": stored.sha256,
+                                   "size": stored.size, "md5": md5})
+    return _clip_verified(clip, recording, stored, back_sha, info, md5)
+
+
+def _clip_failed(recording: Recording, message: str, error: AxisError, stored: dict | None = None) -> AxisError:
+    """Nothing verified: the BWS keeps the clip and uploads it again (the answer tells it why)."""
+    log.warning("Axis upload of %s failed: %s", recording.source_path, message)
+    with transaction.atomic():
+        Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.FAILED,
+                                                         status_message=message[:2000])
+        recording.refresh_from_db()
+        custody_event_append(action="recording.store_failed", subject=recording, actor_label=ACTOR,
+                             details={"error": message[:2000], "answer": error.status, "stored": stored})
+    return error
+
+
+def _clip_verified(clip: AxisClip, recording: Recording, stored, back_sha: str, info, md5: str) -> Received:
+    from evidence.services import recording_enqueue_media
+
+    verified_at = timezone.now()
+    with transaction.atomic():
+        # Locked with the container: a concurrent "Status: Complete" sees this clip either still
+        # receiving (and we queue it here) or stored (and it queues it).
+        container = AxisRecording.objects.select_for_update().get(pk=clip.container_id)
+        recording = Recording.objects.select_for_update().get(pk=recording.pk)
+        other = (Recording.objects.filter(camera=recording.camera, sha256=stored.sha256).exclude(pk=recording.pk)
+                 .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.RECEIVING,
+                                      Recording.Status.FAILED, Recording.Status.ERASED]).first())
+        recording.sha256, recording.size = stored.sha256, stored.size
+        recording.store_version_id, recording.verified_at = stored.version_id, verified_at
+        if other is not None:
+            recording.status, recording.duplicate_of = Recording.Status.DUPLICATE, other
+            recording.status_message = f"same content as recording {other.pk}"
+        else:
+            recording.status, recording.status_message = Recording.Status.STORED, ""
+        recording.save()
+        AxisClip.objects.filter(pk=clip.pk).update(md5=md5)
+        custody_event_append(
+            action="recording.stored", subject=recording, actor_label=ACTOR,
+            details={"key": stored.key, "version_id": stored.version_id, "sha256": stored.sha256,
+                     "size": stored.size, "md5": md5 or None},
+        )
+        custody_event_append(
+            action="recording.verified", subject=recording, actor_label=ACTOR,
+            details={"read_back_sha256": back_sha, "lock_mode": info.mode,
+                     "retain_until": info.retain_until.isoformat(), "duplicate_of": other.pk if other else None},
+        )
+        if recording.status == Recording.Status.STORED and (
+                container.status == AxisRecording.Status.COMPLETE or container.rejected):
+            # Rejected content never gets "Status: Complete" (the specification leaves it out).
+            transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
+    clip.recording = recording
+    return Received(status=201, etag=md5, clip=clip)
+
+
+def _clip_seen_again(clip: AxisClip, reader: RequestBody, now: dt.datetime) -> Received:
+    """The same clip again (the BWS did not get our answer): idempotent when the bytes are the same."""
+    try:
+        sha, size = reader.drain()
+    except TruncatedUpload as exc:
+        raise UploadInterrupted(str(exc)) from exc
+    existing = clip.recording
+    same = sha == existing.sha256 and size == existing.size
+    with transaction.atomic():
+        custody_event_append(
+            action="recording.seen_again", subject=existing, actor_label=ACTOR, now=now,
+            details={"source": "axis", "container": clip.container.name, "object": clip.name, "sha256": sha,
+                     "size": size, "same_content": same},
+        )
+    if not same:
+        # Never overwritten: the other content comes back as rejected content and is kept there.
+        raise ContentRefused(f"{clip.name} was already stored with other content (sha256 {existing.sha256})")
+    return Received(status=201, etag=reader.md5.hexdigest() if reader.md5 is not None else clip.md5, clip=clip)
+
+
+# --- Other objects of a recording container ------------------------------------------------------------
+
+def _attachment_key(container: AxisRecording, obj: AxisObject) -> str:
+    ext = {"bookmark": ".txt", "track": ".json", "key": ".key"}.get(obj.kind, ".bin")
+    serial = container.device.serial if container.device_id else "unknown"
+    return f"attachments/{container.organisation.slug}/{serial}/{obj.uuid}{ext}"
+
+
+def object_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: BinaryIO,
+                   length: int | None, client_md5: str = "", now: dt.datetime | None = None) -> Received:
+    """A bookmark, GNSS track, key file or unknown object: kept write-once, parsed when we know it.
+
+    The bytes are personal data that follow the recording's fate (``services.containers_purge``).
+    """
+    now = now or timezone.now()
+    store = get_store()
+    org = container.organisation
+    kind = formats.object_kind(name)
+    reader = RequestBody(body, length, md5=True)
+    _free_space_check(store, length)
+    small = length is not None and length <= PARSE_LIMIT
+    try:
+        raw = reader.drain_bytes() if small else None
+    except TruncatedUpload as exc:
+        raise UploadInterrupted(str(exc)) from exc
+    if raw is not None:
+        sha = hashlib.sha256(raw).hexdigest()
+        current = (AxisObject.objects.filter(container=container, name=name).order_by("-pk").first())
+        if current is not None and current.sha256 == sha and current.metadata == dict(metadata):
+            return Received(status=201, etag=current.md5, obj=current)  # the same object again
+    basis, _text = retention_basis_time(started_at=container.started_at, ingested_at=now, period=org.retention)
+    retain_until = retention_end(recorded_at=basis, period=org.retention, time_zone=org.time_zone)
+    obj = AxisObject(container=container, name=name, kind=kind, metadata=dict(metadata), created_at=now,
+                     retain_until=retain_until)
+    obj.store_key = _attachment_key(container, obj)
+    import io
+
+    source = io.BytesIO(raw) if raw is not None else Slices(ReadAhead(reader, NETWORK_CHUNK, depth=8))
+    try:
+        try:
+            stored = store.put(obj.store_key, HashingReader(source), retain_until=retain_until,
+                               content_type="application/json" if kind == "track" else "application/octet-stream")
+        finally:
+            if isinstance(source, Slices):
+                source.close()
+        back = store.digest(obj.store_key, stored.version_id)
+        if back != (stored.sha256, stored.size):
+            raise StoreError(f"read-back mismatch for {obj.store_key}")
+    except TruncatedUpload as exc:
+        raise UploadInterrupted(str(exc)) from exc
+    except (OSError, StoreError) as exc:
+        log.warning("Axis object %s/%s not stored: %s", container.name, name, exc)
+        raise (OutOfSpace(f"the store is full: {exc}") if _out_of_space(exc) else AxisError(str(exc))) from exc
+    md5 = reader.md5.hexdigest()
+    if client_md5 and md5 != client_md5.strip('"').lower():
+        raise ChecksumMismatch(f"MD5 of the bytes received {md5} differs from the ETag sent {client_md5}")
+    obj.sha256, obj.size, obj.md5, obj.store_version_id = stored.sha256, stored.size, md5, stored.version_id
+    errors: list[str] = []
+    if raw is None and kind in ("bookmark", "track"):
+        errors.append(f"larger than {PARSE_LIMIT} bytes: stored, not read")
+    with transaction.atomic():
+        obj.errors = errors
+        obj.save()
+        if kind == "bookmark" and raw is not None:
+            services.bookmark_apply(obj=obj, metadata=metadata, now=now,
+                                    description=raw.decode("utf-8", errors="replace"))
+        elif kind == "track" and raw is not None:
+            obj.errors = errors + services.track_apply(obj=obj, raw=raw, now=now)
+            obj.save(update_fields=["errors"])
+        custody_event_append(
+            action="axis.object_stored", subject=container, organisation=org, actor_label=ACTOR, now=now,
+            details={"container": container.name, "object": name, "kind": kind, "key": obj.store_key,
+                     "version_id": obj.store_version_id, "sha256": obj.sha256, "size": obj.size,
+                     "metadata": dict(metadata), "errors": obj.errors[:20],
+                     "read_back_sha256": back[0], "retain_until": retain_until.isoformat()},
+        )
+    return Received(status=201, etag=md5, obj=obj)
+
+
+def object_metadata_replace(*, container: AxisRecording, name: str, metadata: Mapping[str, str],
+                            now: dt.datetime | None = None) -> None:
+    """``POST /<container>/<object>``: replaces the object's metadata (Swift); a bookmark is re-read."""
+    from .errors import NotFound
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        clip = AxisClip.objects.select_for_update().filter(container=container, name=name).first()
+        obj = AxisObject.objects.select_for_update().filter(container=container, name=name).order_by("-pk").first()
+        if clip is None and obj is None:
+            raise NotFound(f"no object {name}")
+        target = clip or obj
+        old = target.metadata
+        target.metadata = dict(metadata)
+        target.save(update_fields=["metadata"])
+        if obj is not None and obj.kind == "bookmark" and clip is None:
+            bookmark = getattr(obj, "bookmark", None)
+            services.bookmark_apply(obj=obj, metadata=metadata, now=now,
+                                    description=bookmark.description if bookmark else "")
+        custody_event_append(
+            action="axis.object_metadata_updated", subject=clip.recording if clip else container,
+            organisation=container.organisation, actor_label=ACTOR, now=now,
+            details={"container": container.name, "object": name, "old": old, "new": dict(metadata)},
+        )

@@ -1,0 +1,568 @@
+"""Writes for the Axis content destination: credentials, tokens, system, users, devices, containers.
+
+Clip and object bodies stream into the store in ``ingest.py``. Every change is written with its
+custody event in the same transaction (STYLE.md); media work is queued with ``on_commit``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from typing import Mapping
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Organisation, User
+from audit.services import custody_event_append
+from devices.models import Camera
+from devices.services import camera_register
+from devices.sources.mass_storage import SERIAL_RE
+from evidence.models import Recording
+
+from . import formats
+from .errors import ContentRefused, Forbidden, NotAuthenticated, NotFound
+from .models import (
+    AxisBookmark,
+    AxisClip,
+    AxisCredential,
+    AxisDevice,
+    AxisObject,
+    AxisRecording,
+    AxisSystem,
+    AxisToken,
+    AxisUser,
+)
+
+log = logging.getLogger(__name__)
+
+ACTOR = "system:axis"
+DEFAULT_TOKEN_SECONDS = 3600
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def token_lifetime() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "TEMOIN_AXIS_TOKEN_SECONDS", DEFAULT_TOKEN_SECONDS))
+
+
+# --- Credentials and tokens (Access token API) ---------------------------------------------------
+
+def credential_create(*, organisation: Organisation, site_name: str = "", by: User | None = None,
+                      now: dt.datetime | None = None) -> tuple[AxisCredential, str]:
+    """New ``BlobAPIUserName`` / ``BlobAPIKey`` for an organisation; the key is returned once, never stored."""
+    now = now or timezone.now()
+    key = secrets.token_urlsafe(32)  # 256 bits, 43 characters (the connection file allows 64)
+    username = f"temoin-{organisation.slug[:40]}-{secrets.token_hex(4)}"
+    with transaction.atomic():
+        credential = AxisCredential.objects.create(
+            organisation=organisation, username=username, key_sha256=_sha256(key),
+            site_name=site_name[:64], created_at=now,
+        )
+        custody_event_append(action="axis.credential_created", subject=credential, organisation=organisation,
+                             actor=by, actor_label="" if by else "system:cli",
+                             details={"username": username, "site_name": site_name}, now=now)
+    return credential, key
+
+
+def credential_revoke(*, credential: AxisCredential, by: User | None = None,
+                      now: dt.datetime | None = None) -> AxisCredential:
+    now = now or timezone.now()
+    with transaction.atomic():
+        credential = AxisCredential.objects.select_for_update().get(pk=credential.pk)
+        if not credential.active:
+            return credential
+        credential.active, credential.revoked_at = False, now
+        credential.save(update_fields=["active", "revoked_at"])
+        credential.tokens.all().delete()
+        custody_event_append(action="axis.credential_revoked", subject=credential,
+                             organisation=credential.organisation, actor=by,
+                             actor_label="" if by else "system:cli",
+                             details={"username": credential.username}, now=now)
+    return credential
+
+
+def token_issue(*, username: str, key: str, now: dt.datetime | None = None) -> tuple[AxisCredential, str, dt.datetime]:
+    """``GET /auth/v1.0``: check ``X-Auth-User`` / ``X-Auth-Key`` and hand out a token that expires."""
+    now = now or timezone.now()
+    credential = (AxisCredential.objects.select_related("organisation")
+                  .filter(username=username or "", active=True).first())
+    expected = credential.key_sha256 if credential else "0" * 64
+    if not hmac.compare_digest(expected, _sha256(key or "")) or credential is None:
+        log.warning("Axis authentication refused for user %r", (username or "")[:64])
+        raise NotAuthenticated("invalid X-Auth-User / X-Auth-Key")
+    token = secrets.token_urlsafe(32)
+    expires_at = now + token_lifetime()
+    with transaction.atomic():
+        AxisToken.objects.create(credential=credential, token_sha256=_sha256(token), created_at=now,
+                                 expires_at=expires_at)
+        AxisToken.objects.filter(credential=credential, expires_at__lt=now - dt.timedelta(days=1)).delete()
+        AxisCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
+    return credential, token, expires_at
+
+
+def token_check(*, token: str, now: dt.datetime | None = None) -> AxisCredential:
+    """The credential an ``X-Auth-Token`` was issued to; 401 when missing, unknown or expired."""
+    if not token:
+        raise NotAuthenticated("X-Auth-Token missing")
+    now = now or timezone.now()
+    row = (AxisToken.objects.select_related("credential__organisation")
+           .filter(token_sha256=_sha256(token)).first())
+    if row is None or not row.credential.active:
+        raise NotAuthenticated("invalid token")
+    if row.expires_at <= now:
+        raise NotAuthenticated("token expired: authenticate again")
+    return row.credential
+
+
+# --- System, Users, Devices (Device and user API) --------------------------------------------------
+
+def system_store(*, organisation: Organisation, system_id: str, metadata: Mapping[str, str],
+                 now: dt.datetime | None = None) -> tuple[AxisSystem, bool]:
+    """``System/<SystemID>`` (StoreReadSystemID). ``ConnectionId`` is set once and never changes."""
+    now = now or timezone.now()
+    if not system_id or len(system_id) > 100:
+        raise ContentRefused("invalid system id")
+    with transaction.atomic():
+        system = AxisSystem.objects.select_for_update().filter(organisation=organisation, system_id=system_id).first()
+        created = system is None
+        if created:
+            system = AxisSystem(organisation=organisation, system_id=system_id, created_at=now,
+                                connection_id=metadata.get("ConnectionId", "")[:100])
+        elif metadata.get("ConnectionId") and system.connection_id and metadata["ConnectionId"] != system.connection_id:
+            raise Forbidden("this system is bound to another connection id")
+        system.connection_id = system.connection_id or metadata.get("ConnectionId", "")[:100]
+        system.name = metadata.get("SystemName", system.name)[:200]
+        system.metadata = dict(metadata)
+        system.updated_at = now
+        system.save()
+        custody_event_append(action="axis.system_registered" if created else "axis.system_updated",
+                             subject=system, organisation=organisation, actor_label=ACTOR,
+                             details={"system_id": system_id, "connection_id": system.connection_id,
+                                      "name": system.name}, now=now)
+    return system, created
+
+
+def _officer_username(external_id: str) -> str:
+    base = "axis-" + re.sub(r"[^\w.@+-]", "-", external_id)[:100]
+    name, n = base, 1
+    while User.objects.filter(username=name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _officer_for(organisation: Organisation, external_id: str, name: str) -> tuple[User | None, bool]:
+    """The officer whose matricule is the Axis ``UserID``; created (role officer) when missing.
+
+    The BWM's user-supplied ID (capability StoreUserIDKey) is where the service enters the
+    matricule, CSI R241-10's identity of the wearer. A created officer has no password: the
+    administrator gives access in Témoin, the BWS never does.
+    """
+    from accounts.services import user_create
+
+    if not external_id or len(external_id) > 32:
+        return None, False
+    user = User.objects.filter(organisation=organisation, matricule=external_id).first()
+    if user is not None:
+        return user, False
+    first, _, last = name.strip().partition(" ")
+    user, _token = user_create(username=_officer_username(external_id), organisation=organisation,
+                               role="officer", matricule=external_id, first_name=first[:150],
+                               last_name=last[:150])
+    return user, True
+
+
+def axis_user_store(*, organisation: Organisation, uuid: str, metadata: Mapping[str, str],
+                    now: dt.datetime | None = None) -> tuple[AxisUser, bool]:
+    """``Users/<UserUUID>`` created or its metadata updated: name, active flag, matricule link."""
+    now = now or timezone.now()
+    if not uuid or len(uuid) > 100:
+        raise ContentRefused("invalid user id")
+    external_id = metadata.get("UserID", "").strip()[:100]
+    name = metadata.get("Name", "").strip()[:200]
+    with transaction.atomic():
+        axis_user = AxisUser.objects.select_for_update().filter(organisation=organisation, uuid=uuid).first()
+        created = axis_user is None
+        if created:
+            axis_user = AxisUser(organisation=organisation, uuid=uuid, created_at=now)
+        before = (axis_user.name, axis_user.external_id, axis_user.active, axis_user.user_id)
+        axis_user.name = name
+        axis_user.external_id = external_id
+        axis_user.active = formats.parse_bool(metadata.get("Active"), default=True)
+        officer, officer_created = _officer_for(organisation, external_id, name)
+        axis_user.user = officer
+        axis_user.metadata = dict(metadata)
+        axis_user.updated_at = now
+        axis_user.save()
+        if created or before != (axis_user.name, axis_user.external_id, axis_user.active, axis_user.user_id):
+            custody_event_append(
+                action="axis.user_registered" if created else "axis.user_updated", subject=axis_user,
+                organisation=organisation, actor_label=ACTOR, now=now,
+                details={"uuid": uuid, "name": name, "user_id": external_id, "active": axis_user.active,
+                         "officer": officer.matricule if officer else None, "officer_created": officer_created},
+            )
+    return axis_user, created
+
+
+def axis_device_store(*, organisation: Organisation, serial: str, metadata: Mapping[str, str],
+                      now: dt.datetime | None = None) -> tuple[AxisDevice, bool]:
+    """``Devices/<BWCSerialNumber>``: registers the camera (once) and keeps its nice name, model, active flag."""
+    now = now or timezone.now()
+    if not SERIAL_RE.match(serial or ""):
+        raise ContentRefused(f"invalid serial number {serial!r}")
+    model = metadata.get("Model", "").strip()[:100]
+    with transaction.atomic():
+        camera = Camera.objects.select_for_update().filter(serial=serial).first()
+        if camera is not None and camera.organisation_id != organisation.pk:
+            raise Forbidden(f"camera {serial} belongs to another organisation")
+        camera_created = camera is None
+        if camera_created:
+            try:
+                with transaction.atomic():
+                    camera = camera_register(serial=serial, organisation=organisation, model=model)
+            except IntegrityError:
+                camera = Camera.objects.get(serial=serial)
+                if camera.organisation_id != organisation.pk:
+                    raise Forbidden(f"camera {serial} belongs to another organisation") from None
+                camera_created = False
+        elif model and camera.model != model:
+            camera.model = model
+            camera.save(update_fields=["model"])
+        device = AxisDevice.objects.select_for_update().filter(organisation=organisation, serial=serial).first()
+        created = device is None
+        if created:
+            device = AxisDevice(organisation=organisation, serial=serial, camera=camera, created_at=now)
+        before = (device.name, device.model, device.active)
+        device.name = metadata.get("Name", "").strip()[:200]
+        device.model = model
+        device.active = formats.parse_bool(metadata.get("Active"), default=True)
+        device.metadata = dict(metadata)
+        device.updated_at = now
+        device.save()
+        if created or before != (device.name, device.model, device.active):
+            custody_event_append(
+                action="axis.device_registered" if created else "axis.device_updated", subject=camera,
+                organisation=organisation, actor_label=ACTOR, now=now,
+                details={"serial": serial, "name": device.name, "model": model, "active": device.active,
+                         "camera_registered": camera_created},
+            )
+    return device, created
+
+
+# --- Recording containers (File upload API) ----------------------------------------------------------
+
+def _merge(old: Mapping[str, str], new: Mapping[str, str]) -> dict:
+    """Container metadata updates add or replace keys; an empty value removes the key (Swift)."""
+    merged = dict(old)
+    for key, value in new.items():
+        if value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _container_parse(container: AxisRecording) -> None:
+    m = container.metadata
+    container.trigger_on = m.get("TriggerOn", "")[:100]
+    container.trigger_off = m.get("TriggerOff", "")[:100]
+    container.triggered_at = formats.meta_time(m, "TriggerOnTime")
+    container.trigger_off_at = formats.meta_time(m, "TriggerOffTime")
+    container.started_at = formats.meta_time(m, "StartTime") or container.triggered_at
+    container.stopped_at = formats.meta_time(m, "StopTime") or container.trigger_off_at
+    container.time_zone = m.get("TimeZone", "")[:64]
+    container.firmware = m.get("FirmwareVersion", "")[:100]
+    container.model = m.get("BWCModel", "")[:100]
+    container.scu_serial = m.get("SCUSerialNumber", "")[:100]
+    container.location = formats.parse_location(m.get("TriggerOnLocation"))
+    if container.rejected:
+        container.rejected_reason = m.get("RejectedContentReason", container.rejected_reason)
+        container.original_container = m.get("RejectedContentOriginalContainer", container.original_container)[:256]
+
+
+def _resolve_source(organisation: Organisation, name: str, metadata: Mapping[str, str], *,
+                    lenient: bool) -> tuple[AxisUser | None, AxisDevice | None]:
+    """The Axis user and device a container names; 400 when unknown (unless rejected content)."""
+    parts = formats.container_name_parts(name)
+    user_key = metadata.get("UserID") or (parts[0] if parts else "")
+    serial = metadata.get("BWCSerialNumber") or (parts[1] if parts else "")
+    axis_user = AxisUser.objects.filter(organisation=organisation, uuid=user_key).select_related("user").first() \
+        if user_key else None
+    if axis_user is None and user_key:
+        axis_user = (AxisUser.objects.filter(organisation=organisation, external_id=user_key)
+                     .select_related("user").first())
+    device = AxisDevice.objects.filter(organisation=organisation, serial=serial).select_related("camera").first() \
+        if serial else None
+    if not lenient:
+        if axis_user is None:
+            raise ContentRefused(f"user {user_key!r} does not exist here: create it in the Users container first")
+        if device is None:
+            raise ContentRefused(f"device {serial!r} does not exist here: create it in the Devices container first")
+    return axis_user, device
+
+
+def container_create(*, organisation: Organisation, name: str, metadata: Mapping[str, str],
+                     now: dt.datetime | None = None) -> tuple[AxisRecording, bool]:
+    """``PUT /<container>``: a recording container (or rejected-content one); 202 when it exists."""
+    now = now or timezone.now()
+    if not name or len(name.encode()) > 256 or "/" in name:
+        raise ContentRefused("invalid container name")
+    rejected = name.startswith(formats.REJECTED_PREFIX)
+    existing = AxisRecording.objects.filter(organisation=organisation, name=name).first()
+    if existing is not None:
+        if metadata:
+            existing = container_update(organisation=organisation, name=name, metadata=metadata, now=now)
+        return existing, False
+    axis_user, device = _resolve_source(organisation, name, metadata, lenient=rejected)
+    with transaction.atomic():
+        container = AxisRecording(organisation=organisation, name=name, axis_user=axis_user, device=device,
+                                  metadata=dict(metadata), rejected=rejected, created_at=now)
+        _container_parse(container)
+        try:
+            with transaction.atomic():
+                container.save()
+        except IntegrityError:  # created meanwhile by a concurrent request
+            return AxisRecording.objects.get(organisation=organisation, name=name), False
+        _camera_note_firmware(container)
+        custody_event_append(
+            action="axis.transfer_started", subject=container, organisation=organisation, actor_label=ACTOR,
+            now=now, details=_container_details(container),
+        )
+    if container.metadata.get("Status", "").lower() == "complete":
+        container = container_complete(container=container, now=now)
+    return container, True
+
+
+def _container_details(container: AxisRecording) -> dict:
+    return {
+        "container": container.name, "axis_user": container.axis_user.uuid if container.axis_user else None,
+        "wearer": (container.axis_user.user.matricule
+                   if container.axis_user and container.axis_user.user else None),
+        "camera": container.device.serial if container.device else container.metadata.get("BWCSerialNumber"),
+        "scu": container.scu_serial, "firmware": container.firmware, "model": container.model,
+        "trigger_on": container.trigger_on, "trigger_off": container.trigger_off,
+        "triggered_at": container.triggered_at, "started_at": container.started_at,
+        "stopped_at": container.stopped_at, "time_zone": container.time_zone, "location": container.location,
+        "rejected": container.rejected, "rejected_reason": container.rejected_reason,
+        "original_container": container.original_container,
+    }
+
+
+def _camera_note_firmware(container: AxisRecording) -> None:
+    """The camera's firmware and model as the recording reports them (device facts, not evidence)."""
+    if container.device is None:
+        return
+    camera = container.device.camera
+    fields = []
+    if container.firmware and camera.firmware != container.firmware:
+        camera.firmware = container.firmware
+        fields.append("firmware")
+    if container.model and not camera.model:
+        camera.model = container.model
+        fields.append("model")
+    if fields:
+        camera.save(update_fields=fields)
+
+
+def container_update(*, organisation: Organisation, name: str, metadata: Mapping[str, str],
+                     now: dt.datetime | None = None) -> AxisRecording:
+    """``POST /<container>``: merge metadata; ``Status: Complete`` ends the transfer."""
+    now = now or timezone.now()
+    complete = False
+    with transaction.atomic():
+        container = (AxisRecording.objects.select_for_update(of=("self",)).select_related("axis_user__user", "device__camera")
+                     .filter(organisation=organisation, name=name).first())
+        if container is None:
+            raise NotFound(f"no container {name}")
+        merged = _merge(container.metadata, metadata)
+        if merged != container.metadata:
+            old = container.metadata
+            container.metadata = merged
+            _container_parse(container)
+            container.save()
+            _camera_note_firmware(container)
+            changed = {k: [old.get(k), merged.get(k)] for k in set(old) | set(merged)
+                       if old.get(k) != merged.get(k) and k != "Status"}
+            if changed:
+                custody_event_append(action="axis.transfer_updated", subject=container, organisation=organisation,
+                                     actor_label=ACTOR, details={"container": name, "changes": changed}, now=now)
+        complete = merged.get("Status", "").lower() == "complete" and container.status != AxisRecording.Status.COMPLETE
+    if complete:
+        container = container_complete(container=container, now=now)
+    return container
+
+
+def container_complete(*, container: AxisRecording, now: dt.datetime | None = None) -> AxisRecording:
+    """The BWS sent everything: each stored clip enters the media pipeline (on commit)."""
+    from evidence.services import recording_enqueue_media
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        container = AxisRecording.objects.select_for_update().get(pk=container.pk)
+        if container.status == AxisRecording.Status.COMPLETE:
+            return container
+        container.status, container.completed_at = AxisRecording.Status.COMPLETE, now
+        container.save(update_fields=["status", "completed_at"])
+        clips = list(container.clips.select_related("recording").order_by("started_at", "name"))
+        for clip in clips:
+            recordings_sync(container=container, recordings=[clip.recording], source="container complete", now=now)
+        custody_event_append(
+            action="axis.transfer_finished", subject=container, organisation=container.organisation,
+            actor_label=ACTOR, now=now,
+            details={"container": container.name,
+                     "clips": [{"name": c.name, "recording": c.recording_id, "status": c.recording.status,
+                                "sha256": c.recording.sha256, "size": c.recording.size} for c in clips],
+                     "objects": list(container.attachments.values_list("name", flat=True)[:200])},
+        )
+        for clip in clips:
+            if clip.recording.status == Recording.Status.STORED:
+                transaction.on_commit(lambda pk=clip.recording_id: recording_enqueue_media(recording_id=pk))
+    return container
+
+
+# --- What the container knows, onto each clip's recording ----------------------------------------------
+
+def clip_values(container: AxisRecording, start: dt.datetime | None, stop: dt.datetime | None,
+                metadata: Mapping[str, str]) -> dict:
+    """Recording fields a clip gets from its container: trigger, place, track, category tags."""
+    values = {
+        "trigger_source": container.trigger_on[:200],
+        "location": formats.parse_location(metadata.get("StartLocation")) or container.location,
+        "track": formats.track_window(container.track, start, stop),
+    }
+    for field in formats.CATEGORY_FIELDS:
+        if container.tags.get(field):
+            values[field] = container.tags[field]
+    return values
+
+
+TAG_FIELDS = {"purpose", "trigger_reason"}
+
+
+def recordings_sync(*, container: AxisRecording, recordings, source: str, now: dt.datetime) -> None:
+    """Give already received clips what arrived later (bookmark categories, GNSS track).
+
+    Only empty fields are filled: a tag an officer or supervisor set in Témoin is never replaced.
+    Logged as a modification (CSI R241-14), in the caller's transaction.
+    """
+    for rec in recordings:
+        rec = Recording.objects.select_for_update().get(pk=rec.pk)
+        if rec.status == Recording.Status.ERASED:
+            continue
+        clip = rec.axis_clips.filter(container=container).first()
+        start, stop = (clip.started_at, clip.stopped_at) if clip else (rec.started_at, rec.ended_at)
+        wanted = clip_values(container, start, stop, clip.metadata if clip else {})
+        changes = {f: [getattr(rec, f), v] for f, v in wanted.items() if v and not getattr(rec, f)}
+        if not changes:
+            continue
+        for field, (_old, value) in changes.items():
+            setattr(rec, field, value)
+        rec.save(update_fields=list(changes))
+        tags = {f: c for f, c in changes.items() if f in TAG_FIELDS}
+        others = {f: c for f, c in changes.items() if f not in TAG_FIELDS}
+        if tags:
+            custody_event_append(action="recording.tagged", subject=rec, actor_label=ACTOR, now=now,
+                                 details={"changes": tags, "source": f"axis: {source}"})
+        if others:
+            custody_event_append(action="recording.metadata_updated", subject=rec, actor_label=ACTOR, now=now,
+                                 details={"changes": {f: (c if f != "track" else [len(c[0] or []), len(c[1])])
+                                                      for f, c in others.items()},
+                                          "source": f"axis: {source}"})
+
+
+def bookmark_apply(*, obj: AxisObject, metadata: Mapping[str, str], description: str,
+                   now: dt.datetime) -> AxisBookmark:
+    """A bookmark: its comment goes to every clip's custody record, its category to their tags."""
+    container = AxisRecording.objects.select_for_update().get(pk=obj.container_id)
+    tag = formats.category_tag(metadata.get("CategoryID", ""))
+    bookmark, _ = AxisBookmark.objects.update_or_create(object=obj, defaults=dict(
+        container=container, description=description[:100_000],
+        category_id=metadata.get("CategoryID", "")[:100], category_name=metadata.get("CategoryName", "")[:200],
+        tags=formats.parse_tags(metadata.get("Tags")),
+        starts_at=formats.parse_iso(metadata.get("StartTime")), ends_at=formats.parse_iso(metadata.get("EndTime")),
+    ))
+    if tag is not None and container.tags.get(tag[0]) != tag[1]:
+        container.tags = {**container.tags, tag[0]: tag[1]}
+        container.save(update_fields=["tags"])
+    details = bookmark_details(bookmark)
+    details["category_known"] = tag is not None
+    for clip in container.clips.select_related("recording"):
+        if clip.recording.status == Recording.Status.ERASED:
+            continue
+        custody_event_append(action="recording.bookmarked", subject=clip.recording, actor_label=ACTOR,
+                             now=now, details=details)
+    recordings_sync(container=container, recordings=[c.recording for c in container.clips.all()],
+                    source=f"bookmark {obj.name}", now=now)
+    return bookmark
+
+
+def bookmark_details(bookmark: AxisBookmark) -> dict:
+    return {"bookmark": bookmark.object.name, "description": bookmark.description[:2000],
+            "category_id": bookmark.category_id, "category_name": bookmark.category_name,
+            "tags": bookmark.tags, "starts_at": bookmark.starts_at, "ends_at": bookmark.ends_at,
+            "sha256": bookmark.object.sha256}
+
+
+def track_apply(*, obj: AxisObject, raw: bytes, now: dt.datetime) -> list[str]:
+    """The GNSS location object becomes the recording's track (each clip gets its time window)."""
+    container = AxisRecording.objects.select_for_update().get(pk=obj.container_id)
+    track, errors = formats.parse_track(raw, started_at=container.started_at)
+    if track:
+        container.track = track
+        container.save(update_fields=["track"])
+        recordings_sync(container=container, recordings=[c.recording for c in container.clips.all()],
+                        source=f"GNSS track {obj.name}", now=now)
+    return errors
+
+
+# --- Erasure of what the BWS told us (CSI R241-13) -----------------------------------------------------
+
+def containers_purge(*, now: dt.datetime | None = None) -> int:
+    """Once every clip of a container is erased, erase its other objects and clear its personal data.
+
+    Bookmark comments, GNSS tracks and places are personal data that follow the recordings' fate;
+    what remains is the tombstone: names, hashes, sizes, dates. Idempotent; the store refuses to
+    delete an object before its retention end, in which case the container waits for a later run.
+    """
+    from evidence.integrations.store import RetentionViolation, StoreError, get_store
+
+    now = now or timezone.now()
+    store = get_store()
+    purged = 0
+    for container in AxisRecording.objects.filter(purged_at__isnull=True).order_by("pk").iterator():
+        statuses = set(container.clips.values_list("recording__status", flat=True))
+        if statuses - {Recording.Status.ERASED}:
+            continue
+        objects = list(container.attachments.all())
+        if not statuses and (not objects or any(o.retain_until is None or o.retain_until > now for o in objects)):
+            continue  # nothing was ever received, or not due yet
+        try:
+            deleted = sum(store.delete(o.store_key, now=now) for o in objects if o.store_key)
+        except (RetentionViolation, StoreError) as exc:
+            log.info("Axis container %s not purged yet: %s", container.name, exc)
+            continue
+        with transaction.atomic():
+            container = AxisRecording.objects.select_for_update().get(pk=container.pk)
+            if container.purged_at:
+                continue
+            AxisBookmark.objects.filter(container=container).update(description="", tags=[], category_name="")
+            AxisObject.objects.filter(container=container).update(metadata={})
+            AxisClip.objects.filter(container=container).update(metadata={})
+            keep = {k: v for k, v in container.metadata.items()
+                    if k in ("BWCSerialNumber", "UserID", "SCUSerialNumber", "TriggerOnTime", "TriggerOnTimeISO",
+                             "Status", "ContainerName")}
+            container.metadata, container.track, container.location, container.purged_at = keep, None, None, now
+            container.save(update_fields=["metadata", "track", "location", "purged_at"])
+            custody_event_append(action="axis.container_purged", subject=container,
+                                 organisation=container.organisation, actor_label="system:retention", now=now,
+                                 details={"container": container.name, "objects_deleted": deleted,
+                                          "keys": [o.store_key for o in objects if o.store_key]})
+        purged += 1
+    return purged
