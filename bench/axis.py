@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Axis content destination benchmark (issue 7): 8 docks uploading at once, against a bare receiver.
 
-What it does (see docs/benchmarks-axis.md):
+What it does (see docs/benchmarks.md, section "Axis content destination"):
 
 1. Generation (not timed): ``docks × recordings × clips`` files of random bytes (each its own
    SHA-256), under ``<workdir>/clips``; read once so that both phases send them from memory.
