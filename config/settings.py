@@ -191,6 +191,9 @@ TEMOIN_DEFAULT_RETENTION = env.str("TEMOIN_DEFAULT_RETENTION", default="P1M")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
 TEMOIN_SIDECAR_MAX_BYTES = env.int("TEMOIN_SIDECAR_MAX_BYTES", default=1024 * 1024)
 TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
+# Clips up to this size stay in memory during the pull, so that the read-back compares the stored
+# object with them byte for byte; larger ones are hashed again on read-back.
+TEMOIN_READBACK_COMPARE_MAX = env.int("TEMOIN_READBACK_COMPARE_MAX", default=512 * 1024 * 1024)
 TEMOIN_FFMPEG_THREADS = env.int("TEMOIN_FFMPEG_THREADS", default=0)
 
 # --- Axis content destination (devices.axis, docs/axis.md) -----------------------------------

@@ -275,6 +275,7 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
             Recording.objects.filter(pk=recording.pk).update(
                 sidecar_key=recording.sidecar_key, sidecar_sha256=recording.sidecar_sha256)
         content_type = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
+        reader = None
         with mass_storage.volume_open(volume, item.path) as fh:
             before = os.fstat(fh.fileno())
             if store.exists(recording.store_key):
@@ -287,28 +288,37 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                     raise StoreError(f"{recording.store_key} exists with other content")
             else:
                 ahead = ReadAhead(fh, settings.TEMOIN_CHUNK_SIZE)
+                reader = HashingReader(ahead, progress, keep_up_to=settings.TEMOIN_READBACK_COMPARE_MAX)
                 try:
-                    stored = store.put(recording.store_key, HashingReader(ahead, progress),
-                                       retain_until=retain_until, content_type=content_type)
+                    stored = store.put(recording.store_key, reader, retain_until=retain_until,
+                                       content_type=content_type)
                 finally:
                     ahead.close()
             after = os.fstat(fh.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or stored.size != before.st_size \
                 or before.st_size != item.size or before.st_mtime_ns != item.mtime_ns:
             raise ClipChanged(f"{item.path} changed on the camera while it was read")
-        # 5. Read back from the store and check the lock.
-        back_sha, back_size = store.digest(recording.store_key, stored.version_id)
-        if (back_sha, back_size) != (stored.sha256, stored.size):
-            raise StoreError(
-                f"read-back mismatch for {recording.store_key}: {back_sha}/{back_size} != {stored.sha256}/{stored.size}"
-            )
+        # 5. Read back from the store and check the lock. The bytes read from the camera are
+        # still in memory for most clips: compare the stored object with them byte for byte
+        # (the same proof as a second hash, at a fraction of its cost); otherwise hash it again.
+        kept = reader.kept if reader is not None else None
+        if kept is not None:
+            if not store.equals(recording.store_key, stored.version_id, kept):
+                raise StoreError(f"read-back mismatch for {recording.store_key}: stored bytes differ")
+            back_sha, readback = stored.sha256, "byte-for-byte"
+        else:
+            back_sha, back_size = store.digest(recording.store_key, stored.version_id)
+            readback = "sha256"
+            if (back_sha, back_size) != (stored.sha256, stored.size):
+                raise StoreError(f"read-back mismatch for {recording.store_key}: "
+                                 f"{back_sha}/{back_size} != {stored.sha256}/{stored.size}")
         info = store.head(recording.store_key, stored.version_id)
         if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
             raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
     except (OSError, StoreError, ClipChanged) as exc:
         return _item_failed(item, recording, str(exc), final=final_attempt, actor_label=actor_label)
 
-    return _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label)
+    return _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label, readback)
 
 
 @dataclass(frozen=True)
@@ -319,7 +329,7 @@ class _Stored:
     sha256: str
 
 
-def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label) -> OffloadItem:
+def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label, readback) -> OffloadItem:
     verified_at = timezone.now()
     with transaction.atomic():
         recording = Recording.objects.select_for_update().get(pk=recording.pk)
@@ -347,7 +357,7 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
         )
         custody_event_append(
             action="recording.verified", subject=recording, actor_label=actor_label,
-            details={"read_back_sha256": back_sha, "camera_sha256": camera_sha or None,
+            details={"read_back_sha256": back_sha, "read_back": readback, "camera_sha256": camera_sha or None,
                      "camera_hash_matches": recording.camera_hash_matches,
                      "lock_mode": info.mode, "retain_until": info.retain_until.isoformat(),
                      "duplicate_of": other.pk if other else None},

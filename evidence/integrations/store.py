@@ -59,17 +59,25 @@ class ObjectInfo:
 class HashingReader:
     """Wraps a readable file: hashes every byte as it is read, counts them, reports progress."""
 
-    def __init__(self, raw: BinaryIO, progress=None):
+    def __init__(self, raw: BinaryIO, progress=None, keep_up_to: int = 0):
         self.raw = raw
         self.sha256 = hashlib.sha256()
         self.size = 0
         self.progress = progress
+        # The bytes read, kept (up to ``keep_up_to``) for a byte-for-byte read-back comparison.
+        self.keep_up_to = keep_up_to
+        self.kept: list[bytes] | None = [] if keep_up_to else None
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)
         if data:
             self.sha256.update(data)
             self.size += len(data)
+            if self.kept is not None:
+                if self.size <= self.keep_up_to:
+                    self.kept.append(data)
+                else:
+                    self.kept = None  # too large to keep: the read-back hashes instead
             if self.progress:
                 self.progress(len(data))
         return data
@@ -190,6 +198,18 @@ class ObjectStore:
                 sha.update(data)
                 size += len(data)
         return sha.hexdigest(), size
+
+    def equals(self, key: str, version_id: str, chunks: list[bytes]) -> bool:
+        """Read the object back from the store and compare it byte for byte with ``chunks``."""
+        expected = memoryview(b"".join(chunks)) if len(chunks) != 1 else memoryview(chunks[0])
+        offset = 0
+        with contextlib.closing(self.open(key, version_id)) as fh:
+            while data := fh.read(CHUNK):
+                end = offset + len(data)
+                if end > len(expected) or expected[offset:end] != data:
+                    return False
+                offset = end
+        return offset == len(expected)
 
     def extend_retention(self, key: str, version_id: str, retain_until: dt.datetime) -> None:
         raise NotImplementedError

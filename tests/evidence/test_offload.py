@@ -143,3 +143,17 @@ def test_offload_of_several_docked_cameras_at_once_verifies_each_and_reports_a_r
     assert {s.camera.serial for s in OffloadSession.objects.all()} == {"BWC-0042", "BWC-0043"}
     assert not (first / "a.mp4").exists() and not (second / "b.mp4").exists()
     assert (stranger / "d.mp4").exists()
+
+
+@pytest.mark.parametrize("limit, method", [(512 * 1024 * 1024, "byte-for-byte"), (1024, "sha256")])
+def test_read_back_compares_bytes_in_memory_or_hashes_large_clips_again(
+    limit, method, make_volume, clip_library, camera, local_store, settings
+):
+    settings.TEMOIN_READBACK_COMPARE_MAX = limit
+    volume = make_volume("BWC-0042", {"a.mp4": clip_library["h264"]})
+
+    assert run_offload(volume)[0] == 0
+
+    verified = CustodyEvent.objects.get(action="recording.verified")
+    assert verified.details["read_back"] == method
+    assert verified.details["read_back_sha256"] == Recording.objects.get().sha256

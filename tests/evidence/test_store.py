@@ -381,3 +381,34 @@ def test_a_naive_retention_date_is_refused_when_extending(backend, request):
         store.extend_retention(key, stored.version_id, dt.datetime(2031, 1, 1))
 
     assert store.head(key, stored.version_id).retain_until == RETAIN_UNTIL
+
+
+@pytest.mark.parametrize("backend", ["local_store", "s3_store"])
+def test_byte_for_byte_read_back_detects_a_single_different_byte(backend, request):
+    import io
+
+    from evidence.integrations.store import HashingReader
+
+    store = request.getfixturevalue(backend)
+    payload = os.urandom(6 * 1024 * 1024 + 123)
+    reader = HashingReader(io.BytesIO(payload), keep_up_to=64 * 1024 * 1024)
+    store.put("readback/a.bin", reader, retain_until=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    tampered = bytearray(payload)
+    tampered[4_000_000] ^= 1
+
+    assert store.equals("readback/a.bin", "", reader.kept)
+    assert not store.equals("readback/a.bin", "", [bytes(tampered)])
+    assert not store.equals("readback/a.bin", "", [payload[:-1]])
+    assert not store.equals("readback/a.bin", "", [payload + b"x"])
+
+
+def test_the_reader_stops_keeping_bytes_beyond_its_limit():
+    import io
+
+    from evidence.integrations.store import HashingReader
+
+    reader = HashingReader(io.BytesIO(b"x" * 3000), keep_up_to=2048)
+    while reader.read(1000):
+        pass
+
+    assert reader.kept is None and reader.size == 3000
