@@ -75,6 +75,7 @@ class RecordingSerializer(serializers.ModelSerializer):
     officer = serializers.SerializerMethodField()
     holds = serializers.SerializerMethodField()
     to_complete = serializers.BooleanField(read_only=True)
+    retention_rule = serializers.SerializerMethodField()
 
     class Meta:
         model = Recording
@@ -82,9 +83,13 @@ class RecordingSerializer(serializers.ModelSerializer):
             "id", "sha256", "size", "camera", "officer", "started_at", "ended_at", "duration",
             "time_attested", "time_source", "trigger_reason", "trigger_source", "subject_notified",
             "notice_omitted_reason", "purpose", "intervention", "location", "status", "status_message",
-            "retain_until", "holds", "to_complete", "camera_sha256", "camera_hash_matches",
+            "retain_until", "retention_rule", "holds", "to_complete", "camera_sha256", "camera_hash_matches",
             "stream_hashes", "playback_method", "ingested_at", "verified_at",
         ]
+
+    def get_retention_rule(self, obj) -> str:
+        """The period and its legal basis, shown wherever a retention end is shown."""
+        return obj.erasure_rule or f"{obj.organisation.retention} — {obj.organisation.retention_basis}"
 
     def get_officer(self, obj) -> str | None:
         return obj.wearer.matricule or obj.wearer.username if obj.wearer_id else None

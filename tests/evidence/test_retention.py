@@ -260,3 +260,18 @@ def test_daily_notice_tells_supervisors_what_will_be_erased_untagged_first(make_
     body = mail.outbox[0].body
     assert body.index(f"n° {untagged.pk}") < body.index(f"n° {tagged.pk}")
     assert "À COMPLÉTER" in body and "2 enregistrement(s)" in body
+
+
+def test_erasure_appears_in_the_register_with_the_rule_applied(make_volume, clip_library, camera, make_user, local_store):
+    from .test_api import api
+
+    rec = ingest(make_volume, clip_library["h264"], paris(2025, 1, 31, 10, 0))
+    sweep(paris(2025, 3, 1, 0, 0, 1))
+
+    body = api(make_user("maire", role="mayor")).get("/api/register/?kind=erasure").json()
+
+    entries = [e for e in body["results"] if e["recording"] == rec.pk]
+    assert len(entries) == 1 and entries[0]["action"] == "recording.erased"
+    assert "R241-13" in entries[0]["details"]["rule"]
+    detail = api(make_user("chef", role="supervisor")).get(f"/api/recordings/{rec.pk}/").json()
+    assert detail["status"] == "erased" and "R241-13" in detail["retention_rule"]
