@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from devices.models import OffloadSession
+from devices.selectors import offload_sessions_visible_to
 
 from . import services
 from .models import Procedure, Purpose, Recording, TriggerReason
@@ -34,8 +34,7 @@ def recording_list(request):
     if camera:
         qs = qs.filter(camera__serial__icontains=camera)
     page = Paginator(qs.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
-    sessions = (OffloadSession.objects.filter(organisation_id=request.user.organisation_id)
-                .select_related("camera", "dock")[:5] if request.user.organisation_id else [])
+    sessions = offload_sessions_visible_to(user=request.user)[:5]
     upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
     return render(request, "evidence/recording_list.html", {
         "page": page, "statuses": Recording.Status.choices, "status": status, "camera": camera,
