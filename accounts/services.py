@@ -39,3 +39,16 @@ def user_create(*, username: str, organisation: Organisation, role: str, matricu
                              actor_label="" if by else "system:cli",
                              details={"username": username, "role": role, "matricule": matricule})
     return user, token.key
+
+
+def access_failure_record(*, username: str, ip_address: str = "", reason: str = "login failed") -> None:
+    """A failed access attempt goes to the custody log (CSI R241-14, issue 3: failed attempts)."""
+    from django.db import transaction as tx
+
+    user = User.objects.filter(username=username).select_related("organisation").first() if username else None
+    with tx.atomic():
+        custody_event_append(
+            action="access.login_failed", subject_type="accounts.user", subject_id=str(user.pk) if user else "",
+            organisation=user.organisation if user else None, actor_label=f"anonymous@{ip_address or '?'}",
+            details={"username": username[:150], "ip_address": ip_address, "reason": reason},
+        )

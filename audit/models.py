@@ -8,6 +8,7 @@ ACTION_LABELS = {
     "role.granted": "habilitation accordée",
     "role.changed": "habilitation modifiée",
     "role.revoked": "habilitation retirée",
+    "access.login_failed": "échec de connexion",
     "camera.registered": "caméra enregistrée",
     "camera.assigned": "caméra affectée à un agent",
     "axis.credential_created": "identifiants Axis créés",

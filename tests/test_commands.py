@@ -154,7 +154,10 @@ def test_adduser_logs_the_role_grant_in_the_custody_log(org):
 def test_adduser_with_a_password_lets_the_user_log_in(org, client):
     run("adduser", "agent.petit", "--org", "chambery", "--role", "officer", "--password", "motdepasse-long-2026")
 
-    assert client.login(username="agent.petit", password="motdepasse-long-2026")
+    from django.http import HttpRequest
+
+    # django-axes needs the request that carries the login (test client logins have none).
+    assert client.login(request=HttpRequest(), username="agent.petit", password="motdepasse-long-2026")
 
 
 @pytest.mark.django_db
