@@ -37,6 +37,11 @@ def browser():
             "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"])
         yield b
         b.close()
+        # ORM calls made while Playwright's loop runs may use their own connection (Django keeps
+        # connections per context): close them, or the test database cannot be dropped.
+        from django.db import connections
+
+        connections.close_all()
 
 
 def _login(page, base, username):
