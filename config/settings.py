@@ -121,6 +121,16 @@ SESSION_COOKIE_SECURE = env.bool("TEMOIN_SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Behind the TLS reverse proxy of a deployment (docs/deployment.md): trust its X-Forwarded-Proto,
+# redirect plain HTTP and tell browsers to use HTTPS only (HSTS).
+TEMOIN_BEHIND_TLS = env.bool("TEMOIN_BEHIND_TLS", default=not DEBUG)
+if TEMOIN_BEHIND_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("TEMOIN_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^axis/"]  # docking stations follow the storage URL they are given
+    SECURE_HSTS_SECONDS = env.int("TEMOIN_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = False
 
 # --- Internationalisation: French first, English available ------------------------------------
 LANGUAGE_CODE = "fr"

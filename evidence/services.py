@@ -161,10 +161,9 @@ def _recording_times(session, item, meta: _Metadata, path: Path, org: Organisati
     return mtime, None, "file_mtime", False
 
 
-def _original_key(camera: Camera, recording_uuid, rel: str, attempt: int = 0) -> str:
+def _original_key(camera: Camera, recording_uuid, rel: str) -> str:
     ext = Path(rel).suffix.lower() or ".bin"
-    suffix = f".{attempt}" if attempt else ""
-    return f"originals/{camera.organisation.slug}/{camera.serial}/{recording_uuid}{suffix}{ext}"
+    return f"originals/{camera.organisation.slug}/{camera.serial}/{recording_uuid}{ext}"
 
 
 def _hash_file(fh, progress=None) -> tuple[str, int]:

@@ -39,3 +39,21 @@ def test_the_lockout_is_per_address_and_a_success_elsewhere_is_not_blocked(offic
     response = _try(Client(REMOTE_ADDR="198.51.100.4"), officer.username, "Témoin-demo-2026")
 
     assert response.status_code == 302 and response["Location"] == "/"
+
+
+def test_security_headers_on_every_page(officer):
+    response = Client().get("/connexion/")
+
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "csrftoken" in response.cookies
+
+
+def test_behind_tls_browsers_are_told_to_use_https_only(officer, settings):
+    settings.SECURE_HSTS_SECONDS = 31536000
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+    response = Client().get("/connexion/", HTTP_X_FORWARDED_PROTO="https")
+
+    assert response["Strict-Transport-Security"] == "max-age=31536000"
