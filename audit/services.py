@@ -58,71 +58,27 @@ def custody_event_append(
     now=None,
 ) -> CustodyEvent:
     """Append one event to the custody chain (CSI R241-14: author, date, time, motif, recipients)."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("custody events are written inside the transaction of the change")
-    if subject is not None:
-        subject_type = subject_type or subject._meta.label_lower
-        subject_id = subject_id or str(subject.pk)
-    if recording is None and subject is not None and subject._meta.label_lower == "evidence.recording":
-        recording = subject
-    if organisation is None and recording is not None:
-        organisation = recording.organisation
-    if not actor_label:
-        actor_label = f"user:{actor.username}" if actor is not None else "system"
-    recipients = json.loads(json.dumps(list(recipients or []), default=str))
-    details = json.loads(json.dumps(details or {}, default=str))
-
-    _lock_chain()
-    # Taken under the lock, so that entry times never go backwards along the chain (the purge
-    # removes a prefix of the chain by age).
-    occurred_at = now or timezone.now()
-    last = CustodyEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-    canonical = custody_event_canonical(
-        seq=seq,
-        occurred_at=occurred_at,
-        organisation_id=organisation.pk if organisation else None,
-        actor_id=actor.pk if actor else None,
-        actor_label=actor_label,
-        action=action,
-        subject_type=subject_type,
-        subject_id=subject_id,
-        recording_id=recording.pk if recording else None,
-        motif=motif,
-        recipients=recipients,
-        details=details,
-    )
-    return CustodyEvent.objects.create(
-        seq=seq,
-        occurred_at=occurred_at,
-        organisation=organisation,
-        actor=actor,
-        actor_label=actor_label,
-        action=action,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        recording=recording,
-        motif=motif,
-        recipients=recipients,
-        details=details,
-        prev_hash=prev_hash,
-        hash=custody_event_hash(prev_hash, canonical),
-        canonical=canonical,
-    )
+    return custody_events_append_many([dict(
+        action=action, subject=subject, subject_type=subject_type, subject_id=subject_id,
+        organisation=organisation, actor=actor, actor_label=actor_label, recording=recording,
+        motif=motif, recipients=recipients, details=details,
+    )], now=now)[0]
 
 
-def custody_events_append_many(events: list[dict]) -> list[CustodyEvent]:
-    """Append several events at once (same fields as ``custody_event_append``), one INSERT.
+def custody_events_append_many(events: list[dict], *, now=None) -> list[CustodyEvent]:
+    """Append events (keyword arguments of ``custody_event_append``) in order, with one INSERT.
 
-    For bulk operations such as the retention sweep: the chain is computed under one lock, in
-    order, exactly as if each event had been appended alone.
+    The chain is computed under one lock, exactly as if each event had been appended alone; the
+    retention sweep uses it to log a whole batch of erasures.
     """
     if not events:
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("custody events are written inside the transaction of the change")
     _lock_chain()
-    occurred_at = timezone.now()
+    # Taken under the lock, so that entry times never go backwards along the chain (the purge
+    # removes a prefix of the chain by age).
+    occurred_at = now or timezone.now()
     last = CustodyEvent.objects.order_by("-seq").values_list("seq", "hash").first()
     seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS_HASH)
     rows = []
@@ -137,7 +93,7 @@ def custody_events_append_many(events: list[dict]) -> list[CustodyEvent]:
         actor_label = e.get("actor_label") or (f"user:{actor.username}" if actor is not None else "system")
         recipients = json.loads(json.dumps(list(e.get("recipients") or []), default=str))
         details = json.loads(json.dumps(e.get("details") or {}, default=str))
-        motif = e.get("motif", "")
+        motif = e.get("motif") or ""
         seq += 1
         canonical = custody_event_canonical(
             seq=seq, occurred_at=occurred_at, organisation_id=organisation.pk if organisation else None,

@@ -42,6 +42,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model, meminfo, read_text  # noqa: E402  (bench/machine.py)
 from urllib.parse import quote, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,21 +119,8 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def read_text(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def machine_facts(workdir: Path) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in read_text("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "?")
-    mem = {}
-    for line in read_text("/proc/meminfo").splitlines():
-        key, _, value = line.partition(":")
-        if key in ("MemTotal", "MemAvailable"):
-            mem[key] = int(value.split()[0]) * 1024
+    cpu, mem = cpu_model(), meminfo()
     fs = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", str(workdir)],
                         capture_output=True, text=True).stdout.strip()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,

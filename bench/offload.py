@@ -43,6 +43,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model, meminfo, read_text  # noqa: E402  (bench/machine.py)
 from unittest import mock
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,21 +151,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def read_text(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
-
-
 def machine_facts(workdir: Path) -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in read_text("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "?")
-    mem = {}
-    for line in read_text("/proc/meminfo").splitlines():
-        k, _, v = line.partition(":")
-        if k in ("MemTotal", "MemAvailable"):
-            mem[k] = int(v.split()[0]) * 1024
+    cpu, mem = cpu_model(), meminfo()
     du = shutil.disk_usage(workdir)
     fs = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "--target", str(workdir)],
                         capture_output=True, text=True).stdout.strip()

@@ -28,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
 
 def log(msg: str) -> None:
@@ -144,8 +146,7 @@ def main(argv=None) -> int:
     ok = erased == n == len(report.erased) == events and left == 0
     bare_rate, ours_rate = n / bare_s, n / ours_s
     ratio = ours_rate / bare_rate
-    cpu = (Path("/proc/cpuinfo").read_text().split("model name")[1].split(":")[1].split("\n")[0].strip()
-           if Path("/proc/cpuinfo").exists() else platform.processor())
+    cpu = cpu_model()
     log("")
     log("## Retention sweep (issue 5)")
     log("")

@@ -16,6 +16,8 @@ from audit.chain import (
 from audit.models import CustodyEvent
 from audit.services import custody_event_append
 
+from ..conftest import require_service
+
 from .helpers import (
     append,
     guards_off,
@@ -145,8 +147,8 @@ def test_the_database_refuses_to_change_a_checkpoint(db):
 
 
 def test_with_triggers_disabled_postgresql_still_ties_the_columns_to_the_signed_bytes(db):
-    if connection.vendor != "postgresql":
-        pytest.skip("the CHECK constraint exists on PostgreSQL only; SQLite relies on the full verification")
+    # The CHECK constraint exists on PostgreSQL only; SQLite relies on the full verification.
+    require_service("PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL is not PostgreSQL")
     event, = append(1)
 
     with guards_off(), pytest.raises(IntegrityError, match="audit_custodyevent_matches_record"), transaction.atomic():
@@ -170,8 +172,8 @@ def test_an_unprotected_log_fails_verification_even_when_intact(db):
 
 def test_django_flush_needs_a_database_superuser_on_postgresql(db):
     """The production application role cannot empty the log through ``manage.py flush``."""
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite has no roles: flushing it is like deleting its file")
+    # SQLite has no roles: flushing it is like deleting its file.
+    require_service("PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL is not PostgreSQL")
     from audit import guards
 
     with connection.cursor() as cursor:
