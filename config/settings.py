@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "devices",
     "devices.axis",
     "evidence",
+    "evidence.disclosure",
+    "evidence.redaction",
     "audit",
     "config.apps.TemoinConfig",
 ]
