@@ -30,8 +30,12 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "guardian",
+    "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "accounts",
     "devices",
     "devices.axis",
@@ -44,12 +48,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # Supervisors, legal staff, DPO, mayor and admin give a TOTP code after the password.
+    "accounts.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: locks out repeated login failures (django-axes).
@@ -115,6 +123,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "locked_out.html"
 LOGIN_URL = "login"
+# TOTP second factor for supervisor, legal, dpo, mayor and admin (accounts/second_factor.py).
+TEMOIN_REQUIRE_TOTP = env.bool("TEMOIN_REQUIRE_TOTP", default=True)
+OTP_TOTP_ISSUER = env.str("TEMOIN_TOTP_ISSUER", default="Témoin")
 LOGIN_REDIRECT_URL = "recording-list"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_AGE = env.int("TEMOIN_SESSION_SECONDS", default=8 * 3600)
@@ -133,6 +144,25 @@ if TEMOIN_BEHIND_TLS:
     SECURE_REDIRECT_EXEMPT = [r"^axis/"]  # docking stations follow the storage URL they are given
     SECURE_HSTS_SECONDS = env.int("TEMOIN_HSTS_SECONDS", default=365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+
+# Content-Security-Policy (django-csp): scripts and styles only from our own origin, no frames,
+# no plugins; media and images only from ourselves (the media URLs are same-origin, tokenised).
+# Inline style attributes remain allowed for the templates' small layout tweaks; no inline script.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "media-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+    },
+}
 
 # --- Internationalisation: French first, English available ------------------------------------
 LANGUAGE_CODE = "fr"
@@ -161,6 +191,10 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Témoin API",
     "DESCRIPTION": "Evidence management for body-worn cameras (ARCHITECTURE.md §7).",
     "VERSION": "0.1.0",
+    # Swagger UI served from our own static files (drf-spectacular-sidecar): no CDN, CSP-compatible.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Object store ---------------------------------------------------------------------------
@@ -227,11 +261,20 @@ TEMOIN_AXIS_TOKEN_SECONDS = env.int("TEMOIN_AXIS_TOKEN_SECONDS", default=3600)
 TEMOIN_AXIS_MAX_UPLOADS = env.int("TEMOIN_AXIS_MAX_UPLOADS", default=16)  # per web process, then 503
 TEMOIN_AXIS_FREE_SPACE_RESERVE = env.int("TEMOIN_AXIS_FREE_SPACE_RESERVE", default=64 * 1024 * 1024)
 
+# --- Logging (config/ops/logging.py, docs/operations.md) -------------------------------------
+# TEMOIN_LOG_FORMAT=json: one JSON object per line (timestamp, level, logger, message, request id,
+# Celery task id) for a log collector; otherwise human text with the same ids in brackets.
+TEMOIN_LOG_FORMAT = env.str("TEMOIN_LOG_FORMAT", default="text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "config.ops.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"()": "config.ops.logging.TextFormatter"},
+        "json": {"()": "config.ops.logging.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["context"],
+                             "formatter": "json" if TEMOIN_LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": env.str("TEMOIN_LOG_LEVEL", default="INFO")},
     "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"},
                 "werkzeug": {"level": "WARNING"}, "axes": {"level": "WARNING"}},

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from accounts import views as account_views
 from evidence import media, views
 from evidence.api import HoldViewSet, RecordingViewSet
 
@@ -22,6 +23,8 @@ urlpatterns = [
     path("media/c/<str:token>/<str:part>", media.consultation_media, name="consultation-media"),
     path("enregistrements/<int:pk>/etiquettes/", views.recording_tag, name="recording-tag"),
     path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("connexion/code/", account_views.otp_verify, name="otp-verify"),
+    path("connexion/code/activation/", account_views.otp_setup, name="otp-setup"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
@@ -34,5 +37,5 @@ urlpatterns = [
     path("", include("config.ops.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
 ]

@@ -2,6 +2,8 @@
 is not intact, raises an alert administrators see on /journal/ and in the Django admin."""
 from __future__ import annotations
 
+from tests.auth import sign_in
+
 import logging
 
 import pytest
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 def login(user) -> Client:
     c = Client()
-    c.force_login(user)
+    sign_in(c, user)
     return c
 
 

@@ -2,6 +2,8 @@
 filters, its CSV and PDF exports, and GET /api/register/."""
 from __future__ import annotations
 
+from tests.auth import sign_in
+
 import csv
 import datetime as dt
 import io
@@ -62,7 +64,7 @@ def entries(people, camera, officer):
 
 def client_for(user) -> Client:
     c = Client()
-    c.force_login(user)
+    sign_in(c, user)
     return c
 
 

@@ -2,6 +2,8 @@
 verification result with the signed checkpoint it relies on — as a page and as a PDF."""
 from __future__ import annotations
 
+from tests.auth import sign_in
+
 import pytest
 from django.db import transaction
 from django.test import Client
@@ -35,7 +37,7 @@ def recording(camera, officer, make_user):
 
 def login(user) -> Client:
     c = Client()
-    c.force_login(user)
+    sign_in(c, user)
     return c
 
 

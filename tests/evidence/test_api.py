@@ -4,6 +4,8 @@ A user who may not see a recording gets 404 for it, never its metadata (CSI R241
 """
 from __future__ import annotations
 
+from tests.auth import sign_in
+
 import datetime as dt
 import hashlib
 import itertools
@@ -387,7 +389,7 @@ def test_home_page_redirects_anonymous_users_to_the_login_page(client):
 def test_logged_in_officer_sees_own_recording_on_the_home_page(client, camera, officer, other_officer):
     mine = make_recording(camera=camera, wearer=officer)
     theirs = make_recording(camera=camera, wearer=other_officer)
-    client.force_login(officer)
+    sign_in(client, officer)
 
     response = client.get("/")
 
@@ -398,7 +400,7 @@ def test_logged_in_officer_sees_own_recording_on_the_home_page(client, camera, o
 
 def test_home_page_links_each_recording_to_its_web_page(client, camera, officer):
     mine = make_recording(camera=camera, wearer=officer)
-    client.force_login(officer)
+    sign_in(client, officer)
 
     html = client.get("/").content.decode()
 
@@ -414,7 +416,7 @@ def test_logging_in_leads_to_the_recordings_page(client, officer):
 
 def test_logged_in_officer_can_open_own_recording_page(client, camera, officer):
     mine = make_recording(camera=camera, wearer=officer)
-    client.force_login(officer)
+    sign_in(client, officer)
 
     response = client.get(f"/enregistrements/{mine.pk}/")
 
@@ -424,7 +426,7 @@ def test_logged_in_officer_can_open_own_recording_page(client, camera, officer):
 
 def test_logged_in_officer_gets_404_on_another_officers_recording_page(client, camera, officer, other_officer):
     theirs = make_recording(camera=camera, wearer=other_officer)
-    client.force_login(officer)
+    sign_in(client, officer)
 
     response = client.get(f"/enregistrements/{theirs.pk}/")
 

@@ -1,4 +1,5 @@
 """Motif before media (CSI R241-14): a consultation is logged, then media is served with Range."""
+from tests.auth import sign_in
 import datetime as dt
 
 import pytest
@@ -95,7 +96,7 @@ def test_administrator_never_gets_media_and_other_officers_get_404(ready, make_u
 
 def test_the_player_page_asks_the_motif_then_plays(ready, officer):
     client = Client()
-    client.force_login(officer)
+    sign_in(client, officer)
 
     form = client.get(f"/enregistrements/{ready.pk}/lecture/").content.decode()
     assert "<video" not in form and "Motif" in form

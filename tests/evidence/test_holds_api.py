@@ -1,4 +1,5 @@
 """Holds through the API and the pages (CSI R241-13): who may place and release, and the 404 rule."""
+from tests.auth import sign_in
 import pytest
 from django.test import Client
 
@@ -91,7 +92,7 @@ def test_a_hold_of_another_organisation_is_a_404(recording, make_user):
 def test_the_hold_form_on_the_recording_page_works_without_javascript(recording, make_user):
     chef = make_user("chef", role="supervisor")
     client = Client()
-    client.force_login(chef)
+    sign_in(client, chef)
 
     page = client.get(f"/enregistrements/{recording.pk}/")
     assert "Conserver pour procédure" in page.content.decode()
@@ -112,7 +113,7 @@ def test_upcoming_erasures_page_lists_what_goes_in_72_hours_and_highlights_untag
     week = make_recording(camera=camera, wearer=officer, retain_until=timezone.now() + dt.timedelta(days=5))
     make_recording(camera=camera, wearer=officer, retain_until=timezone.now() + dt.timedelta(days=20))
     client = Client()
-    client.force_login(make_user("chef", role="supervisor"))
+    sign_in(client, make_user("chef", role="supervisor"))
 
     html = client.get("/effacements/").content.decode()
 

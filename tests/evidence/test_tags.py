@@ -1,4 +1,5 @@
 """Tags (CSI L241-2): the wearer completes trigger reason and notice; every change is logged."""
+from tests.auth import sign_in
 import pytest
 from django.test import Client
 
@@ -76,7 +77,7 @@ def test_the_to_complete_queue_lists_the_wearers_untagged_recordings_and_the_for
     tagged = make_recording(camera=camera, wearer=officer)
     someone_elses = make_recording(camera=camera, wearer=make_user("agent.b", matricule="M2"), trigger_reason="")
     client = Client()
-    client.force_login(officer)
+    sign_in(client, officer)
 
     html = client.get("/a-completer/").content.decode()
 

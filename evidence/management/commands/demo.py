@@ -1,4 +1,5 @@
 """Demo data for the embedded default: one commune, its users, cameras and a simulated dock."""
+import base64
 import datetime as dt
 import json
 import shutil
@@ -8,8 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Organisation, User
+from accounts.second_factor import SECOND_FACTOR_ROLES
 from accounts.services import organisation_create, user_create
 from devices.models import Camera
 from devices.services import camera_assign, camera_register
@@ -28,6 +31,9 @@ USERS = [
     ("maire", "mayor", "", "Michel", "Dantin"),
     ("admin", "admin", "", "Admin", "Technique"),
 ]
+# The demo's TOTP key is public (documented in the README) so that anyone can try the second factor;
+# a real deployment enrols each person's own authenticator on first login.
+DEMO_TOTP_KEY = b"temoin-demo-2fa-2026"  # 20 bytes: a base32 key without padding
 CAMERAS = [("BWC-0042", "M042"), ("BWC-0043", "M043"), ("BWC-0044", "M042")]
 
 
@@ -36,8 +42,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dock-root", default=str(settings.DATA_DIR / "dock"))
+        parser.add_argument("--code", action="store_true",
+                            help="print the current second-factor code of the demo accounts (public demo key) and exit")
 
-    def handle(self, *args, dock_root, **options):
+    def handle(self, *args, dock_root, code=False, **options):
+        if code:
+            from django_otp.oath import totp
+
+            self.stdout.write(str(totp(DEMO_TOTP_KEY, step=30, t0=0, digits=6)).zfill(6))
+            return
         org = Organisation.objects.filter(slug="chambery").first()
         if org is not None and Recording.objects.filter(organisation=org).exists():
             self.stdout.write("demo data already present")
@@ -53,6 +66,8 @@ class Command(BaseCommand):
                     user, _ = user_create(username=username, organisation=org, role=role, matricule=matricule,
                                           password=DEMO_PASSWORD, first_name=first, last_name=last)
                 users[matricule or username] = user
+                if role in SECOND_FACTOR_ROLES and not TOTPDevice.objects.filter(user=user).exists():
+                    TOTPDevice.objects.create(user=user, name="Démo", key=DEMO_TOTP_KEY.hex(), confirmed=True)
             for serial, matricule in CAMERAS:
                 if not Camera.objects.filter(serial=serial).exists():
                     cam = camera_register(serial=serial, organisation=org, model="Caméra-piéton démo")
@@ -124,3 +139,6 @@ class Command(BaseCommand):
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
         for username, role, matricule, *_ in USERS:
             self.stdout.write(f"  {username:<15} {role}")
+        secret = base64.b32encode(DEMO_TOTP_KEY).decode()
+        self.stdout.write(f"Second factor (supervisor, legal, dpo, mayor, admin): TOTP key {secret}, "
+                          "or `python manage.py demo --code` prints the current code.")
