@@ -1,6 +1,5 @@
 """REST API for recordings (ARCHITECTURE.md §7): thin, every read through the selectors."""
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -12,8 +11,9 @@ from audit.models import CustodyEvent
 from audit.selectors import recording_custody_events
 
 from . import services
-from .models import Hold, Procedure, Purpose, Recording, TriggerReason
-from .selectors import holds_for_recording, holds_visible_to, recordings_visible_to
+from .models import Annotation, Hold, Procedure, Purpose, Recording, ReviewState, TriggerReason
+from .search import SORTS, RecordingSearchForm
+from .selectors import annotations_for, holds_for_recording, holds_visible_to, recordings_visible_to
 
 
 class HoldSerializer(serializers.ModelSerializer):
@@ -60,6 +60,29 @@ class CustodyEventSerializer(serializers.ModelSerializer):
                   "prev_hash", "hash"]
 
 
+class AnnotationSerializer(serializers.ModelSerializer):
+    author = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Annotation
+        fields = ["id", "kind", "at_seconds", "text", "author", "created_at"]
+        read_only_fields = ["id", "author", "created_at"]
+
+    def get_author(self, obj) -> str:
+        return obj.author.get_full_name() or obj.author.username if obj.author_id else obj.author_label
+
+
+class AnnotationCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Annotation.Kind.choices, default="comment")
+    at_seconds = serializers.FloatField(min_value=0)
+    text = serializers.CharField(max_length=2000)
+
+
+class ReviewSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=ReviewState.choices)
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
 class ConsultationCreateSerializer(serializers.Serializer):
     motif = serializers.CharField(max_length=2000)
 
@@ -84,7 +107,8 @@ class RecordingSerializer(serializers.ModelSerializer):
             "time_attested", "time_source", "trigger_reason", "trigger_source", "subject_notified",
             "notice_omitted_reason", "purpose", "intervention", "location", "status", "status_message",
             "retain_until", "retention_rule", "holds", "to_complete", "camera_sha256", "camera_hash_matches",
-            "stream_hashes", "playback_method", "ingested_at", "verified_at",
+            "stream_hashes", "playback_method", "ingested_at", "verified_at", "review_state", "reviewed_at",
+            "review_note",
         ]
 
     def get_retention_rule(self, obj) -> str:
@@ -104,21 +128,8 @@ class RecordingListSerializer(RecordingSerializer):
         fields = [
             "id", "sha256", "size", "camera", "officer", "started_at", "ended_at", "duration",
             "trigger_reason", "subject_notified", "purpose", "intervention", "status", "retain_until",
-            "to_complete",
+            "to_complete", "review_state",
         ]
-
-
-def _datetime(params, name):
-    value = params.get(name)
-    if not value:
-        return None
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:  # well-formed but impossible, e.g. month 13
-        parsed = None
-    if parsed is None:
-        raise ValidationError({name: "expected an ISO 8601 date-time"})
-    return parsed
 
 
 @extend_schema_view(
@@ -129,6 +140,12 @@ def _datetime(params, name):
         OpenApiParameter("started_before", OpenApiTypes.DATETIME),
         OpenApiParameter("trigger_reason", OpenApiTypes.STR, enum=TriggerReason.values),
         OpenApiParameter("status", OpenApiTypes.STR, enum=Recording.Status.values),
+        OpenApiParameter("purpose", OpenApiTypes.STR, enum=Purpose.values),
+        OpenApiParameter("subject_notified", OpenApiTypes.STR, enum=["yes", "no", "unknown"]),
+        OpenApiParameter("intervention", OpenApiTypes.STR),
+        OpenApiParameter("review_state", OpenApiTypes.STR, enum=ReviewState.values),
+        OpenApiParameter("q", OpenApiTypes.STR, description="intervention, camera, wearer name or hash prefix"),
+        OpenApiParameter("sort", OpenApiTypes.STR, enum=list(SORTS)),
     ])
 )
 class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -158,24 +175,16 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         qs = recordings_visible_to(user=self.request.user)
         if self.action != "list":
             return qs
-        p = self.request.query_params
-        if p.get("officer"):
-            qs = qs.filter(wearer__matricule=p["officer"])
-        if p.get("camera"):
-            qs = qs.filter(camera__serial=p["camera"])
-        if (after := _datetime(p, "started_after")) is not None:
-            qs = qs.filter(started_at__gte=after)
-        if (before := _datetime(p, "started_before")) is not None:
-            qs = qs.filter(started_at__lt=before)
-        if p.get("trigger_reason"):
-            if p["trigger_reason"] not in TriggerReason.values:
-                raise ValidationError({"trigger_reason": f"one of {', '.join(TriggerReason.values)}"})
-            qs = qs.filter(trigger_reason=p["trigger_reason"])
-        if p.get("status"):
-            if p["status"] not in Recording.Status.values:
-                raise ValidationError({"status": f"one of {', '.join(Recording.Status.values)}"})
-            qs = qs.filter(status=p["status"])
-        return qs.order_by("-started_at", "-id")
+        form = RecordingSearchForm(self.request.query_params)
+        if not form.is_valid():
+            errors = {}
+            for name, messages in form.errors.items():
+                hint = "expected an ISO 8601 date-time" if name.startswith("started_") else "; ".join(messages)
+                if name in ("trigger_reason", "status", "purpose", "review_state", "subject_notified", "sort"):
+                    hint = f"one of {', '.join(v for v, _ in form.fields[name].choices if v)}"
+                errors[name] = [hint]
+            raise ValidationError(errors)
+        return form.apply(qs)
 
     @extend_schema(responses={200: CustodyEventSerializer(many=True)})
     @action(detail=True, methods=["get"])
@@ -202,6 +211,40 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                 "poster_url": request.build_absolute_uri(reverse("consultation-media", args=[token, "poster"])),
                 "expires_at": consultation.expires_at}
         return Response(ConsultationSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(methods=["GET"], responses={200: AnnotationSerializer(many=True)})
+    @extend_schema(methods=["POST"], request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})
+    @action(detail=True, methods=["get", "post"])
+    def annotations(self, request, pk=None):
+        """Timecoded comments and bookmarks of the recording."""
+        recording = self.get_object()
+        if request.method == "GET":
+            return Response(AnnotationSerializer(annotations_for(recording=recording), many=True).data)
+        data = AnnotationCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            note = services.annotation_add(recording=recording, by=request.user, **data.validated_data)
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValueError as exc:
+            field = str(exc).split(":", 1)[0]
+            raise ValidationError({field if field in ("text", "at_seconds", "kind") else "detail": str(exc)}) from exc
+        return Response(AnnotationSerializer(note).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ReviewSerializer, responses={200: RecordingSerializer})
+    @action(detail=True, methods=["post"])
+    def review(self, request, pk=None):
+        """A supervisor marks the recording reviewed or flagged (a flag needs a note)."""
+        recording = self.get_object()
+        data = ReviewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            recording = services.recording_review(recording=recording, by=request.user, **data.validated_data)
+        except PermissionError as exc:
+            raise PermissionDenied(str(exc)) from exc
+        except ValueError as exc:
+            raise ValidationError({"note" if str(exc).startswith("note") else "detail": str(exc)}) from exc
+        return Response(RecordingSerializer(recording).data)
 
     @extend_schema(request=HoldCreateSerializer, responses={201: HoldSerializer})
     @action(detail=True, methods=["post"])

@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from guardian.models import UserObjectPermissionBase
 
 
 class TriggerReason(models.TextChoices):
@@ -16,6 +17,12 @@ class Purpose(models.TextChoices):
     OFFENCE = "offence", _("constat des infractions")
     EVIDENCE = "evidence", _("collecte de preuves")
     TRAINING = "training", _("formation")
+
+
+class ReviewState(models.TextChoices):
+    UNREVIEWED = "unreviewed", _("non revu")
+    REVIEWED = "reviewed", _("revu")
+    FLAGGED = "flagged", _("signalé")
 
 
 class Recording(models.Model):
@@ -93,9 +100,20 @@ class Recording(models.Model):
     erased_at = models.DateTimeField(null=True, blank=True)
     erasure_rule = models.CharField(max_length=300, blank=True)
 
+    # Supervisor's review (issue #4): unreviewed until a supervisor marks it reviewed or flagged.
+    review_state = models.CharField(max_length=12, choices=ReviewState.choices, default=ReviewState.UNREVIEWED)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
     class Meta:
         ordering = ["-started_at", "-id"]
+        permissions = [("view_recording_granted", "voir l'enregistrement (habilitation nominative)")]
         indexes = [
+            models.Index(fields=["organisation", "-started_at", "-id"], name="rec_org_started"),
+            models.Index(fields=["organisation", "wearer", "-started_at"], name="rec_org_wearer_started"),
+            models.Index(fields=["organisation", "review_state"], name="rec_org_review"),
             models.Index(fields=["organisation", "status"]),
             models.Index(fields=["camera", "source_path", "source_size", "source_mtime_ns"]),
         ]
@@ -175,3 +193,37 @@ class Consultation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class Annotation(models.Model):
+    """A timecoded comment or bookmark on a recording (issue #4); never changes the evidence."""
+
+    class Kind(models.TextChoices):
+        COMMENT = "comment", _("commentaire")
+        BOOKMARK = "bookmark", _("signet")
+
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="annotations")
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                               related_name="+")
+    author_label = models.CharField(max_length=200, blank=True)  # e.g. "axis:bookmark" for imported ones
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.COMMENT)
+    at_seconds = models.FloatField()
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at_seconds", "id"]
+
+
+class RecordingUserObjectPermission(UserObjectPermissionBase):
+    """Per-recording grant to one person (django-guardian direct foreign key table).
+
+    CSI R241-12: beyond the roles, agents "individually designated and authorised" may see what they
+    are authorised for: e.g. an investigator given one intervention until a date.
+    """
+
+    content_object = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="grants")
+    expires_at = models.DateTimeField(db_index=True)
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
+    motif = models.TextField(blank=True)

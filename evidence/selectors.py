@@ -1,9 +1,10 @@
 """Reads on evidence, always scoped to the requesting user (CSI R241-12, ARCHITECTURE.md §1)."""
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import Role, User
 
-from .models import Recording
+from .models import Recording, RecordingUserObjectPermission
 
 # Roles that see every recording of their organisation.
 ORGANISATION_WIDE = {Role.SUPERVISOR, Role.LEGAL, Role.DPO, Role.MAYOR}
@@ -22,8 +23,50 @@ def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
     if user.role in ORGANISATION_WIDE:
         return qs
     if user.role == Role.OFFICER:
-        return qs.filter(wearer=user)
+        # CSI R241-12: own recordings, plus those one was individually authorised for, until the date
+        # the grant ends (django-guardian direct foreign-key table, see RecordingUserObjectPermission).
+        granted = RecordingUserObjectPermission.objects.filter(
+            user=user, expires_at__gt=timezone.now(), permission__codename="view_recording_granted",
+        ).values("content_object_id")
+        return qs.filter(Q(wearer=user) | Q(pk__in=granted))
     return qs.none()
+
+
+def grants_visible_to(*, user: User):
+    """Individual grants of the user's service, for the head of service who gives them."""
+    if not user.is_authenticated or user.role != Role.SUPERVISOR or user.organisation_id is None:
+        return RecordingUserObjectPermission.objects.none()
+    return (RecordingUserObjectPermission.objects.filter(content_object__organisation_id=user.organisation_id)
+            .select_related("user", "granted_by", "content_object"))
+
+
+def annotations_for(*, recording: Recording):
+    """Comments and bookmarks of a recording the caller already obtained through recordings_visible_to."""
+    return recording.annotations.select_related("author").order_by("at_seconds", "id")
+
+
+def recordings_review_queue_for(*, user: User, queue: str, now=None, sample_size: int = 10):
+    """The supervisor's review queue: unreviewed, flagged, or a random sample for quality control.
+
+    The sample is drawn among the last 30 days' ready recordings, seeded by the ISO week so that
+    every supervisor of the service sees the same sample during a week.
+    """
+    import datetime as dt
+    import random
+
+    if user.role != Role.SUPERVISOR:
+        return Recording.objects.none()
+    now = now or timezone.now()
+    base = recordings_visible_to(user=user).exclude(status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING,
+                                                                Recording.Status.FAILED])
+    if queue == "flagged":
+        return base.filter(review_state="flagged").order_by("-reviewed_at")
+    if queue == "sample":
+        year, week, _ = now.isocalendar()
+        ids = list(base.filter(started_at__gte=now - dt.timedelta(days=30)).order_by("pk").values_list("pk", flat=True))
+        chosen = random.Random(f"{user.organisation_id}:{year}-W{week}").sample(ids, min(sample_size, len(ids)))
+        return base.filter(pk__in=chosen).order_by("-started_at")
+    return base.filter(review_state="unreviewed").order_by("started_at", "pk")
 
 
 def holds_for_recording(*, recording: Recording):

@@ -1030,3 +1030,128 @@ def consultation_for_token(*, token: str, user: User, now: dt.datetime | None = 
     if c.recording.status == Recording.Status.ERASED:
         return None
     return c
+
+
+# --- Review, comments and bookmarks (issue #4) -------------------------------------------------
+
+REVIEWERS = {"supervisor"}
+
+
+def recording_review(*, recording: Recording, by: User, state: str, note: str = "",
+                     now: dt.datetime | None = None) -> Recording:
+    """A supervisor marks a recording reviewed or flagged (hierarchical control, CSI R241-12)."""
+    from .models import ReviewState
+
+    if by.role not in REVIEWERS:
+        raise PermissionError("only a supervisor reviews recordings")
+    if state not in ReviewState.values:
+        raise ValueError(f"state must be one of {', '.join(ReviewState.values)}")
+    note = (note or "").strip()
+    if state == ReviewState.FLAGGED and not note:
+        raise ValueError("note: say why the recording is flagged")
+    now = now or timezone.now()
+    with transaction.atomic():
+        rec = Recording.objects.select_for_update().get(pk=recording.pk)
+        if rec.organisation_id != by.organisation_id:
+            raise PermissionError("recording outside your perimeter")
+        old = rec.review_state
+        rec.review_state, rec.review_note = state, note
+        rec.reviewed_by, rec.reviewed_at = (None, None) if state == ReviewState.UNREVIEWED else (by, now)
+        rec.save(update_fields=["review_state", "review_note", "reviewed_by", "reviewed_at"])
+        custody_event_append(action="recording.reviewed", subject=rec, actor=by, now=now,
+                             details={"from": old, "to": state, "note": note})
+    return rec
+
+
+def annotation_add(*, recording: Recording, by: User, at_seconds: float, text: str, kind: str = "comment",
+                   now: dt.datetime | None = None):
+    """A timecoded comment or bookmark; only someone who may see the recording reaches this."""
+    from .models import Annotation
+
+    text = (text or "").strip()
+    if kind not in Annotation.Kind.values:
+        raise ValueError(f"kind must be one of {', '.join(Annotation.Kind.values)}")
+    if not text:
+        raise ValueError("text: write the comment")
+    if len(text) > 2000:
+        raise ValueError("text: 2000 characters at most")
+    try:
+        at_seconds = float(at_seconds)
+    except (TypeError, ValueError):
+        raise ValueError("at_seconds: a time in seconds from the start of the recording") from None
+    if not (0 <= at_seconds <= max(recording.duration or 0, 0) + 1) or at_seconds != at_seconds:
+        raise ValueError("at_seconds: outside the recording")
+    if by.role == "admin" or by.organisation_id != recording.organisation_id:
+        raise PermissionError("recording outside your perimeter")
+    if recording.status == Recording.Status.ERASED:
+        raise ValueError("an erased recording cannot be annotated")
+    now = now or timezone.now()
+    with transaction.atomic():
+        note = Annotation.objects.create(recording=recording, organisation_id=recording.organisation_id, author=by,
+                                         kind=kind, at_seconds=round(at_seconds, 3), text=text, created_at=now)
+        custody_event_append(action="recording.annotated", subject=recording, actor=by, now=now,
+                             details={"annotation": note.pk, "kind": kind, "at_seconds": note.at_seconds})
+    return note
+
+
+# --- Individual grants (CSI R241-12: agents individually designated and authorised) ------------
+
+GRANTORS = {"supervisor"}
+
+
+def recording_access_grant(*, grantee: User, by: User, until: dt.datetime, motif: str,
+                           recordings=None, intervention: str = "", now: dt.datetime | None = None) -> int:
+    """Let one person see given recordings (or every recording of an intervention) until a date.
+
+    Returns the number of recordings granted. Logged like any authorisation (CSI R241-12, R241-14).
+    """
+    from django.contrib.auth.models import Permission
+
+    from .models import RecordingUserObjectPermission
+
+    now = now or timezone.now()
+    motif = (motif or "").strip()
+    if by.role not in GRANTORS:
+        raise PermissionError("only the head of service grants access")
+    if grantee.organisation_id != by.organisation_id or grantee.role == "admin" or not grantee.is_active:
+        raise ValueError("grantee: an active person of your service (never the technical administrator)")
+    if not motif:
+        raise ValueError("motif: say why this person needs these recordings")
+    if until <= now:
+        raise ValueError("until: a date in the future")
+    if until > now + dt.timedelta(days=366):
+        raise ValueError("until: one year at most; renew the grant if needed")
+    qs = Recording.objects.filter(organisation_id=by.organisation_id).exclude(status=Recording.Status.DUPLICATE)
+    if intervention:
+        qs = qs.filter(intervention=intervention.strip())
+    elif recordings is not None:
+        qs = qs.filter(pk__in=[getattr(r, "pk", r) for r in recordings])
+    else:
+        raise ValueError("recordings or intervention: say what is granted")
+    perm = Permission.objects.get(codename="view_recording_granted", content_type__app_label="evidence")
+    with transaction.atomic():
+        ids = list(qs.values_list("pk", flat=True))
+        if not ids:
+            raise ValueError("nothing to grant: no recording matches")
+        for rid in ids:
+            RecordingUserObjectPermission.objects.update_or_create(
+                user=grantee, permission=perm, content_object_id=rid,
+                defaults={"expires_at": until, "granted_by": by, "motif": motif})
+        custody_event_append(action="access.granted", subject=grantee, organisation=grantee.organisation, actor=by,
+                             motif=motif, now=now, details={"recordings": ids, "intervention": intervention,
+                                                            "until": until.isoformat(), "grantee": grantee.username})
+    return len(ids)
+
+
+def recording_access_revoke(*, grantee: User, by: User, motif: str = "", now: dt.datetime | None = None) -> int:
+    from .models import RecordingUserObjectPermission
+
+    if by.role not in GRANTORS or grantee.organisation_id != by.organisation_id:
+        raise PermissionError("only the head of service of that person revokes access")
+    with transaction.atomic():
+        rows = RecordingUserObjectPermission.objects.filter(user=grantee)
+        ids = list(rows.values_list("content_object_id", flat=True))
+        rows.delete()
+        custody_event_append(action="access.revoked", subject=grantee, organisation=grantee.organisation, actor=by,
+                             motif=motif, now=now, details={"recordings": ids, "grantee": grantee.username})
+    return len(ids)

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -14,11 +15,15 @@ from django.views.decorators.http import require_POST
 from devices.selectors import offload_sessions_visible_to
 
 from . import services
-from .models import Procedure, Purpose, Recording, TriggerReason
+from .models import Procedure, Purpose, Recording, ReviewState, TriggerReason
+from .search import RecordingSearchForm
 from .selectors import (
+    annotations_for,
     erasures_upcoming_for,
+    grants_visible_to,
     holds_for_recording,
     holds_visible_to,
+    recordings_review_queue_for,
     recordings_to_complete_for,
     recordings_visible_to,
 )
@@ -26,18 +31,18 @@ from .selectors import (
 
 @login_required
 def recording_list(request):
+    """Search, filter, sort and page through the recordings the user may see."""
     qs = recordings_visible_to(user=request.user)
-    status = request.GET.get("status", "")
-    camera = request.GET.get("camera", "").strip()
-    if status in Recording.Status.values:
-        qs = qs.filter(status=status)
-    if camera:
-        qs = qs.filter(camera__serial__icontains=camera)
-    page = Paginator(qs.order_by("-started_at", "-id"), 50).get_page(request.GET.get("page"))
+    form = RecordingSearchForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        qs = form.apply(qs)
+    else:
+        qs = qs.order_by("-started_at", "-id")
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
     sessions = offload_sessions_visible_to(user=request.user)[:5]
     upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
     return render(request, "evidence/recording_list.html", {
-        "page": page, "statuses": Recording.Status.choices, "status": status, "camera": camera,
+        "page": page, "form": form, "sort": request.GET.get("sort", "-started_at"),
         "sessions": sessions, "upcoming": upcoming,
     })
 
@@ -52,6 +57,9 @@ def recording_detail(request, pk: int):
         "can_place_hold": request.user.role in services.HOLD_PLACERS and recording.status != Recording.Status.ERASED,
         "can_release_hold": request.user.role in services.HOLD_RELEASERS,
         "can_tag": _can_tag(request.user, recording), **_tag_choices(),
+        "annotations": annotations_for(recording=recording),
+        "can_annotate": request.user.role != "admin" and recording.status != Recording.Status.ERASED,
+        "can_review": request.user.role in services.REVIEWERS, "review_states": ReviewState.choices,
     })
 
 
@@ -173,7 +181,119 @@ def recording_play(request, pk: int):
         except ValueError as exc:
             context["error"] = "Indiquez le motif de la consultation." if str(exc).startswith("motif") else str(exc)
             return render(request, "evidence/recording_play.html", context, status=400)
-        context.update(consultation=consultation,
+        context.update(consultation=consultation, annotations=annotations_for(recording=recording),
                        media_url=reverse("consultation-media", args=[token, "video"]),
                        poster_url=reverse("consultation-media", args=[token, "poster"]))
     return render(request, "evidence/recording_play.html", context)
+
+
+# --- Comments and bookmarks, review, individual grants (issue #4) ------------------------------
+
+ANNOTATION_ERRORS = {"text": "écrivez le commentaire.", "at_seconds": "indiquez un instant compris dans la vidéo.",
+                     "kind": "type inconnu."}
+
+
+@login_required
+@require_POST
+def annotation_add(request, pk: int):
+    """A timecoded comment or bookmark, from the player (current time) or the recording page."""
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    wants_json = request.headers.get("Accept") == "application/json"  # player.js adds without reloading
+    try:
+        note = services.annotation_add(recording=recording, by=request.user,
+                                       at_seconds=_seconds(request.POST.get("at", "")),
+                                       text=request.POST.get("text", ""), kind=request.POST.get("kind", "comment"))
+        if wants_json:
+            return JsonResponse({"id": note.pk, "at_seconds": note.at_seconds, "kind": note.kind, "text": note.text,
+                                 "author": request.user.get_full_name() or request.user.username}, status=201)
+        messages.success(request, "Commentaire ajouté.")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except ValueError as exc:
+        error = f"Commentaire refusé : {ANNOTATION_ERRORS.get(str(exc).split(':')[0], exc)}"
+        if wants_json:
+            return JsonResponse({"detail": error}, status=400)
+        messages.error(request, error)
+    nxt = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
+    return redirect("recording-detail", pk=pk)
+
+
+def _seconds(value: str):
+    """"75", "75.5", "1:15" or "0:01:15" → seconds; anything else is left for the service to refuse."""
+    value = (value or "").strip().replace(",", ".")
+    if ":" in value:
+        try:
+            parts = [float(p) for p in value.split(":")]
+        except ValueError:
+            return value
+        total = 0.0
+        for p in parts:
+            total = total * 60 + p
+        return total
+    return value
+
+
+@login_required
+@require_POST
+def recording_review(request, pk: int):
+    recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    try:
+        services.recording_review(recording=recording, by=request.user, state=request.POST.get("state", ""),
+                                  note=request.POST.get("note", ""))
+        messages.success(request, f"Enregistrement n° {pk} : revue enregistrée.")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except ValueError as exc:
+        text = "indiquez pourquoi l'enregistrement est signalé." if str(exc).startswith("note") else str(exc)
+        messages.error(request, f"Enregistrement n° {pk} : {text}")
+    nxt = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
+    return redirect("recording-detail", pk=pk)
+
+
+REVIEW_QUEUES = [("unreviewed", "Non revus"), ("flagged", "Signalés"), ("sample", "Échantillon de contrôle")]
+
+
+@login_required
+def review_queue(request):
+    """The supervisor's review queue: unreviewed, flagged, and a weekly random sample."""
+    if request.user.role != "supervisor":
+        raise PermissionDenied("review is the head of service's task")
+    queue = request.GET.get("file", "unreviewed")
+    if queue not in dict(REVIEW_QUEUES):
+        queue = "unreviewed"
+    qs = recordings_review_queue_for(user=request.user, queue=queue).select_related("camera", "wearer")
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    return render(request, "evidence/review_queue.html", {"page": page, "queue": queue, "queues": REVIEW_QUEUES})
+
+
+@login_required
+def grants(request):
+    """Individual grants: the head of service lets one person see an intervention until a date."""
+    if request.user.role not in services.GRANTORS:
+        raise PermissionDenied("only the head of service grants access")
+    org_users = request.user.organisation.users.filter(is_active=True, role="officer").order_by("last_name", "username")
+    if request.method == "POST":
+        grantee = get_object_or_404(org_users, pk=request.POST.get("grantee") or 0)
+        if request.POST.get("action") == "revoke":
+            n = services.recording_access_revoke(grantee=grantee, by=request.user, motif=request.POST.get("motif", ""))
+            messages.success(request, f"Habilitation de {grantee} retirée ({n} enregistrement(s)).")
+            return redirect("grants")
+        try:
+            until = dt.datetime.fromisoformat(request.POST.get("until", ""))
+            if timezone.is_naive(until):
+                until = timezone.make_aware(until)
+            n = services.recording_access_grant(grantee=grantee, by=request.user, until=until,
+                                                motif=request.POST.get("motif", ""),
+                                                intervention=request.POST.get("intervention", ""))
+            messages.success(request, f"{grantee} peut consulter {n} enregistrement(s) jusqu'au "
+                                      f"{timezone.localtime(until):%d/%m/%Y %H:%M}.")
+        except ValueError as exc:
+            messages.error(request, f"Habilitation refusée : {exc}")
+        return redirect("grants")
+    rows = grants_visible_to(user=request.user).filter(expires_at__gt=timezone.now()).order_by("user__username",
+                                                                                            "expires_at")
+    return render(request, "evidence/grants.html", {"rows": rows, "org_users": org_users})

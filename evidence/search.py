@@ -1,0 +1,87 @@
+"""Search filters of the recordings list, shared by the page and the API (validation in one place).
+
+These narrow what ``recordings_visible_to`` already allowed; they never widen it.
+"""
+from django import forms
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from .models import Purpose, Recording, ReviewState, TriggerReason
+
+SORTS = {
+    "-started_at": ("-started_at", "-id"), "started_at": ("started_at", "id"),
+    "camera": ("camera__serial", "-started_at"), "-camera": ("-camera__serial", "-started_at"),
+    "wearer": ("wearer__last_name", "-started_at"), "-wearer": ("-wearer__last_name", "-started_at"),
+    "status": ("status", "-started_at"), "retain_until": ("retain_until", "id"),
+    "-retain_until": ("-retain_until", "-id"), "duration": ("duration", "id"), "-duration": ("-duration", "-id"),
+}
+NOTIFIED = {"yes": True, "no": False}
+
+
+def _blank(choices):
+    return [("", "—"), *choices]
+
+
+class RecordingSearchForm(forms.Form):
+    q = forms.CharField(required=False, max_length=100, label=_("Recherche"))
+    officer = forms.CharField(required=False, max_length=150, label=_("Agent porteur (matricule ou identifiant)"))
+    camera = forms.CharField(required=False, max_length=64, label=_("Caméra"))
+    started_after = forms.DateTimeField(required=False, label=_("Depuis"))
+    started_before = forms.DateTimeField(required=False, label=_("Jusqu'à"))
+    trigger_reason = forms.ChoiceField(required=False, choices=_blank(TriggerReason.choices),
+                                       label=_("Motif de déclenchement"))
+    purpose = forms.ChoiceField(required=False, choices=_blank(Purpose.choices), label=_("Finalité"))
+    subject_notified = forms.ChoiceField(required=False, label=_("Personnes informées"), choices=[
+        ("", "—"), ("yes", _("oui")), ("no", _("non")), ("unknown", _("non renseigné"))])
+    status = forms.ChoiceField(required=False, choices=_blank(Recording.Status.choices), label=_("État"))
+    intervention = forms.CharField(required=False, max_length=100, label=_("Intervention"))
+    review_state = forms.ChoiceField(required=False, choices=_blank(ReviewState.choices), label=_("Revue"))
+    sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS], label=_("Tri"))
+
+    def __init__(self, data=None, **kwargs):
+        # The date fields accept both "2026-11-26" (date inputs) and full ISO 8601 datetimes.
+        super().__init__(data, **kwargs)
+        for name in ("started_after", "started_before"):
+            self.fields[name].input_formats = ["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
+                                               "%Y-%m-%d"]
+
+    def clean_started_after(self):
+        return self._iso(self.data.get("started_after"), self.cleaned_data["started_after"])
+
+    def clean_started_before(self):
+        return self._iso(self.data.get("started_before"), self.cleaned_data["started_before"])
+
+    @staticmethod
+    def _iso(raw, parsed):
+        from django.utils.dateparse import parse_datetime
+
+        if raw and parsed is None:
+            parsed = parse_datetime(raw.replace(" ", "+"))
+        return parsed
+
+    def apply(self, qs):
+        """Narrow ``qs`` (already scoped by the selector) by the valid filters, and sort it."""
+        d = self.cleaned_data
+        if d.get("q"):
+            t = d["q"].strip()
+            qs = qs.filter(Q(intervention__icontains=t) | Q(camera__serial__icontains=t)
+                           | Q(wearer__last_name__icontains=t) | Q(wearer__matricule__iexact=t)
+                           | Q(sha256__startswith=t.lower()))
+        if d.get("officer"):
+            qs = qs.filter(Q(wearer__matricule=d["officer"]) | Q(wearer__username=d["officer"]))
+        if d.get("camera"):
+            qs = qs.filter(camera__serial__icontains=d["camera"].strip())
+        if d.get("started_after"):
+            qs = qs.filter(started_at__gte=d["started_after"])
+        if d.get("started_before"):
+            qs = qs.filter(started_at__lt=d["started_before"])
+        for name in ("trigger_reason", "purpose", "status", "review_state"):
+            if d.get(name):
+                qs = qs.filter(**{name: d[name]})
+        if d.get("intervention"):
+            qs = qs.filter(intervention=d["intervention"].strip())
+        if d.get("subject_notified"):
+            value = d["subject_notified"]
+            qs = qs.filter(subject_notified__isnull=True) if value == "unknown" else \
+                qs.filter(subject_notified=NOTIFIED[value])
+        return qs.order_by(*SORTS.get(d.get("sort") or "-started_at", SORTS["-started_at"]))
