@@ -12,6 +12,7 @@ from audit.selectors import recording_custody_events
 
 from . import services
 from .models import Annotation, Hold, Procedure, Purpose, Recording, ReviewState, TriggerReason
+from .pagination import RecordingPagination
 from .search import SORTS, RecordingSearchForm
 from .selectors import annotations_for, holds_for_recording, holds_visible_to, recordings_visible_to
 
@@ -152,6 +153,7 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """Recordings the caller may see. Any other recording answers 404, never its metadata."""
 
     http_method_names = ["get", "post", "patch", "head", "options"]
+    pagination_class = RecordingPagination
 
     @extend_schema(request=RecordingTagSerializer, responses={200: RecordingSerializer})
     def partial_update(self, request, pk=None):
@@ -184,7 +186,8 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
                     hint = f"one of {', '.join(v for v, _ in form.fields[name].choices if v)}"
                 errors[name] = [hint]
             raise ValidationError(errors)
-        return form.apply(qs)
+        # The list shows neither media details nor hashes of streams: not read, not decoded.
+        return form.apply(qs).defer("media_info", "stream_hashes", "sidecar_errors", "track", "location")
 
     @extend_schema(responses={200: CustodyEventSerializer(many=True)})
     @action(detail=True, methods=["get"])

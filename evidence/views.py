@@ -16,6 +16,7 @@ from devices.selectors import offload_sessions_visible_to
 
 from . import services
 from .models import Procedure, Purpose, Recording, ReviewState, TriggerReason
+from .pagination import CappedCountPaginator
 from .search import RecordingSearchForm
 from .selectors import (
     annotations_for,
@@ -38,7 +39,8 @@ def recording_list(request):
         qs = form.apply(qs)
     else:
         qs = qs.order_by("-started_at", "-id")
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    page = CappedCountPaginator(qs.defer("media_info", "stream_hashes", "sidecar_errors", "track"),
+                                50).get_page(request.GET.get("page"))
     sessions = offload_sessions_visible_to(user=request.user)[:5]
     upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
     return render(request, "evidence/recording_list.html", {

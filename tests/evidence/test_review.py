@@ -172,3 +172,29 @@ def test_the_list_page_shows_a_clear_error_for_a_bad_filter_and_still_lists(came
     page = sign_in(Client(), officer).get("/?started_after=hier")
     assert page.status_code == 200 and page.context["page"].paginator.count == 1
     assert "Depuis" in page.content.decode()
+
+
+def test_list_counts_are_exact_up_to_the_limit_then_estimated_on_postgresql(camera, officer, monkeypatch):
+    from django.db import connection
+
+    from evidence import pagination
+
+    for _ in range(8):
+        make_recording(camera=camera, wearer=officer)
+    assert api(officer).get("/api/recordings/").json()["count_exact"] is True
+
+    monkeypatch.setattr(pagination, "EXACT_COUNT_LIMIT", 5)
+    body = api(officer).get("/api/recordings/").json()
+
+    if connection.vendor == "postgresql":
+        assert body["count_exact"] is False and body["count"] >= 6
+    else:
+        assert body["count_exact"] is True and body["count"] == 8
+    assert len(body["results"]) == 8 and body["next"] is None  # never cut short by an estimate
+    monkeypatch.setattr(pagination.RecordingPagination, "page_size", 3)
+    pages, client, url = [], api(officer), "/api/recordings/"
+    while url:
+        body = client.get(url).json()
+        pages.append(len(body["results"]))
+        url = body["next"]
+    assert pages == [3, 3, 2]
