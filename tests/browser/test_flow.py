@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from audit.models import CustodyEvent
-from evidence.models import Recording
+from evidence.models import Annotation, Recording
 
 from ..conftest import require_service
 from ..evidence.helpers import run_offload
@@ -105,17 +105,27 @@ def test_an_officer_completes_tags_gives_a_motif_and_plays_a_recording_with_seek
     page.select_option("#id_motif_choice", index=1)
     page.fill("#id_motif_detail", "PV 2026/77")
     page.click("main button[type=submit]")
-    page.wait_for_function("document.querySelector('video') && document.querySelector('video').readyState >= 1",
+    page.wait_for_function("() => document.querySelector('video') && document.querySelector('video').readyState >= 1",
                            timeout=20000)
     duration = page.evaluate("document.querySelector('video').duration")
     assert 2.5 < duration < 3.5
     page.evaluate("document.querySelector('video').currentTime = 2.0")
-    page.wait_for_function("(() => { const v = document.querySelector('video'); "
-                           "return !v.seeking && v.readyState >= 2 && Math.abs(v.currentTime - 2.0) < 0.1; })()",
+    page.wait_for_function("() => { const v = document.querySelector('video'); "
+                           "return !v.seeking && v.readyState >= 2 && Math.abs(v.currentTime - 2.0) < 0.1; }",
                            timeout=20000)
-    page.screenshot(path=str(SHOTS / "player.png"))
     consulted = CustodyEvent.objects.get(action="recording.consulted")
     assert consulted.actor == officer and consulted.motif.endswith("PV 2026/77")
+
+    # A comment at the current time, added without leaving the player.
+    page.evaluate("document.querySelector('video').pause()")
+    page.click("#id_text")
+    page.fill("#id_text", "Sommation avant interpellation")
+    page.click("#annotation-form button[type=submit]")
+    page.wait_for_selector("ul.annotations >> text=Sommation avant interpellation")
+    note = Annotation.objects.get()
+    assert note.author == officer and abs(note.at_seconds - 2.0) < 0.2
+    assert page.locator("video").count() == 1  # still on the player
+    page.screenshot(path=str(SHOTS / "player.png"), full_page=True)
 
 
 def test_a_supervisor_sees_the_upcoming_erasures_and_places_a_hold(
