@@ -52,3 +52,56 @@ def access_failure_record(*, username: str, ip_address: str = "", reason: str = 
             organisation=user.organisation if user else None, actor_label=f"anonymous@{ip_address or '?'}",
             details={"username": username[:150], "ip_address": ip_address, "reason": reason},
         )
+
+
+ADMINISTRATORS = {Role.ADMIN}
+
+
+def _check_admin(by: User, user: User) -> None:
+    if by.role not in ADMINISTRATORS or by.organisation_id != user.organisation_id:
+        raise PermissionError("only the technical administrator of this organisation manages its users")
+
+
+def user_role_change(*, user: User, role: str, by: User) -> User:
+    """Change a user's role. CSI R241-12: who granted which role, and when, is itself logged."""
+    _check_admin(by, user)
+    if role not in Role.values:
+        raise ValueError(f"role: one of {', '.join(Role.values)}")
+    if user.pk == by.pk:
+        raise ValueError("role: an administrator does not change their own role")
+    with transaction.atomic():
+        old = user.role
+        if old == role:
+            return user
+        user.role = role
+        user.save(update_fields=["role"])
+        custody_event_append(action="role.changed", subject=user, organisation=user.organisation, actor=by,
+                             details={"username": user.username, "from": old, "to": role})
+        # A new role may need the second factor, or give wider access: sessions start again.
+        _end_sessions(user)
+    return user
+
+
+def user_deactivate(*, user: User, by: User, motif: str = "") -> User:
+    """Withdraw every access (the account and its history remain: the register names it)."""
+    _check_admin(by, user)
+    if user.pk == by.pk:
+        raise ValueError("an administrator does not deactivate their own account")
+    with transaction.atomic():
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        from rest_framework.authtoken.models import Token
+
+        Token.objects.filter(user=user).delete()
+        custody_event_append(action="role.revoked", subject=user, organisation=user.organisation, actor=by,
+                             motif=motif, details={"username": user.username, "role": user.role})
+        _end_sessions(user)
+    return user
+
+
+def _end_sessions(user: User) -> None:
+    from django.contrib.sessions.models import Session
+
+    for session in Session.objects.all().iterator():
+        if session.get_decoded().get("_auth_user_id") == str(user.pk):
+            session.delete()

@@ -41,3 +41,60 @@ def otp_setup(request):
         "error": error, "next": _next(request), "qr_svg": sf.provisioning_qr_svg(device),
         "secret": sf.base32_secret(device),
     }, status=400 if error else 200)
+
+
+@login_required
+def users(request):
+    """The technical administrator manages the accounts of their organisation (ARCHITECTURE.md §1)."""
+    from django.contrib import messages
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import PermissionDenied, ValidationError
+    from django.shortcuts import get_object_or_404
+
+    from . import services
+    from .models import Role, User
+
+    if request.user.role not in services.ADMINISTRATORS or request.user.organisation_id is None:
+        raise PermissionDenied("user management is the technical administrator's task")
+    org_users = User.objects.filter(organisation_id=request.user.organisation_id)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "create":
+                username = request.POST.get("username", "").strip()
+                password = request.POST.get("password", "")
+                if not username:
+                    raise ValueError("indiquez l'identifiant.")
+                if User.objects.filter(username=username).exists():
+                    raise ValueError(f"l'identifiant {username} existe déjà.")
+                candidate = User(username=username, first_name=request.POST.get("first_name", ""),
+                                 last_name=request.POST.get("last_name", ""))
+                validate_password(password, candidate)  # Django's validators (length, common, similarity)
+                services.user_create(username=username, organisation=request.user.organisation,
+                                     role=request.POST.get("role", ""), matricule=request.POST.get("matricule", ""),
+                                     password=password, first_name=candidate.first_name,
+                                     last_name=candidate.last_name, by=request.user)
+                messages.success(request, f"Compte {username} créé.")
+            else:
+                target = get_object_or_404(org_users, pk=request.POST.get("user") or 0)
+                if action == "role":
+                    services.user_role_change(user=target, role=request.POST.get("role", ""), by=request.user)
+                    messages.success(request, f"Rôle de {target.username} : {target.get_role_display()}.")
+                elif action == "deactivate":
+                    services.user_deactivate(user=target, by=request.user, motif=request.POST.get("motif", ""))
+                    messages.success(request, f"Compte {target.username} désactivé.")
+                elif action == "reset_totp":
+                    sf.totp_reset(user=target, by=request.user)
+                    messages.success(request, f"Second facteur de {target.username} réinitialisé : "
+                                              "nouvelle activation à la prochaine connexion.")
+        except ValidationError as exc:
+            messages.error(request, "Mot de passe refusé : " + " ".join(exc.messages))
+        except (ValueError, PermissionError) as exc:
+            messages.error(request, f"Refusé : {exc}")
+        return redirect("users")
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    enrolled = set(TOTPDevice.objects.filter(user__in=org_users, confirmed=True).values_list("user_id", flat=True))
+    rows = [(u, u.pk in enrolled) for u in org_users.order_by("-is_active", "role", "last_name", "username")]
+    return render(request, "accounts/users.html", {"rows": rows, "roles": Role.choices,
+                                                   "second_factor_roles": sf.SECOND_FACTOR_ROLES})

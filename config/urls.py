@@ -29,6 +29,7 @@ urlpatterns = [
     path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("connexion/code/", account_views.otp_verify, name="otp-verify"),
     path("connexion/code/activation/", account_views.otp_setup, name="otp-setup"),
+    path("utilisateurs/", account_views.users, name="users"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
