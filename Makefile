@@ -1,7 +1,7 @@
 # Témoin — two commands do everything on a fresh machine:
 #   make run    set up, then run Témoin on the embedded default with demo data (http://127.0.0.1:8000/)
 #   make test   set up, then run the whole test suite
-.PHONY: run test setup ffmpeg demo clean bench-offload
+.PHONY: run test setup ffmpeg demo demo-code clean bench-offload
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -32,6 +32,9 @@ run: setup
 	$(PY) manage.py demo
 	@echo "Témoin: http://127.0.0.1:$(PORT)/  (Ctrl+C to stop)"
 	TEMOIN_PORT=$(PORT) $(VENV)/bin/honcho -f Procfile.embedded start
+
+demo-code: setup
+	@$(PY) manage.py demo --code
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
