@@ -53,10 +53,11 @@ def users(request):
 
     from . import services
     from .models import Role, User
+    from .selectors import users_managed_by
 
     if request.user.role not in services.ADMINISTRATORS or request.user.organisation_id is None:
         raise PermissionDenied("user management is the technical administrator's task")
-    org_users = User.objects.filter(organisation_id=request.user.organisation_id)
+    org_users = users_managed_by(user=request.user)
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from accounts.selectors import grantees_for
 from devices.selectors import offload_sessions_visible_to
 
 from . import services
@@ -277,7 +278,7 @@ def grants(request):
     """Individual grants: the head of service lets one person see an intervention until a date."""
     if request.user.role not in services.GRANTORS:
         raise PermissionDenied("only the head of service grants access")
-    org_users = request.user.organisation.users.filter(is_active=True, role="officer").order_by("last_name", "username")
+    org_users = grantees_for(user=request.user).order_by("last_name", "username")
     if request.method == "POST":
         grantee = get_object_or_404(org_users, pk=request.POST.get("grantee") or 0)
         if request.POST.get("action") == "revoke":

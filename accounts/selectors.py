@@ -1,0 +1,18 @@
+"""Reads on accounts, scoped to the requesting user."""
+from django.db.models import QuerySet
+
+from .models import Role, User
+
+
+def users_managed_by(*, user: User) -> QuerySet[User]:
+    """The accounts of the administrator's own organisation; nobody else manages accounts."""
+    if not user.is_authenticated or user.role != Role.ADMIN or user.organisation_id is None:
+        return User.objects.none()
+    return User.objects.filter(organisation_id=user.organisation_id)
+
+
+def grantees_for(*, user: User) -> QuerySet[User]:
+    """Agents of the head of service's organisation who may be individually authorised (CSI R241-12)."""
+    if not user.is_authenticated or user.role != Role.SUPERVISOR or user.organisation_id is None:
+        return User.objects.none()
+    return User.objects.filter(organisation_id=user.organisation_id, is_active=True, role=Role.OFFICER)
