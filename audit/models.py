@@ -15,6 +15,8 @@ ACTION_LABELS = {
     "access.revoked": "habilitation nominative retirée",
     "camera.registered": "caméra enregistrée",
     "camera.assigned": "caméra affectée à un agent",
+    "camera.checked_out": "caméra remise à un agent (sortie)",
+    "camera.checked_in": "caméra restituée (retour)",
     "axis.credential_created": "identifiants Axis créés",
     "axis.credential_revoked": "identifiants Axis révoqués",
     "axis.system_registered": "système Axis raccordé",

@@ -126,7 +126,7 @@ LOGIN_URL = "login"
 # TOTP second factor for supervisor, legal, dpo, mayor and admin (accounts/second_factor.py).
 TEMOIN_REQUIRE_TOTP = env.bool("TEMOIN_REQUIRE_TOTP", default=True)
 OTP_TOTP_ISSUER = env.str("TEMOIN_TOTP_ISSUER", default="Témoin")
-LOGIN_REDIRECT_URL = "recording-list"
+LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 SESSION_COOKIE_AGE = env.int("TEMOIN_SESSION_SECONDS", default=8 * 3600)
 SESSION_COOKIE_HTTPONLY = True
@@ -173,6 +173,8 @@ USE_TZ = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
 
 STATIC_URL = "static/"
+# The dashboard is a package of the evidence app, not an app: its static files are listed here.
+STATICFILES_DIRS = [BASE_DIR / "evidence" / "dashboard" / "static"]
 STATIC_ROOT = Path(env.str("TEMOIN_STATIC_ROOT", default=str(DATA_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("flotte/", views.fleet, name="fleet"),
+    path("flotte/cameras/<int:pk>/sortie/", views.camera_check_out, name="camera-check-out"),
+    path("flotte/cameras/<int:pk>/retour/", views.camera_check_in, name="camera-check-in"),
+]

@@ -38,7 +38,7 @@ def test_the_lockout_is_per_address_and_a_success_elsewhere_is_not_blocked(offic
 
     response = _try(Client(REMOTE_ADDR="198.51.100.4"), officer.username, "Témoin-demo-2026")
 
-    assert response.status_code == 302 and response["Location"] == "/"
+    assert response.status_code == 302 and response["Location"] == "/tableau-de-bord/"
 
 
 def test_security_headers_on_every_page(officer):

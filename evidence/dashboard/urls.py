@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("tableau-de-bord/", views.dashboard, name="dashboard"),
+    path("tableau-de-bord/dechargements/", views.dashboard_offloads, name="dashboard-offloads"),
+]
