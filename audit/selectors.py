@@ -28,7 +28,8 @@ def register_kind_q(kind: str) -> Q:
     if kind == "consultation":
         return Q(action="recording.consulted")
     if kind == "extraction":
-        return Q(action="recording.extracted") | Q(action__startswith="export.") | Q(action__startswith="share.")
+        return (Q(action="recording.extracted") | Q(action__startswith="extraction.") | Q(action__startswith="export.")
+                | Q(action__startswith="share."))
     if kind == "erasure":
         return Q(action="recording.erased")
     if kind == "":
@@ -39,7 +40,7 @@ def register_kind_q(kind: str) -> Q:
 def register_kind_of(action: str) -> str:
     if action == "recording.consulted":
         return "consultation"
-    if action == "recording.extracted" or action.startswith(("export.", "share.")):
+    if action == "recording.extracted" or action.startswith(("extraction.", "export.", "share.")):
         return "extraction"
     if action == "recording.erased":
         return "erasure"

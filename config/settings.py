@@ -300,6 +300,8 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-media": {"task": "evidence.requeue_stale", "schedule": 300.0},
     # CSI R241-13: erasure one month after recording; the sweep runs at least hourly.
     "retention-sweep": {"task": "evidence.retention_sweep", "schedule": 900.0},
+    # Export packages follow their recordings: erased after the earliest retention end unless held.
+    "disclosure-erase-due": {"task": "disclosure.erase_due", "schedule": 900.0},
     "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
     # CSI R241-13: bookmarks, tracks and places sent by an Axis system go with their recordings.
     "axis-purge-erased": {"task": "axis.purge_erased", "schedule": 3600.0},

@@ -1,0 +1,346 @@
+"""Building an export package: a ZIP a court, a defence lawyer or a data subject can verify offline.
+
+Contents (docs/disclosure.md):
+
+    recordings/<n>-<id>.<ext>         the originals, or the approved redacted copies
+    reports/tracabilite-<id>.pdf      the custody report of each recording (audit/pdf.py)
+    public_key.pem                    the deployment's Ed25519 public key
+    verify.py                         standalone verifier (Python standard library only)
+    LISEZMOI.txt                      how to verify, in French and English
+    manifest.json                     SHA-256 of every file above, recordings, custody events, the
+                                      chain segments that link them to signed checkpoints
+    manifest.sig                      Ed25519 signature of manifest.json (base64)
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import uuid
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.chain import canonical_from_row, check_checkpoints, FULL_COLUMNS
+from audit.integrations import signing
+from audit.models import Checkpoint, CustodyEvent
+from audit.services import custody_checkpoint_create
+from evidence.integrations.store import HashingReader, get_store
+
+from .models import Export
+
+FORMAT = "temoin-export/1"
+VERIFY_SCRIPT = Path(__file__).with_name("verifier") / "verify.py"
+CHUNK = 8 * 1024 * 1024
+# The ZIP follows the fate of the recordings it carries (CSI R241-13): it is locked until the
+# earliest retention end among them, and at least this long so that it can be delivered.
+MIN_LOCK = dt.timedelta(days=1)
+
+HASH_RULE = ("hash = SHA-256(prev_hash + \"\\n\" + canonical) in lowercase hex; canonical = the entry as JSON "
+             "with sorted keys, no whitespace, UTF-8, times in UTC with microseconds; prev_hash of entry 1 is "
+             "\"0\" * 64. Each segment runs from an exported item's event, entry after entry, to a signed "
+             "checkpoint whose Ed25519 signature fixes the hash reached.")
+
+README = """Export Témoin n° {id} — {purpose}
+Destinataire / recipient : {recipient}
+
+FRANÇAIS
+Ce dossier contient les enregistrements, leur rapport de traçabilité (PDF), le manifeste signé et un
+programme de vérification. Pour tout vérifier, sans réseau ni installation (Python 3.8 ou plus) :
+
+    python3 verify.py
+
+Le programme affiche ce qui concorde et ce qui ne concorde pas, et se termine avec le code 0 si tout
+concorde, 1 sinon. Comparez l'empreinte de clé publique affichée avec celle que publie le service
+(Journal de traçabilité > clé publique).
+
+ENGLISH
+This folder holds the recordings, their custody reports (PDF), the signed manifest and a verifier.
+To check everything offline, with nothing to install (Python 3.8 or later):
+
+    python3 verify.py
+
+It prints what matches and what does not and exits with 0 when everything matches, 1 otherwise.
+Compare the public key fingerprint it prints with the one the police service publishes.
+
+Empreinte SHA-256 de la clé publique / public key fingerprint: {fingerprint}
+"""
+
+
+@dataclass
+class Built:
+    key: str
+    version_id: str
+    sha256: str
+    size: int
+    manifest_sha256: str
+    retain_until: dt.datetime
+    files: int
+    checkpoints: list[int]
+
+
+def _utc(value) -> str | None:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+
+
+def _canonical(row: dict) -> bytes:
+    return bytes(row["canonical"]) if row["canonical"] is not None else canonical_from_row(row)
+
+
+def custody_proof(*, recording_ids: list[int], export: Export) -> dict:
+    """The item events and the chain segments proving them, each up to a signed checkpoint.
+
+    A new checkpoint is signed first, so that every event written so far (the extraction itself
+    included) ends on a signature. Segments hold every entry between an item event and its
+    checkpoint, with canonical bytes: an entry's hash can only be checked from its bytes, and a
+    segment whose in-between entries were hashes alone could be re-linked by a forger.
+    """
+    custody_checkpoint_create(reason=Checkpoint.Reason.MANUAL)
+    key = signing.public_key()
+    valid = sorted((c for c in check_checkpoints(list(Checkpoint.objects.order_by("seq", "id")), key) if c.valid),
+                   key=lambda c: c.statement["seq"])
+    latest = valid[-1].statement["seq"] if valid else 0
+    item_q = Q(recording_id__in=recording_ids) | Q(subject_type="disclosure.export", subject_id=str(export.pk))
+    seqs = list(CustodyEvent.objects.filter(item_q, seq__lte=latest).order_by("seq").values_list("seq", flat=True))
+    # Each event ends on the first signed checkpoint at or after it; overlapping segments merge.
+    ranges: list[list] = []
+    for s in seqs:
+        end = next(c for c in valid if c.statement["seq"] >= s)
+        hi = end.statement["seq"]
+        if ranges and s <= ranges[-1][1]:
+            continue  # already inside the previous segment (its checkpoint is the same one)
+        ranges.append([s, hi, end])
+    segments, used = [], {}
+    for lo, hi, end in ranges:
+        rows = CustodyEvent.objects.filter(seq__gte=lo, seq__lte=hi).order_by("seq").values(*FULL_COLUMNS)
+        entries = [{"seq": r["seq"], "prev_hash": r["prev_hash"], "hash": r["hash"],
+                    "canonical_b64": base64.b64encode(_canonical(r)).decode()} for r in rows.iterator(chunk_size=2000)]
+        segments.append({"from_seq": lo, "to_seq": hi, "checkpoint_seq": end.statement["seq"], "entries": entries})
+        used[end.checkpoint.pk] = end.checkpoint
+    events = []
+    for r in CustodyEvent.objects.filter(seq__in=seqs).order_by("seq").values(*FULL_COLUMNS):
+        canonical = _canonical(r)
+        readable = json.loads(canonical)
+        readable.update({"prev_hash": r["prev_hash"], "hash": r["hash"],
+                         "action_label": CustodyEvent(action=r["action"]).action_label})
+        events.append(readable)
+    checkpoints = [{"seq": cp.seq, "payload": cp.payload, "signature": cp.signature, "key_id": cp.key_id,
+                    "algorithm": "Ed25519", "created_at": _utc(cp.created_at)}
+                   for cp in sorted(used.values(), key=lambda c: (c.seq, c.pk))]
+    return {"hash_rule": HASH_RULE, "genesis_hash": "0" * 64, "events": events, "segments": segments,
+            "checkpoints": checkpoints}
+
+
+def _recording_meta(recording, item, derivative, path: str) -> dict:
+    r = recording
+    return {
+        "id": r.pk, "uuid": str(r.uuid), "file": path, "camera": r.camera.serial,
+        "wearer": (r.wearer.matricule or r.wearer.username) if r.wearer_id else None,
+        "started_at": _utc(r.started_at), "ended_at": _utc(r.ended_at), "time_attested": r.time_attested,
+        "duration": r.duration, "location": r.location, "intervention": r.intervention,
+        "trigger_reason": r.trigger_reason, "subject_notified": r.subject_notified, "purpose": r.purpose,
+        "source_path": r.source_path, "retain_until": _utc(r.retain_until),
+        "original": {"sha256": r.sha256, "size": r.size, "store_key": r.store_key,
+                     "store_version_id": r.store_version_id, "camera_sha256": r.camera_sha256 or None,
+                     "camera_hash_matches": r.camera_hash_matches, "stream_hashes": r.stream_hashes or {}},
+        "redacted": ({"derivative": derivative.id, "mode": derivative.mode, "sha256": derivative.sha256,
+                      "size": derivative.size, "original_sha256": derivative.original_sha256}
+                     if derivative is not None else None),
+    }
+
+
+class ZipPipe:
+    """A readable end of a pipe into which ``produce(writable)`` writes, in a thread.
+
+    The store reads the ZIP from here. If the producer fails, the read at the end of the stream
+    raises instead of returning EOF, so that the store never commits a truncated package.
+    """
+
+    def __init__(self, produce):
+        import os
+        import threading
+
+        r, w = os.pipe()
+        try:  # Linux: a 1 MiB pipe instead of 64 KiB, fewer context switches
+            import fcntl
+
+            fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
+        except (ImportError, OSError):
+            pass
+        self.reader = os.fdopen(r, "rb", buffering=0)
+        self.writer = os.fdopen(w, "wb", buffering=CHUNK)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(produce,), name="export-zip", daemon=True)
+
+    def _run(self, produce) -> None:
+        try:
+            produce(self.writer)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self.error = exc
+        finally:
+            try:
+                self.writer.close()
+            except OSError as exc:  # the consumer went away (broken pipe)
+                self.error = self.error or exc
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = CHUNK
+        parts, want = [], n
+        while want > 0:
+            data = self.reader.read(want)
+            if not data:
+                break
+            parts.append(data)
+            want -= len(data)
+        data = b"".join(parts)
+        if not data:
+            self.thread.join()
+            if self.error is not None:
+                raise RuntimeError(f"export package not built: {self.error}") from self.error
+        return data
+
+    def __exit__(self, *exc_info) -> None:
+        self.reader.close()  # a producer still writing gets a broken pipe and stops
+        self.thread.join()
+
+
+class _Writer:
+    """Adds files to the ZIP, hashing each one as it is written."""
+
+    def __init__(self, zf: zipfile.ZipFile, when: dt.datetime):
+        self.zf = zf
+        self.date_time = when.astimezone(dt.timezone.utc).timetuple()[:6]
+        self.files: dict[str, dict] = {}
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        info = zipfile.ZipInfo(name, date_time=self.date_time)
+        info.compress_type = zipfile.ZIP_STORED
+        info.external_attr = 0o644 << 16
+        return info
+
+    def add_bytes(self, name: str, data: bytes, listed: bool = True) -> str:
+        self.zf.writestr(self._info(name), data)
+        digest = hashlib.sha256(data).hexdigest()
+        if listed:
+            self.files[name] = {"sha256": digest, "size": len(data)}
+        return digest
+
+    def add_stream(self, name: str, source, progress=None) -> tuple[str, int]:
+        sha, size = hashlib.sha256(), 0
+        with self.zf.open(self._info(name), "w", force_zip64=True) as out:
+            while data := source.read(CHUNK):
+                sha.update(data)
+                out.write(data)
+                size += len(data)
+                if progress:
+                    progress(len(data))
+        self.files[name] = {"sha256": sha.hexdigest(), "size": size}
+        return sha.hexdigest(), size
+
+
+def build(*, export: Export, now: dt.datetime | None = None) -> Built:
+    from audit import pdf
+    from audit.selectors import recording_custody_report
+
+    from . import services
+
+    now = now or timezone.now()
+    store = get_store()
+    items = list(export.items.select_related("recording__camera", "recording__wearer", "recording__organisation"))
+    recordings = [i.recording for i in items]
+    derivatives = {}
+    for item in items:
+        if item.derivative_id is not None:
+            d = services.approved_derivative(item.recording, export.redaction)
+            if d is None or d.id != item.derivative_id:
+                raise RuntimeError(f"the approved redacted copy {item.derivative_id} of recording "
+                                   f"{item.recording_id} is no longer available")
+            derivatives[item.recording_id] = d
+    total = sum((derivatives[r.pk].size if r.pk in derivatives else r.size) or 0 for r in recordings) or 1
+    done = {"bytes": 0, "shown": -1}
+
+    def progress(n: int) -> None:
+        done["bytes"] += n
+        pct = min(95, int(95 * done["bytes"] / total))
+        if pct != done["shown"]:
+            done["shown"] = pct
+            services.export_progress(export=export, progress=pct)
+
+    custody = custody_proof(recording_ids=[r.pk for r in recordings], export=export)
+    key = signing.public_key()
+    pem = signing.public_key_pem(key)
+    fingerprint = signing.key_id(key)
+
+    reports = {r.pk: pdf.custody_report_pdf(recording_custody_report(recording=r, user=export.requested_by, now=now))
+               for r in recordings}
+    readme = README.format(id=export.pk, purpose=export.get_purpose_display(), recipient=export.recipient,
+                           fingerprint=fingerprint).encode()
+    export_meta = {"id": export.pk, "uuid": str(export.uuid), "organisation": export.organisation.name,
+                   "purpose": export.purpose, "recipient": export.recipient, "motif": export.motif,
+                   "redaction": export.redaction,
+                   "requested_by": export.requested_by.get_full_name() or export.requested_by.username,
+                   "created_at": _utc(export.created_at), "built_at": _utc(now),
+                   "access_request": export.access_request_id}
+    sources = []
+    for item, r in zip(items, recordings):
+        d = derivatives.get(r.pk)
+        src, version = (d.store_key, getattr(d, "store_version_id", "")) if d else (r.store_key, r.store_version_id)
+        name = f"recordings/{item.position:03d}-{r.pk}{f'-floute-{d.mode}' if d else ''}{Path(src).suffix or '.bin'}"
+        sources.append((r, item, d, src, version, name, (d.sha256, d.size) if d else (r.sha256, r.size)))
+    state: dict = {}
+
+    def produce(out) -> None:
+        """Writes the ZIP into ``out`` (a pipe to the store): no database access in this thread."""
+        with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            w = _Writer(zf, now)
+            prefix = f"temoin-export-{export.pk}/"
+            metas = []
+            for r, item, d, src, version, name, expected in sources:
+                with contextlib.closing(store.open(src, version)) as fh:
+                    sha, size = w.add_stream(prefix + name, fh)
+                if (sha, size) != tuple(expected):
+                    # CSI R241-11 V: never hand out bytes that are not the ones under custody.
+                    raise RuntimeError(f"recording {r.pk}: the store returned {sha}/{size} instead of "
+                                       f"{expected[0]}/{expected[1]}; export stopped")
+                metas.append(_recording_meta(r, item, d, name))
+            for r in recordings:
+                w.add_bytes(prefix + f"reports/tracabilite-{r.pk}.pdf", reports[r.pk])
+            w.add_bytes(prefix + "public_key.pem", pem.encode())
+            w.add_bytes(prefix + "verify.py", VERIFY_SCRIPT.read_bytes())
+            w.add_bytes(prefix + "LISEZMOI.txt", readme)
+            manifest = {
+                "format": FORMAT, "export": export_meta,
+                "files": {k[len(prefix):]: v for k, v in sorted(w.files.items())},
+                "recordings": metas,
+                "custody": {k: v for k, v in custody.items() if k != "checkpoints"},
+                "checkpoints": custody["checkpoints"],
+                "public_key": {"file": "public_key.pem", "algorithm": "Ed25519", "key_id": fingerprint},
+            }
+            body = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
+            w.add_bytes(prefix + "manifest.json", body, listed=False)
+            signature, _public = signing.sign(body)
+            w.add_bytes(prefix + "manifest.sig", (signature + "\n").encode(), listed=False)
+            state["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+            state["files"] = len(w.files) + 2
+
+    retain_until = max(min((r.retain_until for r in recordings if r.retain_until), default=now + MIN_LOCK),
+                       now + MIN_LOCK)
+    store_key = f"exports/{export.organisation.slug}/{export.uuid}/{uuid.uuid4().hex}.zip"
+    # The ZIP streams straight into the write-once store (one write, hashed on the way), built in
+    # a thread while the store consumes it: file hashing and store writing overlap on two cores.
+    with ZipPipe(produce) as source:
+        reader = HashingReader(source, progress)
+        stored = store.put(store_key, reader, retain_until=retain_until, content_type="application/zip")
+    return Built(key=stored.key, version_id=stored.version_id, sha256=stored.sha256, size=stored.size,
+                 manifest_sha256=state["manifest_sha256"], retain_until=retain_until, files=state["files"],
+                 checkpoints=[c["seq"] for c in custody["checkpoints"]])
