@@ -618,10 +618,14 @@ def recording_store_keys(recording: Recording) -> list[tuple[str, str]]:
     Training extracts made from a fully redacted copy (LEGAL.md rule 6) are stored apart from the
     recording, with their own retention, so that they may outlive it: they are not listed here.
     """
+    from evidence.redaction.models import Derivative
+
     keys = [(recording.playback_key, recording.playback_version_id),
             (recording.poster_key, recording.poster_version_id),
-            (recording.sidecar_key, ""),
-            (recording.store_key, recording.store_version_id)]
+            (recording.sidecar_key, "")]
+    # CSI R241-13: redacted copies are derivatives: erased with the original, held with it.
+    keys += [(d.store_key, d.store_version_id) for d in Derivative.objects.filter(recording=recording)]
+    keys.append((recording.store_key, recording.store_version_id))
     return [(k, v) for k, v in keys if k]
 
 

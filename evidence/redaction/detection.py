@@ -1,0 +1,285 @@
+"""Face and licence-plate detection, tracking between detection frames, and blurring.
+
+Detection runs on a downscaled grey frame every ``every`` frames with OpenCV's Haar cascades,
+which ship inside the opencv-python wheel (no model is downloaded at run time; OpenCV 5 dropped
+them, hence the <5 pin). The measurement that chose them over MTCNN is in docs/redaction.md.
+
+Tracking: boxes found on successive detection frames are associated by overlap (IoU) and by
+centre distance, a track tolerates a few missed detections, and the frames in between are filled
+by linear interpolation of the boxes. OpenCV's trackers live in the contrib module, absent from
+the headless wheel; optical flow would cost a full-frame computation on every frame, whereas
+interpolation costs nothing and the reviewer corrects what it gets wrong in the editor.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+# Cascades bundled with the opencv-python wheel.
+CASCADES = {
+    "frontal": "haarcascade_frontalface_default.xml",
+    "profile": "haarcascade_profileface.xml",
+    "plate": "haarcascade_russian_plate_number.xml",
+}
+
+DEFAULT_PARAMS = {
+    "detector": "haar",
+    "every": 5,  # detect on one frame in five, track in between
+    "analysis_width": 640,  # detection on a frame at most this wide
+    "max_missed": 2,  # a track survives this many detection passes without a match
+}
+
+
+@dataclass
+class Detection:
+    kind: str  # face | plate
+    box: tuple[int, int, int, int]  # x, y, w, h in the original's pixels
+    score: float = 1.0
+
+
+def _load(name: str) -> cv2.CascadeClassifier:
+    path = os.path.join(cv2.data.haarcascades, CASCADES[name])
+    cascade = cv2.CascadeClassifier(path)
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV cascade {path} could not be loaded")
+    return cascade
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix, iy = max(ax, bx), max(ay, by)
+    iw, ih = min(ax + aw, bx + bw) - ix, min(ay + ah, by + bh) - iy
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / float(aw * ah + bw * bh - inter)
+
+
+def _suppress(boxes: list[tuple], threshold: float = 0.3) -> list[tuple]:
+    """Non-maximum suppression over (box, score): keeps the best of overlapping boxes."""
+    kept: list[tuple] = []
+    for box, score in sorted(boxes, key=lambda b: -b[1]):
+        if all(_iou(box, k[0]) < threshold and not _inside(box, k[0]) for k in kept):
+            kept.append((box, score))
+    return kept
+
+
+def _inside(a, b) -> bool:
+    """a mostly inside b or b mostly inside a (a face found twice at two scales)."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix, iy = max(ax, bx), max(ay, by)
+    iw, ih = min(ax + aw, bx + bw) - ix, min(ay + ah, by + bh) - iy
+    if iw <= 0 or ih <= 0:
+        return False
+    return iw * ih >= 0.7 * min(aw * ah, bw * bh)
+
+
+class HaarDetector:
+    """Frontal and profile faces (both directions) and plates on a grey frame."""
+
+    name = "haar"
+
+    def __init__(self, *, faces: bool = True, plates: bool = True, profiles: bool = True):
+        self.frontal = _load("frontal") if faces else None
+        self.profile = _load("profile") if faces and profiles else None
+        self.plate = _load("plate") if plates else None
+
+    def detect(self, grey: np.ndarray, *, scale: float) -> list[Detection]:
+        """Detections on ``grey`` (the downscaled frame); boxes returned in original pixels.
+
+        What each pass costs and finds was measured on hand-annotated real footage
+        (docs/redaction.md):
+        - the frontal cascade on the upright frame misses heads tilted more than ~15°, which are
+          common (people talk, turn, lean): it also runs on copies rotated by ±20°, at half
+          size (a tilted face near the camera is large; a quarter of the cost);
+        - the profile cascade costs on a half-size frame as much as the frontal one on the full
+          frame, so each call looks for profiles turned one way, the next call the other way
+          (it knows left-turned faces only; the frame is mirrored for the others). A face held
+          in profile is still found every other pass; the tracker bridges the pass between.
+        """
+        h, w = grey.shape[:2]
+        min_face = max(20, w // 24)
+        grey = cv2.equalizeHist(grey)
+        faces: list[tuple] = []
+        half = cv2.resize(grey, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        hw, hh = half.shape[1], half.shape[0]
+        m = max(16, min_face // 2)
+        if self.frontal is not None:
+            found, _, weights = self.frontal.detectMultiScale3(
+                grey, scaleFactor=1.2, minNeighbors=5, minSize=(min_face, min_face), outputRejectLevels=True)
+            faces += [(tuple(int(v) for v in b), float(s)) for b, s in zip(found, np.ravel(weights))]
+            for angle in (-20, 20):
+                rot = cv2.getRotationMatrix2D((hw / 2, hh / 2), angle, 1.0)
+                back = cv2.invertAffineTransform(rot)
+                turned = cv2.warpAffine(half, rot, (hw, hh), borderMode=cv2.BORDER_REPLICATE)
+                found, _, weights = self.frontal.detectMultiScale3(
+                    turned, scaleFactor=1.2, minNeighbors=4, minSize=(m, m), outputRejectLevels=True)
+                for (x, y, bw, bh), s in zip(found, np.ravel(weights)):
+                    cx, cy = back @ np.array([x + bw / 2.0, y + bh / 2.0, 1.0])
+                    side = 1.15 * max(bw, bh)  # the upright box around a tilted face is larger
+                    faces.append(((int(2 * (cx - side / 2)), int(2 * (cy - side / 2)), int(2 * side), int(2 * side)),
+                                  float(s)))
+        if self.profile is not None:
+            self._mirror = not getattr(self, "_mirror", True)
+            found, _, weights = self.profile.detectMultiScale3(
+                cv2.flip(half, 1) if self._mirror else half, scaleFactor=1.2, minNeighbors=5, minSize=(m, m),
+                outputRejectLevels=True)
+            for (x, y, bw, bh), s in zip(found, np.ravel(weights)):
+                x = hw - x - bw if self._mirror else x
+                faces.append(((int(x) * 2, int(y) * 2, int(bw) * 2, int(bh) * 2), float(s)))
+        out = [Detection("face", _rescale(_clip(b, w, h), scale), s) for b, s in _suppress(faces)]
+        if self.plate is not None:
+            found, _, weights = self.plate.detectMultiScale3(
+                grey, scaleFactor=1.2, minNeighbors=4, minSize=(max(48, w // 10), max(12, w // 40)),
+                outputRejectLevels=True)
+            plates = [(tuple(int(v) for v in b), float(s)) for b, s in zip(found, np.ravel(weights))]
+            out += [Detection("plate", _rescale(b, scale), s) for b, s in _suppress(plates)]
+        return out
+
+
+def _clip(box, w: int, h: int) -> tuple[int, int, int, int]:
+    x, y, bw, bh = box
+    x0, y0 = max(0, x), max(0, y)
+    return (x0, y0, max(1, min(w, x + bw) - x0), max(1, min(h, y + bh) - y0))
+
+
+def _rescale(box, scale: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return (int(round(x * scale)), int(round(y * scale)), int(round(w * scale)), int(round(h * scale)))
+
+
+# --- Tracking --------------------------------------------------------------------------------
+
+@dataclass
+class TrackBuilder:
+    kind: str
+    keyframes: list[list[int]] = field(default_factory=list)  # [frame, x, y, w, h]
+    scores: list[float] = field(default_factory=list)
+    missed: int = 0
+    order: int = 0  # creation order, for a stable numbering of tracks
+
+    @property
+    def last_box(self):
+        return self.keyframes[-1][1:]
+
+
+def _matches(a, b) -> float:
+    """Association score of two boxes on successive detection frames (0 = no match)."""
+    iou = _iou(a, b)
+    if iou > 0.1:
+        return 1.0 + iou
+    # Fast motion between two passes: close centres, similar sizes.
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    dist = ((ax + aw / 2 - bx - bw / 2) ** 2 + (ay + ah / 2 - by - bh / 2) ** 2) ** 0.5
+    size = max(aw, ah, bw, bh)
+    if dist < 0.8 * size and 0.5 < (aw * ah) / float(bw * bh) < 2.0:
+        return 1.0 - dist / size
+    return 0.0
+
+
+class Tracker:
+    """Associates detections across detection frames into tracks (greedy, best score first)."""
+
+    def __init__(self, *, max_missed: int = 2):
+        self.max_missed = max_missed
+        self.active: list[TrackBuilder] = []
+        self.finished: list[TrackBuilder] = []
+        self.created = 0
+
+    def update(self, frame: int, detections: list[Detection]) -> None:
+        pairs = []
+        for ti, track in enumerate(self.active):
+            for di, det in enumerate(detections):
+                if det.kind == track.kind:
+                    score = _matches(track.last_box, det.box)
+                    if score > 0:
+                        pairs.append((score, ti, di))
+        used_t, used_d = set(), set()
+        for score, ti, di in sorted(pairs, reverse=True):
+            if ti in used_t or di in used_d:
+                continue
+            used_t.add(ti)
+            used_d.add(di)
+            track, det = self.active[ti], detections[di]
+            track.keyframes.append([frame, *det.box])
+            track.scores.append(det.score)
+            track.missed = 0
+        still = []
+        for ti, track in enumerate(self.active):
+            if ti not in used_t:
+                track.missed += 1
+                if track.missed > self.max_missed:
+                    self.finished.append(track)
+                    continue
+            still.append(track)
+        for di, det in enumerate(detections):
+            if di not in used_d:
+                self.created += 1
+                still.append(TrackBuilder(det.kind, [[frame, *det.box]], [det.score], order=self.created))
+        self.active = still
+
+    def tracks(self) -> list[TrackBuilder]:
+        """Every track, in order of appearance."""
+        return sorted(self.finished + self.active, key=lambda t: (t.keyframes[0][0], t.order))
+
+
+# --- Boxes per frame -------------------------------------------------------------------------
+
+def box_at(keyframes: list[list[int]], frame: int, *, first: int, last: int):
+    """The track's box on ``frame`` (interpolated between keyframes), or None outside the track."""
+    if not keyframes or frame < first or frame > last:
+        return None
+    frames = [k[0] for k in keyframes]
+    i = bisect.bisect_left(frames, frame)
+    if i < len(frames) and frames[i] == frame:
+        return tuple(keyframes[i][1:5])
+    if i == 0:
+        return tuple(keyframes[0][1:5])
+    if i == len(frames):
+        return tuple(keyframes[-1][1:5])
+    a, b = keyframes[i - 1], keyframes[i]
+    t = (frame - a[0]) / float(b[0] - a[0])
+    return tuple(int(round(a[j] + (b[j] - a[j]) * t)) for j in range(1, 5))
+
+
+def blur_region(frame: np.ndarray, box, *, margin: float = 0.2, cells: int = 8) -> None:
+    """Make the region unrecognisable in place: average it down to ``cells`` blocks across, then
+    stretch the blocks back bilinearly.
+
+    No detail finer than a block survives (a Gaussian blur alone can be partly undone), and the
+    bilinear stretch leaves smooth gradients instead of block edges; it costs a fraction of a
+    large-kernel blur (measured in bench/redaction.py). The box is widened by ``margin`` on each
+    side (hair, chin, ears).
+    """
+    h, w = frame.shape[:2]
+    x, y, bw, bh = box
+    mx, my = int(bw * margin), int(bh * margin)
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(w, x + bw + mx), min(h, y + bh + my)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    roi = frame[y0:y1, x0:x1]
+    across = max(2, min(cells, (x1 - x0) // 4))
+    down = max(2, min(cells, int(round(across * (y1 - y0) / float(x1 - x0)))))
+    small = cv2.resize(roi, (across, down), interpolation=cv2.INTER_AREA)
+    frame[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+
+
+def blur_region_yuv420(frame: bytearray | np.ndarray, width: int, height: int, box, *, margin: float = 0.2) -> None:
+    """``blur_region`` on a planar YUV 4:2:0 frame in place (luma, then both chroma planes)."""
+    buf = np.frombuffer(frame, dtype=np.uint8) if not isinstance(frame, np.ndarray) else frame
+    y_size, c_size = width * height, (width // 2) * (height // 2)
+    luma = buf[:y_size].reshape(height, width)
+    blur_region(luma, box, margin=margin)
+    x, y, bw, bh = box
+    half = (x // 2, y // 2, max(1, bw // 2), max(1, bh // 2))
+    for start in (y_size, y_size + c_size):
+        plane = buf[start:start + c_size].reshape(height // 2, width // 2)
+        blur_region(plane, half, margin=margin)

@@ -1,0 +1,62 @@
+"""Detection and tracking on real footage, checked against faces boxed by hand."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+from evidence.integrations import ffmpeg
+from evidence.redaction import detection, services
+from evidence.redaction.models import Track
+
+from .conftest import carphone_source
+
+TRUTH = json.loads((Path(__file__).parent / "data" / "carphone_faces.json").read_text())["frames"]
+
+
+def test_every_hand_annotated_face_is_under_a_blurred_box_after_tracking(tmp_path):
+    # The annotations are on the clip's own frames (29.97 fps), so keep its rate.
+    clip = ffmpeg.clip_with_audio(carphone_source(), tmp_path / "carphone.mp4", width=352, height=288,
+                                  rate="30000/1001", audio="")
+    result = services.analyse_file(clip, params=dict(detection.DEFAULT_PARAMS))
+    assert result["frame_count"] == 120 and result["detection_frames"] == 24  # one frame in five
+    tracks = [Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
+                    last_frame=t["last"]) for i, t in enumerate(result["tracks"], start=1)]
+    boxes = services.frame_boxes(tracks)
+    for frame, faces in TRUTH.items():
+        mask = np.zeros((288, 352), bool)
+        for x, y, w, h in boxes.get(int(frame), []):
+            mx, my = int(w * 0.2), int(h * 0.2)  # blur_region's margin
+            mask[max(0, y - my):y + h + my, max(0, x - mx):x + w + mx] = True
+        for x, y, w, h in faces:
+            assert mask[y:y + h, x:x + w].mean() >= 0.9, f"face of frame {frame} not covered"
+
+
+def test_tracks_interpolate_between_detection_frames_and_hold_at_their_ends():
+    keyframes = [[10, 100, 50, 40, 40], [20, 200, 70, 60, 40]]
+    assert detection.box_at(keyframes, 15, first=6, last=24) == (150, 60, 50, 40)
+    assert detection.box_at(keyframes, 6, first=6, last=24) == (100, 50, 40, 40)
+    assert detection.box_at(keyframes, 24, first=6, last=24) == (200, 70, 60, 40)
+    assert detection.box_at(keyframes, 25, first=6, last=24) is None
+
+
+def test_the_tracker_follows_a_moving_face_and_keeps_two_people_apart():
+    tracker = detection.Tracker(max_missed=1)
+    a, b = (100, 100, 80, 80), (400, 100, 80, 80)
+    for n in range(4):
+        tracker.update(n * 5, [detection.Detection("face", (a[0] + 30 * n, a[1], 80, 80)),
+                               detection.Detection("face", (b[0] - 10 * n, b[1], 80, 80))])
+    tracker.update(20, [])  # both missed once: still alive
+    tracker.update(25, [detection.Detection("face", (215, 100, 80, 80))])
+    tracks = tracker.tracks()
+    assert [len(t.keyframes) for t in tracks] == [5, 4]
+    assert tracks[0].keyframes[-1] == [25, 215, 100, 80, 80]
+
+
+def test_blurring_destroys_detail_but_stays_inside_the_box_and_its_margin():
+    rng = np.random.default_rng(7)
+    frame = rng.integers(0, 256, size=(200, 300), dtype=np.uint8)
+    before = frame.copy()
+    detection.blur_region(frame, (100, 50, 100, 100))
+    inside = frame[50:150, 100:200].astype(float)
+    assert inside.std() < 0.25 * before[50:150, 100:200].std()
+    assert (frame[:30] == before[:30]).all() and (frame[:, :80] == before[:, :80]).all()
