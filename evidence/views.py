@@ -79,6 +79,8 @@ def _tag_choices() -> dict:
 @login_required
 def to_complete(request):
     """The wearer's "to complete" queue: recordings whose tags are missing (CSI L241-2)."""
+    if request.user.role not in services.TAGGERS:
+        raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
     page = Paginator(recordings_to_complete_for(user=request.user).select_related("camera", "wearer"), 25)
     return render(request, "evidence/to_complete.html", {"page": page.get_page(request.GET.get("page")),
                                                          **_tag_choices()})
