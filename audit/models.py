@@ -79,6 +79,8 @@ ACTION_LABELS = {
     "share.downloaded": "partage téléchargé",
     "share.revoked": "partage révoqué",
     "register.exported": "export du registre",
+    "backup.created": "sauvegarde (base de données et stockage)",
+    "backup.restored": "restauration d'une sauvegarde",
     "custody.checkpointed": "point de contrôle signé",
     "custody.purged": "purge des entrées de plus de trois ans",
 }

@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request carries its id (config/ops/logging.py).
+    "config.ops.logging.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -100,6 +102,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-temoin.sqlite3")}
+else:
+    # Persistent connections: a new PostgreSQL connection per request cost a large share of the
+    # server's CPU in the shift-change load test (bench/load.py); health-checked before reuse.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("TEMOIN_DB_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Users and authentication ---------------------------------------------------------------
@@ -124,6 +131,8 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "locked_out.html"
 LOGIN_URL = "login"
 # TOTP second factor for supervisor, legal, dpo, mayor and admin (accounts/second_factor.py).
+# Bearer token for /metrics and the details of the health endpoint (empty: admin session only).
+TEMOIN_METRICS_TOKEN = env.str("TEMOIN_METRICS_TOKEN", default="")
 TEMOIN_REQUIRE_TOTP = env.bool("TEMOIN_REQUIRE_TOTP", default=True)
 OTP_TOTP_ISSUER = env.str("TEMOIN_TOTP_ISSUER", default="Témoin")
 LOGIN_REDIRECT_URL = "dashboard"
@@ -296,6 +305,8 @@ CUSTODY_TSA_CA_FILE = env.str("TEMOIN_TSA_CA_FILE", default="")
 # CSI R241-14: the log is kept three years.
 CUSTODY_RETENTION_YEARS = env.int("TEMOIN_CUSTODY_RETENTION_YEARS", default=3)
 
+# Celery keeps the project's log format (JSON lines under TEMOIN_LOG_FORMAT=json).
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "requeue-stale-media": {"task": "evidence.requeue_stale", "schedule": 300.0},
     # CSI R241-13: erasure one month after recording; the sweep runs at least hourly.

@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+urlpatterns = [
+    path("sante/", views.health_page, name="ops-health"),
+    path("api/health/", views.health_api, name="ops-health-api"),
+    path("metrics", views.metrics, name="ops-metrics"),
+]
