@@ -5,78 +5,35 @@ supported, as in evidence/media.py, so that a large package can be resumed.
 """
 from __future__ import annotations
 
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
-from werkzeug.http import parse_range_header
 
-from evidence.integrations.store import StoreError, get_store
+from evidence.media import range_bounds, range_refused, request_user, stored_response, stored_size
 
 from . import selectors, services
 from .models import Export
 
 
-def _user(request):
-    if request.user.is_authenticated:
-        return request.user
-    try:
-        found = TokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
-        return None
-    return found[0] if found else None
-
-
-def _bounds(request, size: int):
-    """(start, length, status) for the request, or None for an unsatisfiable Range (416)."""
-    header = request.headers.get("Range")
-    if not header:
-        return 0, size, 200
-    ranges = parse_range_header(header)
-    bounds = ranges.range_for_length(size) if ranges is not None else None
-    if bounds is None:
-        return None
-    return bounds[0], bounds[1] - bounds[0], 206
-
-
-def _range_refused(size: int) -> HttpResponse:
-    response = HttpResponse(status=416)
-    response["Content-Range"] = f"bytes */{size}"
-    return response
-
-
 def _serve(request, *, key: str, version: str, content_type: str, filename: str, bounds, size: int):
-    start, length, status = bounds
-    response = StreamingHttpResponse(get_store().read_range(key, version, start, length), status=status,
-                                     content_type=content_type)
-    response["Content-Length"] = str(length)
-    response["Accept-Ranges"] = "bytes"
-    if status == 206:
-        response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    response["Cache-Control"] = "private, no-store"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return stored_response(key=key, version=version, content_type=content_type, bounds=bounds, size=size,
+                           disposition=f'attachment; filename="{filename}"')
 
 
 def _size(key: str, version: str) -> int:
-    try:
-        return get_store().head(key, version).size
-    except StoreError as exc:
-        raise Http404("fichier indisponible") from exc
+    return stored_size(key, version, missing="fichier indisponible")
 
 
 def extraction_download(request, token: str):
     """GET <download_url>: the extracted bytes, for the extraction's own author while the link lives."""
-    user = _user(request)
+    user = request_user(request)
     extraction = services.extraction_for_token(token=token, user=user) if user else None
     if extraction is None:
         raise Http404("lien d'extraction inconnu ou expiré")
     size = _size(extraction.store_key, extraction.store_version_id)
-    bounds = _bounds(request, size)
+    bounds = range_bounds(request, size)
     if bounds is None:
-        return _range_refused(size)
+        return range_refused(size)
     services.extraction_download_record(extraction=extraction, by=user, byte_range=request.headers.get("Range", ""))
     content_type = "video/mp4" if extraction.filename.endswith(".mp4") else "application/octet-stream"
     return _serve(request, key=extraction.store_key, version=extraction.store_version_id, content_type=content_type,
@@ -85,14 +42,14 @@ def extraction_download(request, token: str):
 
 def export_download(request, pk: int):
     """The ZIP of a ready export, for the users who may see the export (session or API token)."""
-    user = _user(request)
+    user = request_user(request)
     if user is None:
         raise Http404("export introuvable")
     export = get_object_or_404(selectors.exports_visible_to(user=user), pk=pk, status=Export.Status.READY)
     size = _size(export.store_key, export.store_version_id)
-    bounds = _bounds(request, size)
+    bounds = range_bounds(request, size)
     if bounds is None:
-        return _range_refused(size)
+        return range_refused(size)
     services.export_download_record(export=export, by=user, byte_range=request.headers.get("Range", ""))
     return _serve(request, key=export.store_key, version=export.store_version_id, content_type="application/zip",
                   filename=export.filename, bounds=bounds, size=size)
@@ -131,9 +88,9 @@ def share_download(request, token: str):
     size, bounds = 0, None
     if export.status == Export.Status.READY:  # otherwise refused (and logged) just below
         size = _size(export.store_key, export.store_version_id)
-        bounds = _bounds(request, size)
+        bounds = range_bounds(request, size)
         if bounds is None:
-            return _range_refused(size)
+            return range_refused(size)
     try:
         share = services.share_download_begin(share=share, byte_range=request.headers.get("Range", ""),
                                               client=_client(request))

@@ -11,7 +11,7 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -239,33 +239,15 @@ def frame_image(request, token: str, pk: int, frame: int):
 
 def derivative_media(request, token: str, pk: int):
     """The redacted copy itself (for the approver to watch), with HTTP Range."""
-    from werkzeug.http import parse_range_header
+    from evidence.media import range_bounds, range_refused, stored_response, stored_size
 
     if not request.user.is_authenticated:
         raise Http404()
     derivative = get_object_or_404(derivatives_visible_to(user=request.user), pk=pk)
     _consulted_job(request, token, derivative.job_id)
-    store = get_store()
-    try:
-        size = store.head(derivative.store_key, derivative.store_version_id).size
-    except StoreError as exc:
-        raise Http404("copie indisponible") from exc
-    start, length, status = 0, size, 200
-    header = request.headers.get("Range")
-    if header:
-        ranges = parse_range_header(header)
-        bounds = ranges.range_for_length(size) if ranges is not None else None
-        if bounds is None:
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
-        start, length, status = bounds[0], bounds[1] - bounds[0], 206
-    response = StreamingHttpResponse(store.read_range(derivative.store_key, derivative.store_version_id, start, length),
-                                     status=status, content_type="video/mp4")
-    response["Content-Length"] = str(length)
-    response["Accept-Ranges"] = "bytes"
-    if status == 206:
-        response["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    size = stored_size(derivative.store_key, derivative.store_version_id, missing="copie indisponible")
+    bounds = range_bounds(request, size)
+    if bounds is None:
+        return range_refused(size)
+    return stored_response(key=derivative.store_key, version=derivative.store_version_id, content_type="video/mp4",
+                           bounds=bounds, size=size)
