@@ -407,11 +407,11 @@ def test_home_page_links_each_recording_to_its_web_page(client, camera, officer)
     assert f'href="/enregistrements/{mine.pk}/"' in html
 
 
-def test_logging_in_leads_to_the_recordings_page(client, officer):
+def test_logging_in_leads_to_the_dashboard(client, officer):
     response = client.post("/connexion/", {"username": "agent.martin", "password": "Témoin-demo-2026"})
 
     assert response.status_code == 302
-    assert response["Location"] == "/"
+    assert response["Location"] == "/tableau-de-bord/"
 
 
 def test_logged_in_officer_can_open_own_recording_page(client, camera, officer):
