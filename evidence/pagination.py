@@ -12,7 +12,7 @@ from django.utils.functional import cached_property
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-EXACT_COUNT_LIMIT = 10_000
+EXACT_COUNT_LIMIT = 1_000
 
 
 def capped_count(queryset) -> tuple[int, bool]:
@@ -79,7 +79,7 @@ class CappedCountPaginator(Paginator):
 
 
 class RecordingPagination(PageNumberPagination):
-    """``count`` (exact up to 10,000, else estimated), ``count_exact``, ``next``, ``previous``, ``results``."""
+    """``count`` (exact up to 1,000, else estimated), ``count_exact``, ``next``, ``previous``, ``results``."""
 
     django_paginator_class = CappedCountPaginator
 
@@ -92,5 +92,5 @@ class RecordingPagination(PageNumberPagination):
     def get_paginated_response_schema(self, schema):
         body = super().get_paginated_response_schema(schema)
         body["properties"]["count_exact"] = {"type": "boolean",
-                                             "description": "false when count is the database's estimate (> 10,000)"}
+                                             "description": "false when count is the database's estimate (> 1,000)"}
         return body

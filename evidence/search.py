@@ -68,7 +68,12 @@ class RecordingSearchForm(forms.Form):
                            | Q(wearer__last_name__icontains=t) | Q(wearer__matricule__iexact=t)
                            | Q(sha256__startswith=t.lower()))
         if d.get("officer"):
-            qs = qs.filter(Q(wearer__matricule=d["officer"]) | Q(wearer__username=d["officer"]))
+            # Resolved to ids first, so that the (organisation, wearer, started_at) index serves the list.
+            from accounts.models import User
+
+            wearers = list(User.objects.filter(Q(matricule=d["officer"]) | Q(username=d["officer"]))
+                           .values_list("pk", flat=True)[:20])
+            qs = qs.filter(wearer_id__in=wearers)
         if d.get("camera"):
             qs = qs.filter(camera__serial__icontains=d["camera"].strip())
         if d.get("started_after"):
