@@ -78,6 +78,8 @@ def test_an_officer_completes_tags_gives_a_motif_and_plays_a_recording_with_seek
     base = live_server.url
 
     _login(page, base, officer.username)
+    assert "Tableau de bord" in page.inner_text("h1")  # English browsers get French too: French first
+    page.click("nav >> text=Enregistrements")
     assert "Enregistrements" in page.inner_text("h1")
     page.screenshot(path=str(SHOTS / "recordings.png"), full_page=True)
 
