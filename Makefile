@@ -36,8 +36,11 @@ run: setup
 demo-code: setup
 	@$(PY) manage.py demo --code
 
+# The suite runs on every core (pytest-xdist; many tests wait on ffmpeg, workers or a browser):
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench-offload: setup
 	$(PY) bench/offload.py

@@ -75,10 +75,13 @@ def consultation_media(request, token: str, part: str):
     if consultation is None:
         raise Http404("lien de consultation inconnu ou expiré")
     rec = consultation.recording
-    key, version, content_type = {
+    parts = {
         "video": (rec.playback_key, rec.playback_version_id, "video/mp4"),
         "poster": (rec.poster_key, rec.poster_version_id, "image/jpeg"),
-    }[part]
+    }
+    if part not in parts:  # "..", "original", anything else: only the playback copy and its poster
+        raise Http404("lien de consultation inconnu ou expiré")
+    key, version, content_type = parts[part]
     if not key:
         raise Http404("pas de copie de lecture")
     size = stored_size(key, version)

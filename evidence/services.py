@@ -314,7 +314,12 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
         info = store.head(recording.store_key, stored.version_id)
         if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
             raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
-    except (OSError, StoreError, ClipChanged) as exc:
+    except ClipChanged as exc:
+        # The camera changed the file while it was read: its listed size and time can never match
+        # again, so retrying is futile. The clip stays on the camera (CSI R241-11 V: nothing is
+        # wiped unverified) and is offloaded, as it is now, at the next docking.
+        return _item_failed(item, recording, str(exc), final=True, actor_label=actor_label)
+    except (OSError, StoreError) as exc:
         return _item_failed(item, recording, str(exc), final=final_attempt, actor_label=actor_label)
 
     return _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label, readback)

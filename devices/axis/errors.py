@@ -43,6 +43,13 @@ class LengthRequired(AxisError):
     reason = "Length Required"
 
 
+class TooLarge(AxisError):
+    """413: a body larger than this kind of object may carry (metadata objects carry none)."""
+
+    status = 413
+    reason = "Request Entity Too Large"
+
+
 class ChecksumMismatch(AxisError):
     """422, as Swift answers when the bytes received do not match the ETag the client sent."""
 

@@ -50,7 +50,8 @@ def metadata_from_headers(meta: Mapping[str, str], kind: str) -> dict[str, str]:
             value = value.encode("latin-1").decode("utf-8")
         except (UnicodeEncodeError, UnicodeDecodeError):
             pass
-        out[key] = unquote(value, errors="replace")[:MAX_META_VALUE]
+        # NUL cannot be stored (PostgreSQL text and jsonb refuse it): shown as U+FFFD, never dropped silently.
+        out[key] = unquote(value, errors="replace").replace("\x00", "\ufffd")[:MAX_META_VALUE]
         if len(out) >= MAX_META_KEYS:
             break
     return out
@@ -101,7 +102,10 @@ def parse_iso(value: str | None) -> dt.datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+    try:
+        return parsed.astimezone(dt.timezone.utc)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        return None
 
 
 def meta_time(metadata: Mapping[str, str], key: str) -> dt.datetime | None:
@@ -163,7 +167,7 @@ def parse_track(raw: bytes, *, started_at: dt.datetime | None) -> tuple[list[lis
             if when is None:
                 raise ValueError("no Timestamp and no recording start")
             track.append([lat, lon, when.timestamp()])
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:  # OverflowError: ±1e308 seconds
             if len(errors) < 20:
                 errors.append(f"GNSS point {i}: {exc}")
     track.sort(key=lambda p: p[2])
@@ -182,6 +186,22 @@ def track_window(track: list | None, start: dt.datetime | None, stop: dt.datetim
 
 
 # --- Names ------------------------------------------------------------------------------------------
+
+def name_problem(name: str) -> str | None:
+    """Why a container or object name cannot be kept as given (None when it can).
+
+    Names are stored as text: PostgreSQL refuses NUL, and control characters would corrupt the
+    custody log's readability. Everything else (``..``, slashes, any script) is only a name here:
+    store keys never derive from it.
+    """
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "names may not contain control characters (NUL, line breaks…)"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "names must be valid UTF-8"
+    return None
+
 
 def container_name_parts(name: str) -> tuple[str, str, str] | None:
     """``<UserID>_<BWCSerialNumber>_<TriggerOnTime>`` → (user uuid, serial, time text)."""

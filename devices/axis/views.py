@@ -25,7 +25,7 @@ from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
 from . import formats, ingest, selectors, services
-from .errors import AxisError, Busy, ContentRefused, Forbidden, LengthRequired
+from .errors import AxisError, Busy, ContentRefused, Forbidden, LengthRequired, TooLarge
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,13 @@ def swift_view(view):
     return wrapper
 
 
+def _check_names(*names: str) -> None:
+    for name in names:
+        problem = formats.name_problem(name)
+        if problem:
+            raise ContentRefused(f"{name.encode('unicode_escape').decode()[:200]!s}: {problem}")
+
+
 def _credential(request, account: str):
     token = request.headers.get("X-Auth-Token") or request.headers.get("X-Storage-Token", "")
     credential = services.token_check(token=token)
@@ -138,7 +145,7 @@ def _discard_body(request, limit: int = 1024 * 1024) -> None:
     try:
         while reader.read(64 * 1024):
             if reader.count > limit:
-                raise AxisError("body too large for a metadata object")
+                raise TooLarge(f"a metadata object carries no data: body larger than {limit} bytes refused")
     except ingest.TruncatedUpload as exc:
         raise ingest.UploadInterrupted(str(exc)) from exc
 
@@ -192,6 +199,7 @@ IMPLICIT = (formats.SYSTEM, formats.USERS, formats.DEVICES)
 @swift_view
 def container(request, account, container):
     credential = _credential(request, account)
+    _check_names(container)
     org = credential.organisation
     metadata = formats.metadata_from_headers(request.META, "Container")
     if request.method == "PUT":
@@ -313,6 +321,7 @@ def _recording_object(request, org, container: str, name: str, metadata: dict) -
 @swift_view
 def storage_object(request, account, container, obj):
     credential = _credential(request, account)
+    _check_names(container, obj)
     org = credential.organisation
     metadata = formats.metadata_from_headers(request.META, "Object")
     if container == formats.SYSTEM:

@@ -86,6 +86,24 @@ def device_read(root: str | os.PathLike) -> DeviceInfo:
     return DeviceInfo(serial=serial, model=text("model"), firmware=text("firmware"))
 
 
+BAD_NAME = ("file name is not valid UTF-8 (old firmware?) or contains control characters: left on the "
+            "camera, rename it there to offload it")
+
+
+def _storable_name(name: str) -> bool:
+    """A name the database, the custody log and the store keys can hold exactly (UTF-8, no NUL)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates (surrogateescape)
+        return False
+    return "\x00" not in name
+
+
+def _printable(rel: str) -> str:
+    """The undecodable bytes of a name shown as \\xNN, so that the report can name the file."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
+
+
 def volume_scan(root: str | os.PathLike) -> VolumeScan:
     """List clips and their sidecars; never follow a symlink nor leave the volume."""
     root = Path(root).resolve()
@@ -97,11 +115,18 @@ def volume_scan(root: str | os.PathLike) -> VolumeScan:
         for d in list(dirnames):
             if (base / d).is_symlink():
                 dirnames.remove(d)
-                scan.ignored.append(((base / d).relative_to(root).as_posix(), "symbolic link not followed"))
+                scan.ignored.append((_printable((base / d).relative_to(root).as_posix()),
+                                     "symbolic link not followed"))
+            elif not _storable_name(d):
+                dirnames.remove(d)
+                scan.ignored.append((_printable((base / d).relative_to(root).as_posix()), BAD_NAME))
         for name in filenames:
             path = base / name
             rel = path.relative_to(root).as_posix()
             if rel == DEVICE_FILE:
+                continue
+            if not _storable_name(name):
+                scan.ignored.append((_printable(rel), BAD_NAME))
                 continue
             try:
                 st = os.lstat(path)

@@ -5,6 +5,7 @@ the wrong role answers 403; a refused request answers 400 with a French message 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -424,8 +425,14 @@ def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list
             place = [float(params["lat"]), float(params["lon"])]
         except ValueError:
             raise ValidationError({"place": [_("Latitude et longitude numériques attendues.")]}) from None
+        # "nan", "inf", "1e400" parse as floats: they would reach the custody log, which refuses them.
+        if not (math.isfinite(place[0]) and math.isfinite(place[1])
+                and -90 <= place[0] <= 90 and -180 <= place[1] <= 180):
+            raise ValidationError({"place": [_("Latitude entre -90 et 90, longitude entre -180 et 180 attendues.")]})
     radius = _radius(get("radius_m", request_row.radius_m))
     officer = get("officer", request_row.officer)
+    if officer and any(ord(c) < 32 for c in officer):
+        raise ValidationError({"officer": [_("Matricule sans caractère de contrôle attendu.")]})
     found = selectors.access_request_candidates(user=user, start=start, end=end, place=place, radius_m=radius,
                                                 officer=officer)
     criteria = {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,

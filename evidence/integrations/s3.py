@@ -50,6 +50,26 @@ def _read_full(reader, size: int) -> bytes:
     return b"".join(parts)
 
 
+class _Body:
+    """A response body whose network errors (connection reset mid-read…) are StoreErrors."""
+
+    def __init__(self, raw, key: str):
+        self.raw, self.key = raw, key
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self.raw.read() if n is None or n < 0 else self.raw.read(n)
+        except (BotoCoreError, OSError, ValueError) as exc:  # urllib3's errors derive from these or HTTPError
+            raise StoreError(f"S3 read of {self.key} interrupted: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - urllib3.exceptions.ProtocolError and friends
+            if type(exc).__module__.startswith("urllib3"):
+                raise StoreError(f"S3 read of {self.key} interrupted: {exc}") from exc
+            raise
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 class S3Store(ObjectStore):
     def __init__(self, *, endpoint_url: str, bucket: str, access_key: str, secret_key: str,
                  region: str = "us-east-1", part_size: int = 16 * 1024 * 1024):
@@ -174,7 +194,9 @@ class S3Store(ObjectStore):
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion"):
                 raise ObjectMissing(f"no object {key}") from exc
             raise StoreError(f"S3 read of {key} failed: {exc}") from exc
-        return resp["Body"]
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts: the caller retries
+            raise StoreError(f"S3 read of {key} failed: {exc}") from exc
+        return _Body(resp["Body"], key)
 
     def read_range(self, key, version_id, start, length, chunk=1 << 20):
         if length <= 0:
@@ -182,9 +204,9 @@ class S3Store(ObjectStore):
         try:
             resp = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}",
                                           **self._version(version_id))
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"S3 read of {key} failed: {exc}") from exc
-        body = resp["Body"]
+        body = _Body(resp["Body"], key)
         try:
             while data := body.read(chunk):
                 yield data
@@ -198,6 +220,8 @@ class S3Store(ObjectStore):
         except ClientError as exc:
             if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion", "405"):
                 raise ObjectMissing(f"no object {key}") from exc
+            raise StoreError(f"S3 HEAD of {key} failed: {exc}") from exc
+        except BotoCoreError as exc:  # endpoint unreachable, timeouts: the caller retries
             raise StoreError(f"S3 HEAD of {key} failed: {exc}") from exc
         until = resp.get("ObjectLockRetainUntilDate")
         return ObjectInfo(

@@ -29,6 +29,7 @@ class Command(BaseCommand):
         root = Path(root)
         root.mkdir(parents=True, exist_ok=True)
         docked: dict[str, tuple] = {}  # slot → identity of the docked camera (serial file inode, mtime)
+        undocked: set[str] = set()  # slots seen empty since dockd started: a camera there is docked again
         stop = False
 
         def _stop(*_):
@@ -50,30 +51,46 @@ class Command(BaseCommand):
                 if name not in present:
                     self.stdout.write(f"slot {name}: camera undocked")
                     del docked[name]
+                    undocked.add(name)
             for name, identity in present.items():
                 if docked.get(name) == identity:
                     continue
                 docked[name] = identity
-                self._offload(root / name, dock, name, identity)
+                if not self._offload(root / name, dock, name, identity, again=name in undocked):
+                    del docked[name]  # its previous session is still running: look again at the next scan
+                else:
+                    undocked.discard(name)
             if once:
                 break
             time.sleep(interval)
 
-    def _offload(self, volume: Path, dock: str, slot: str, identity: tuple) -> None:
+    def _offload(self, volume: Path, dock: str, slot: str, identity: tuple, again: bool = False) -> bool:
+        """Start the offload of a docked camera; False when it must wait for its previous session."""
+        from django.utils import timezone
+
         docking = f"{dock}/{slot}/{identity[0]}/{identity[1]}"
-        if OffloadSession.objects.filter(docking=docking).exists():
-            return  # already offloaded (dockd restarted while the camera stayed docked)
+        from django.db.models import Q
+
+        previous = OffloadSession.objects.filter(Q(docking=docking) | Q(docking__startswith=f"{docking}@"))
+        if again:
+            # Unplugged and docked again (a camera's files keep their inode and time): a new docking,
+            # so that the clips it still holds are offloaded — once its previous session settled.
+            if previous.filter(status=OffloadSession.Status.RUNNING).exists():
+                return False
+            docking = f"{docking}@{timezone.now():%Y%m%dT%H%M%S.%f}"
+        elif previous.exists():
+            return True  # already offloaded (dockd restarted while the camera stayed docked)
         try:
             session = services.offload_session_start(volume=volume, dock_name=dock, slot_name=slot, docking=docking)
         except services.OffloadRefused as exc:
             self.stderr.write(f"slot {slot}: {exc}")
-            return
+            return True
         items = list(session.items.filter(status=OffloadItem.Status.PENDING).values_list("pk", flat=True))
         self.stdout.write(f"slot {slot}: camera {session.camera.serial} docked, {len(items)} clip(s) queued "
                           f"(session {session.pk})")
         if not items:
             services.offload_session_finish(session=session)
-            return
+            return True
         queue = f"dock.{dock}"
 
         def _queue():
@@ -81,3 +98,4 @@ class Command(BaseCommand):
                 pull_clip.apply_async(args=[pk], queue=queue)
 
         transaction.on_commit(_queue)
+        return True
