@@ -209,6 +209,26 @@ def database_url_for_subprocess() -> str:
 
 
 @pytest.fixture
+def redis_url():
+    """A Redis database of our own for real workers (CI: TEMOIN_TEST_REDIS_URL), emptied around the test."""
+    url = os.environ.get("TEMOIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    # One database per pytest-xdist process, so that parallel tests never flush each other's queues.
+    base, _, db = url.rpartition("/")
+    if db.isdigit():
+        url = f"{base}/{int(db) - int(os.environ.get('PYTEST_XDIST_WORKER', 'gw0')[2:] or 0)}"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2)
+        client.ping()
+    except redis.exceptions.RedisError as exc:
+        require_service("Redis", False, f"{url}: {exc}")
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+@pytest.fixture
 def child_env(settings):
     """Environment for a child process sharing this test's database, store and broker settings."""
     env = dict(os.environ)

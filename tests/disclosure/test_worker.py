@@ -1,38 +1,18 @@
 """An export built by a real Celery worker over Redis, as in production (not the eager mode)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from evidence.disclosure import services
 from evidence.disclosure.models import Export
-from tests.conftest import require_service
+from tests.workers import start_worker, stop_process, wait_for
 
 from .helpers import api, download, extract_zip, run_verify
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def redis_url():
-    # Our own database number unless the environment names one (CI: TEMOIN_TEST_REDIS_URL).
-    url = os.environ.get("TEMOIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/11")
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        require_service("Redis", False, f"{url}: {exc}")
-    client.flushdb()
-    yield url
-    client.flushdb()
 
 
 def test_a_real_worker_builds_the_package_queued_on_commit(recordings, users, redis_url, child_env, settings,
@@ -55,23 +35,11 @@ def test_a_real_worker_builds_the_package_queued_on_commit(recordings, users, re
 
     env = {**child_env, "CELERY_BROKER_URL": redis_url, "TEMOIN_CUSTODY_KEY": str(settings.CUSTODY_SIGNING_KEY)}
     log = tmp_path / "worker.log"
-    with open(log, "wb") as fh:
-        worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "media", "-c", "1",
-                                   "-n", "export@%h", "--without-heartbeat", "--without-gossip", "--without-mingle",
-                                   "-l", "info"], cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    worker = start_worker("media", env, log, "export")
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if Export.objects.get(pk=export_id).status in ("ready", "failed"):
-                break
-            time.sleep(0.5)
+        wait_for(lambda: Export.objects.get(pk=export_id).status in ("ready", "failed"), 180, "the export", [log])
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+        stop_process(worker)
     export = Export.objects.get(pk=export_id)
     assert export.status == "ready", export.status_message + log.read_text(errors="replace")[-3000:]
     assert "Task disclosure.build_export[" in log.read_text()

@@ -13,55 +13,10 @@ from devices.services import camera_register
 from evidence.models import Recording
 
 from ..conftest import IN_CI, require_service
+from ..workers import start_worker, stop_process, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def redis_url():
-    url = os.environ.get("TEMOIN_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        require_service("Redis", False, f"{url}: {exc}")
-    client.flushdb()
-    yield url
-    client.flushdb()
-
-
-def _start(args, env, log: Path):
-    fh = open(log, "wb")
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _worker(queues: str, env, log: Path, name: str):
-    return _start([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1",
-                   "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"],
-                  env, log)
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-def _wait_for(predicate, timeout, what, logs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    tails = "\n".join(f"--- {p}\n" + p.read_text(errors="replace")[-3000:] for p in logs if p.exists())
-    pytest.fail(f"timed out waiting for {what}\n{tails}")
 
 
 def test_ci_runs_the_suite_on_postgresql():
@@ -98,15 +53,15 @@ def test_dockd_routes_pulls_to_the_dock_queue_and_real_workers_offload_two_camer
     assert OffloadSession.objects.filter(status=OffloadSession.Status.RUNNING).count() == 2
 
     logs = [tmp_path / "dock-worker.log", tmp_path / "media-worker.log"]
-    workers = [_worker("dock.t1", env, logs[0], "dock"), _worker("media", env, logs[1], "media")]
+    workers = [start_worker("dock.t1", env, logs[0], "dock"), start_worker("media", env, logs[1], "media")]
     try:
-        _wait_for(lambda: Recording.objects.filter(status=Recording.Status.READY).count() == 3, 240,
+        wait_for(lambda: Recording.objects.filter(status=Recording.Status.READY).count() == 3, 240,
                   "three recordings ready", logs)
-        _wait_for(lambda: OffloadSession.objects.filter(status=OffloadSession.Status.COMPLETE).count() == 2, 60,
+        wait_for(lambda: OffloadSession.objects.filter(status=OffloadSession.Status.COMPLETE).count() == 2, 60,
                   "both sessions complete", logs)
     finally:
         for w in workers:
-            _stop(w)
+            stop_process(w)
     assert not list((docks / "slot1").rglob("*.mp4")) and not list((docks / "slot2").rglob("*.avi"))
     assert (docks / "slot1" / "DEVICE.json").exists()
     dock_log, media_log = logs[0].read_text(), logs[1].read_text()
@@ -129,7 +84,7 @@ def test_worker_killed_mid_clip_is_redelivered_and_the_clip_stored_once(
     subprocess.run([sys.executable, "manage.py", "dockd", str(docks), "--dock", "t2", "--once"],
                    cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)
     log1, log2 = tmp_path / "w1.log", tmp_path / "w2.log"
-    first = _worker("dock.t2", env, log1, "first")
+    first = start_worker("dock.t2", env, log1, "first")
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -142,14 +97,14 @@ def test_worker_killed_mid_clip_is_redelivered_and_the_clip_stored_once(
         assert (docks / "slot1" / "big.mp4").read_bytes() == payload
         assert Recording.objects.get().status == Recording.Status.RECEIVING
 
-        second = _worker("dock.t2,media", env, log2, "second")
+        second = start_worker("dock.t2,media", env, log2, "second")
         try:
-            _wait_for(lambda: OffloadSession.objects.filter(status=OffloadSession.Status.COMPLETE).exists(), 180,
+            wait_for(lambda: OffloadSession.objects.filter(status=OffloadSession.Status.COMPLETE).exists(), 180,
                       "the redelivered pull to complete the session", [log1, log2])
         finally:
-            _stop(second)
+            stop_process(second)
     finally:
-        _stop(first)
+        stop_process(first)
     rec = Recording.objects.get()
     assert rec.sha256 == hashlib.sha256(payload).hexdigest()
     assert not (docks / "slot1" / "big.mp4").exists()
