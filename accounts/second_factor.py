@@ -12,6 +12,7 @@ from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.functional import cached_property
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -102,12 +103,16 @@ class SecondFactorMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
+    @cached_property
+    def allowed(self) -> frozenset[str]:
+        """The pages reachable between password and code (resolved once, not on every request)."""
+        return frozenset(reverse(name) for name in ("login", "logout", "otp-verify", "otp-setup"))
+
     def __call__(self, request):
         user = getattr(request, "user", None)
         if user is not None and second_factor_required(user) and not user.is_verified():
             path = request.path
-            allowed = {reverse("login"), reverse("logout"), reverse("otp-verify"), reverse("otp-setup")}
-            if path not in allowed and not path.startswith(self.EXEMPT_PREFIXES):
+            if path not in self.allowed and not path.startswith(self.EXEMPT_PREFIXES):
                 if path.startswith("/api/"):
                     return JsonResponse({"detail": "Second facteur requis : connectez-vous par l'interface web "
                                                    "et saisissez votre code, ou utilisez un jeton d'API.",

@@ -38,28 +38,19 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import PageCache  # noqa: E402  (bench/machine.py)
 
-CACHE_DROP_OK: bool | None = None
 
 
 def log(msg: str = "") -> None:
     print(msg, flush=True)
 
 
+PAGE_CACHE = PageCache(warn=lambda msg: log(msg))
+
+
 def drop_caches() -> bool:
-    """sync + drop the page cache, so that every timed phase reads from the disk."""
-    global CACHE_DROP_OK
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-        ok = True
-    except OSError as exc:
-        if CACHE_DROP_OK is None:
-            log(f"WARNING: cannot drop the page cache ({exc}); timed phases may read from memory")
-        ok = False
-    CACHE_DROP_OK = ok if CACHE_DROP_OK is None else (CACHE_DROP_OK and ok)
-    return ok
+    return PAGE_CACHE.drop()
 
 
 def with_free_box(src: Path, dst: Path, tag: str) -> None:
@@ -182,7 +173,7 @@ def main() -> int:
         med = {k: statistics.median(v) for k, v in results.items()}
         log()
         log(f"clips: {args.clips} × {args.clip_seconds:g} s {args.height}p at {args.bitrate} = {total / 1e6:.1f} MB;"
-            f" package {package_sizes[-1] / 1e6:.1f} MB; page cache dropped: {bool(CACHE_DROP_OK)}")
+            f" package {package_sizes[-1] / 1e6:.1f} MB; page cache dropped: {bool(PAGE_CACHE.all_dropped)}")
         log("| method | median s | MB/s |")
         log("|---|---|---|")
         for k in ("cp", "zip", "ours"):

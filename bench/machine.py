@@ -25,3 +25,29 @@ def meminfo() -> dict[str, int]:
         if key in ("MemTotal", "MemAvailable"):
             mem[key] = int(value.split()[0]) * 1024
     return mem
+
+
+class PageCache:
+    """sync + drop the page cache before a timed phase, so that it reads from the disk (needs root).
+
+    ``all_dropped`` says whether every drop succeeded; the first failure is reported once.
+    """
+
+    def __init__(self, warn=print):
+        self.warn = warn
+        self.all_dropped: bool | None = None
+
+    def drop(self) -> bool:
+        import os
+
+        os.sync()
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as fh:
+                fh.write("3\n")
+            ok = True
+        except OSError as exc:
+            if self.all_dropped is None:
+                self.warn(f"WARNING: cannot drop the page cache ({exc}); timed phases may read from memory")
+            ok = False
+        self.all_dropped = ok if self.all_dropped is None else (self.all_dropped and ok)
+        return ok

@@ -45,7 +45,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model, meminfo, read_text  # noqa: E402  (bench/machine.py)
+from machine import PageCache, cpu_model, meminfo, read_text  # noqa: E402  (bench/machine.py)
 from unittest import mock
 
 REPO = Path(__file__).resolve().parent.parent
@@ -84,23 +84,13 @@ def project_env(data_dir: Path) -> dict:
     return env
 
 
-CACHE_DROP_OK: bool | None = None
+
+
+PAGE_CACHE = PageCache(warn=lambda msg: log(msg))
 
 
 def drop_caches() -> bool:
-    """sync + drop the page cache, so that every timed phase reads from the disk."""
-    global CACHE_DROP_OK
-    os.sync()
-    try:
-        with open("/proc/sys/vm/drop_caches", "w") as fh:
-            fh.write("3\n")
-        ok = True
-    except OSError as exc:
-        if CACHE_DROP_OK is None:
-            log(f"WARNING: cannot drop the page cache ({exc}); timed phases may read from memory")
-        ok = False
-    CACHE_DROP_OK = ok if CACHE_DROP_OK is None else (CACHE_DROP_OK and ok)
-    return ok
+    return PAGE_CACHE.drop()
 
 
 PER_CAMERA_PROCESS = False
@@ -661,7 +651,7 @@ def report(args, facts, gen, runs, diag, media) -> str:
     for k, v in facts.items():
         w(f"- {k}: {v}")
     w(f"- loadavg at the end: {read_text('/proc/loadavg').split()[:3]} (the machine is shared: other jobs add noise)")
-    w(f"- page cache dropped before each timed phase: {'yes' if CACHE_DROP_OK else 'NO (could not write /proc/sys/vm/drop_caches)'}")
+    w(f"- page cache dropped before each timed phase: {'yes' if PAGE_CACHE.all_dropped else 'NO (could not write /proc/sys/vm/drop_caches)'}")
     w("")
     w(f"## Offload: {gen['files']} clips (1080p H.264/AAC, {args.clip_seconds:g} s, {args.bitrate}) "
       f"+ sidecars on {args.cameras} cameras, {mb(gen['bytes']):.1f} MB")

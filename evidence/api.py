@@ -146,7 +146,7 @@ class RecordingListSerializer(RecordingSerializer):
         when = _DATETIME.to_representation
         return {
             "id": r.id, "sha256": r.sha256, "size": r.size, "camera": r.camera.serial,
-            "officer": (r.wearer.matricule or r.wearer.username) if r.wearer_id else None,
+            "officer": self.get_officer(r),
             "started_at": when(r.started_at) if r.started_at else None,
             "ended_at": when(r.ended_at) if r.ended_at else None, "duration": r.duration,
             "trigger_reason": r.trigger_reason, "subject_notified": r.subject_notified, "purpose": r.purpose,
