@@ -617,19 +617,22 @@ def recording_is_held(recording: Recording) -> bool:
     return Recording.objects.filter(pk=recording.pk).filter(active_holds_q()).exists()
 
 
-def recording_store_keys(recording: Recording) -> list[tuple[str, str]]:
+def recording_store_keys(recording: Recording, derivatives=None) -> list[tuple[str, str]]:
     """Every object that follows the original's fate: (key, version id), original last.
 
+    ``derivatives``: the recording's redacted copies when the caller already read them for a batch.
     Training extracts made from a fully redacted copy (LEGAL.md rule 6) are stored apart from the
     recording, with their own retention, so that they may outlive it: they are not listed here.
     """
     from evidence.redaction.models import Derivative
 
+    if derivatives is None:
+        derivatives = Derivative.objects.filter(recording=recording)
     keys = [(recording.playback_key, recording.playback_version_id),
             (recording.poster_key, recording.poster_version_id),
             (recording.sidecar_key, "")]
     # CSI R241-13: redacted copies are derivatives: erased with the original, held with it.
-    keys += [(d.store_key, d.store_version_id) for d in Derivative.objects.filter(recording=recording)]
+    keys += [(d.store_key, d.store_version_id) for d in derivatives]
     keys.append((recording.store_key, recording.store_version_id))
     return [(k, v) for k, v in keys if k]
 
@@ -765,12 +768,12 @@ def organisation_set_retention(*, organisation: Organisation, retention: str, ba
     return moved
 
 
-def _erase_objects(recording: Recording, now: dt.datetime) -> int:
+def _erase_objects(recording: Recording, now: dt.datetime, keys: list[tuple[str, str]] | None = None) -> int:
     """Delete every version of every object of the recording; the store refuses under hold/lock."""
     store = get_store()
     real_now = timezone.now()
     deleted = 0
-    for key, _version in recording_store_keys(recording):
+    for key, _version in keys if keys is not None else recording_store_keys(recording):
         # The store checks against both clocks: an injected "now" can never erase early.
         deleted += store.delete(key, now=min(now, real_now))
     return deleted
@@ -806,6 +809,12 @@ def _erase_batch(ids: list[int], *, now: dt.datetime, by: User | None, strict: b
                     .filter(pk__in=ids).order_by("retain_until", "pk"))
         # A fresh query after the lock: a hold committed meanwhile is seen here (the hold wins).
         held = set(Recording.objects.filter(pk__in=ids).filter(active_holds_q()).values_list("pk", flat=True))
+        # The batch's redacted copies in one query, not one per recording.
+        from evidence.redaction.models import Derivative
+
+        derivatives: dict[int, list] = {}
+        for d in Derivative.objects.filter(recording_id__in=ids).only("recording_id", "store_key", "store_version_id"):
+            derivatives.setdefault(d.recording_id, []).append(d)
         erased: list[tuple[Recording, int, list[str]]] = []
         for rec in recs:
             if rec.status == Recording.Status.ERASED:
@@ -815,9 +824,9 @@ def _erase_batch(ids: list[int], *, now: dt.datetime, by: User | None, strict: b
             elif rec.pk in held:
                 why = f"recording {rec.pk} is held for a procedure: erasure refused"
             else:
-                keys = [k for k, _ in recording_store_keys(rec)]
+                objects = recording_store_keys(rec, derivatives=derivatives.get(rec.pk, []))
                 try:
-                    erased.append((rec, _erase_objects(rec, now), keys))
+                    erased.append((rec, _erase_objects(rec, now, keys=objects), [k for k, _ in objects]))
                     continue
                 except RetentionViolation as exc:
                     why = str(exc)
