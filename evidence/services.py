@@ -282,7 +282,13 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                 sha, size = _hash_file(fh, progress)
                 stored_sha, stored_size = store.digest(recording.store_key)
                 if (sha, size) == (stored_sha, stored_size):
-                    stored = _Stored(recording.store_key, store.head(recording.store_key).version_id, size, sha)
+                    head = store.head(recording.store_key)
+                    stored = _Stored(recording.store_key, head.version_id, size, sha)
+                    if head.mode != "COMPLIANCE" or head.retain_until is None or head.retain_until < retain_until:
+                        # It may have died between writing and locking (after a multipart upload, S3
+                        # takes the lock in a second request): lock it now. Extending is all the store
+                        # allows (ARCHITECTURE.md §4, write-once); the check below proves the result.
+                        store.extend_retention(recording.store_key, head.version_id, retain_until)
                 else:
                     raise StoreError(f"{recording.store_key} exists with other content")
             else:

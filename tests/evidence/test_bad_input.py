@@ -221,3 +221,34 @@ def test_malformed_device_file_is_refused_without_touching_the_volume(make_volum
 
     assert code == 1 and "serial" in output
     assert (volume / "a.mp4").exists() and not Recording.objects.exists()
+
+
+def test_an_object_written_but_not_yet_locked_when_the_worker_died_is_locked_by_the_retry(
+        make_volume, s3_store, camera, monkeypatch):
+    # After a multipart upload the S3 store takes the lock in a second request; a worker killed in
+    # between leaves a complete object without a lock. The retry must lock it, not fail forever.
+    from botocore.exceptions import ClientError
+
+    payload = os.urandom(12 * 1024 * 1024)  # over S3_PART_SIZE: multipart, whose lock headers moto ignores
+    volume = make_volume("BWC-0042", {"big.mp4": payload})
+    real = s3_store.client.put_object_retention
+    calls = []
+
+    def dies_before_locking(**kwargs):
+        calls.append(kwargs["Key"])
+        if len(calls) == 1:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "worker died"}}, "PutObjectRetention")
+        return real(**kwargs)
+
+    monkeypatch.setattr(s3_store.client, "put_object_retention", dies_before_locking)
+    code, output = run_offload(volume)
+    if code != 0:  # the first command gave up on the clip: a second docking retries it
+        assert (volume / "big.mp4").read_bytes() == payload
+        code, output = run_offload(volume)
+
+    assert code == 0, output
+    rec = Recording.objects.get()
+    info = s3_store.head(rec.store_key, rec.store_version_id)
+    assert info.mode == "COMPLIANCE" and info.retain_until >= rec.retain_until
+    assert stored_bytes(s3_store, rec.store_key, rec.store_version_id) == payload
+    assert len(calls) == 2 and not (volume / "big.mp4").exists()
