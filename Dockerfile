@@ -1,6 +1,20 @@
 # syntax=docker/dockerfile:1
 # Témoin application image: web (gunicorn), Celery workers and beat, dockd, migrations.
 # Every service of compose.yaml that runs Témoin uses this one image with a different command.
+
+# Build stage: the C reader of custody verification (audit/_chainscan.c, docs/custody.md §4), compiled
+# against libpq and OpenSSL; only the built module goes into the image.
+FROM python:3.11-slim-bookworm AS chainscan
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libpq-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml setup.py ./
+COPY audit/_chainscan.c audit/
+RUN pip install "setuptools>=77" \
+    && python setup.py build_ext --inplace \
+    && cd audit && python -c "import _chainscan"
+
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -10,9 +24,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DJANGO_SETTINGS_MODULE=config.settings \
     TEMOIN_DATA_DIR=/var/lib/temoin
 
-# ffmpeg and ffprobe: probing, remuxing and transcoding clips into playback copies.
+# ffmpeg and ffprobe: probing, remuxing and transcoding clips into playback copies. libpq5: the C
+# reader of custody verification (libssl3 comes with the base image).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg libpq5 \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged uid/gid: dock hosts mount camera volumes readable and writable by it
@@ -32,7 +47,10 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && rm /tmp/requirements.txt
 
 COPY . .
-RUN pip install --no-deps .
+COPY --from=chainscan /src/audit/_chainscan.*.so audit/
+# The extension is built above (no compiler here); check that it loads.
+RUN TEMOIN_BUILD_EXTENSIONS=0 pip install --no-deps . \
+    && python -c "import audit._chainscan"
 
 # Static files into STATIC_ROOT (TEMOIN_DATA_DIR/static). The key only lets settings load here;
 # the real one comes from the environment at run time.

@@ -1,7 +1,7 @@
 # Témoin — two commands do everything on a fresh machine:
 #   make run    set up, then run Témoin on the embedded default with demo data (http://127.0.0.1:8000/)
 #   make test   set up, then run the whole test suite
-.PHONY: run test setup ffmpeg demo demo-code clean bench-offload
+.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -11,7 +11,22 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 setup: $(VENV)/.installed ffmpeg
 
-$(VENV)/.installed: pyproject.toml
+# The C reader of custody verification (audit/_chainscan.c) compiles against libpq and OpenSSL;
+# without them the install skips it and the Python reader is used (docs/custody.md §4).
+build-deps:
+	@missing=; command -v gcc >/dev/null 2>&1 || missing=1; \
+	[ -f "$$(pg_config --includedir 2>/dev/null)/libpq-fe.h" ] || [ -f /usr/include/postgresql/libpq-fe.h ] || missing=1; \
+	[ -f /usr/include/openssl/evp.h ] || missing=1; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing gcc, libpq-dev and libssl-dev (Debian packages) for the C reader"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev libpq-dev libssl-dev >/dev/null; \
+	  else \
+	    echo "note: gcc, libpq-dev or libssl-dev missing: custody verification will use the Python reader" >&2; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml setup.py audit/_chainscan.c | build-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -1,8 +1,9 @@
 """The custody chain: canonical bytes, hashes, and verification.
 
-Every hash is recomputed here with hashlib from what the database returns; nothing asks the database
-to compute or compare a hash. The same rules are written out for an independent verifier in
-docs/custody.md (CSI R241-14, LIL art. 101: the log must be tamper-evident and shown to the CNIL).
+Every hash is recomputed here from what the database returns (hashlib, or OpenSSL in the optional C
+reader audit/_chainscan.c); nothing asks the database to compute or compare a hash. The same rules
+are written out for an independent verifier in docs/custody.md (CSI R241-14, LIL art. 101: the log
+must be tamper-evident and shown to the CNIL).
 
 Rules, for entries ordered by ``seq``:
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -25,9 +27,20 @@ from typing import Iterable
 from django.db import connection, transaction
 from django.db.models import Max, Min
 
+try:  # the C reader (audit/_chainscan.c): optional, built by setup.py where gcc, libpq-dev, libssl-dev are
+    from . import _chainscan
+except ImportError:
+    _chainscan = None
+
+log = logging.getLogger(__name__)
+
 GENESIS_HASH = "0" * 64
 TABLE = "audit_custodyevent"
 BATCH = 20_000
+# Below this many entries, the C reader's own connection costs more than it saves (≈ 5 ms).
+C_READER_MIN_ENTRIES = 5_000
+# After the C reader stops at an entry, the Python path reads this many before handing back.
+HANDBACK_BATCH = 1_000
 
 # What is wrong with an entry, in the words the command line and the pages use.
 KIND_LABELS = {
@@ -115,6 +128,7 @@ class ChainReport:
     problems: list[Problem] = field(default_factory=list)
     started_at: dt.datetime | None = None
     duration: float = 0.0
+    reader: str = "Python"  # which reader ran the hot loop: "C" (audit._chainscan) or "Python"
 
     @property
     def first_problem(self) -> Problem | None:
@@ -133,7 +147,7 @@ class ChainReport:
                 latest = f", latest #{cp.seq} signed {cp.created_at:%Y-%m-%dT%H:%M:%SZ}"
             return (f"custody log intact: {self.events} entries ({span}), head {self.head_hash[:16] or '-'}…, "
                     f"anchored on {self.anchor or 'genesis'}; {self.checkpoints_verified} signed checkpoints "
-                    f"verified{latest} [{self.mode}, {self.duration:.2f} s]")
+                    f"verified{latest} [{self.mode}, reader: {self.reader}, {self.duration:.2f} s]")
         p = self.problems[0]
         return f"custody log NOT intact: first bad entry {p}"
 
@@ -236,17 +250,61 @@ class ScanResult:
     last_hash: str = ""
     problem: Problem | None = None
     hashes_at: dict = field(default_factory=dict)  # seq -> stored hash, for the seqs asked for
+    reader: str = "Python"
 
 
-def scan(lo: int, hi: int, *, prev: str | None, want_hashes: set[int] = frozenset(), batch: int = BATCH) -> ScanResult:
+def scan(lo: int, hi: int, *, prev: str | None, want_hashes: set[int] = frozenset(), batch: int = BATCH,
+         reader: str = "python", snapshot: str | None = None) -> ScanResult:
     """Verify entries lo..hi (inclusive). ``prev`` is the hash entry lo must chain onto, or None to
-    start from entry lo's own stored prev_hash (a segment proven by the checkpoint that ends it)."""
+    start from entry lo's own stored prev_hash (a segment proven by the checkpoint that ends it).
+
+    ``reader``: "python", the reference; "auto", the C reader (audit._chainscan) for the good path when
+    it is built, the database is PostgreSQL and the range is long enough, for callers whose
+    transaction holds no uncommitted entries (it reads over a connection of its own); "c", the C
+    reader or an error. ``snapshot`` (export_snapshot()) makes it read what this transaction reads.
+    Wherever the C reader stops, the Python path reads from that entry on and names it (diagnose),
+    then hands back."""
     result = ScanResult()
     expected = lo
-    for rows in iter_batches(lo, hi, batch):
+    c_scan = _c_reader(reader, lo, hi, snapshot)
+    while True:
+        if c_scan is not None:
+            try:
+                good, last_hash, _stopped_at, hashes = c_scan(expected, hi, prev, sorted(
+                    s for s in want_hashes if expected <= s <= hi))
+            except _chainscan.Error as exc:
+                if reader == "c":
+                    raise
+                log.warning("custody verification: C reader failed (%s); the Python reader goes on from #%s",
+                            exc, expected)
+                c_scan = None
+            else:
+                result.reader = "C"
+                result.hashes_at.update(hashes)
+                if good:
+                    result.events += good
+                    expected += good
+                    prev = last_hash
+                    result.last_seq, result.last_hash = expected - 1, prev
+                if expected > hi:
+                    return result
+        expected, prev, handed_back = _scan_python(result, expected, hi, prev, want_hashes, batch,
+                                                   handback=c_scan is not None)
+        if not handed_back:
+            return result
+
+
+def _scan_python(result: ScanResult, expected: int, hi: int, prev: str | None, want_hashes, batch: int, *,
+                 handback: bool) -> tuple[int, str | None, bool]:
+    """The Python reader, from entry ``expected``. With ``handback`` (the C reader stopped there) it
+    returns (expected, prev, True) after the first batch of good entries holding no entry written
+    before canonical bytes were stored, so the C reader goes on; else it reads to the end or the
+    first problem and returns (…, False)."""
+    for rows in iter_batches(expected, hi, min(batch, HANDBACK_BATCH) if handback else batch):
         if prev is None:
             prev = rows[0][1]
         start = 0
+        rebuilt = False
         while start < len(rows):
             chunk = rows[start:] if start else rows
             bad, prev_after = _scan_batch(chunk, expected, prev)
@@ -270,14 +328,85 @@ def scan(lo: int, hi: int, *, prev: str | None, want_hashes: set[int] = frozense
                     prev = row[3]
                     result.last_seq, result.last_hash = row[0], row[3]
                     start += bad + 1
+                    rebuilt = True
                     continue
             nxt = chunk[bad + 1] if bad + 1 < len(chunk) else _next_row(row[0], hi)
             result.problem = diagnose(expected, prev, row, nxt)
-            return result
+            return expected, prev, False
+        if handback and not rebuilt and expected <= hi:
+            return expected, prev, True
     if expected <= hi and result.problem is None:
         result.problem = Problem("removed", expected, f"entry #{expected} is missing: the log ends at "
                                  f"#{expected - 1}")
-    return result
+    return expected, prev, False
+
+
+class _ReaderUnavailable(Exception):
+    pass
+
+
+def _c_reader(reader: str, lo: int, hi: int, snapshot: str | None):
+    """A function (lo, hi, prev, want) -> audit._chainscan.scan(...) result, or None for the Python path."""
+    if reader == "python":
+        return None
+    if reader not in ("auto", "c"):
+        raise ValueError(f"reader must be 'python', 'auto' or 'c', not {reader!r}")
+    if reader == "auto" and hi - lo + 1 < C_READER_MIN_ENTRIES:
+        return None
+    try:
+        if _chainscan is None:
+            raise _ReaderUnavailable("the audit._chainscan extension is not built (setup.py: gcc, libpq-dev, "
+                                     "libssl-dev)")
+        if connection.vendor != "postgresql":
+            raise _ReaderUnavailable(f"the C reader reads PostgreSQL only, not {connection.vendor}")
+        conninfo = _conninfo()
+    except _ReaderUnavailable as exc:
+        if reader == "c":
+            raise RuntimeError(f"C reader unavailable: {exc}") from None
+        if _chainscan is not None and connection.vendor == "postgresql":
+            log.warning("custody verification: C reader unavailable (%s); using the Python reader", exc)
+        return None
+
+    def c_scan(lo: int, hi: int, prev: str | None, want: list[int]):
+        return _chainscan.scan(conninfo, lo, hi, prev, want, snapshot)
+
+    return c_scan
+
+
+# Options a newer libpq (psycopg's own) reports at their default value; the system libpq the C
+# reader links may not know them.
+_NEWER_LIBPQ_DEFAULTS = {"sslcertmode": "allow", "sslnegotiation": "postgres", "gssdelegation": "0",
+                         "load_balance_hosts": "disable"}
+
+
+def _conninfo() -> str:
+    """Django's live connection parameters (host, port, dbname, user, password, sslmode, …) as a libpq
+    connection string for the C reader."""
+    from psycopg.conninfo import make_conninfo
+
+    connection.ensure_connection()
+    info = connection.connection.info
+    params = dict(info.get_parameters())
+    if info.password:
+        params["password"] = info.password
+    for key in sorted(set(params) - _chainscan.CONNINFO_KEYWORDS):
+        if _NEWER_LIBPQ_DEFAULTS.get(key) != params[key]:
+            raise _ReaderUnavailable(f"the system libpq ({_chainscan.LIBPQ_VERSION}) does not know the "
+                                     f"connection option {key}={params[key]!r}")
+        del params[key]
+    return make_conninfo("", **params)
+
+
+def export_snapshot() -> str | None:
+    """This transaction's snapshot (PostgreSQL), for the C reader to read exactly what the Python
+    queries read. Call it before any savepoint: PostgreSQL exports none from a subtransaction, and
+    the failed statement would abort the transaction."""
+    if _chainscan is None or connection.vendor != "postgresql" or not connection.in_atomic_block \
+            or any(connection.savepoint_ids):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_export_snapshot()")
+        return cursor.fetchone()[0]
 
 
 def _collect_hashes(result: ScanResult, rows, good: int, first_seq: int, want: set[int]) -> None:
@@ -441,11 +570,12 @@ def check_checkpoints(checkpoints, public_key) -> list[CheckedCheckpoint]:
 
 # --- Whole-log verification -------------------------------------------------------------------
 
-def verify_chain(*, full: bool | None = None, batch: int = BATCH) -> ChainReport:
+def verify_chain(*, full: bool | None = None, batch: int = BATCH, reader: str = "auto") -> ChainReport:
     """Recompute the whole chain from the genesis, or from the signed checkpoint that precedes purged
     history, and check every signed checkpoint against it. ``full`` also rebuilds every entry from
     its columns; by default it does so only where the database cannot guarantee the columns match
-    (SQLite, or a PostgreSQL guard that is missing)."""
+    (SQLite, or a PostgreSQL guard that is missing). ``reader``: see scan(); inside an outer
+    transaction, which may hold entries not committed yet, "auto" is the Python reader."""
     from django.utils import timezone
 
     from . import guards
@@ -455,11 +585,17 @@ def verify_chain(*, full: bool | None = None, batch: int = BATCH) -> ChainReport
     report = ChainReport(started_at=timezone.now())
     t0 = time.perf_counter()
     outer = connection.in_atomic_block
+    if outer and reader != "python":
+        if reader == "c":
+            raise ValueError("the C reader cannot see the uncommitted entries of an outer transaction")
+        reader = "python"
     # One snapshot for every query of the run, while appends go on (PostgreSQL: REPEATABLE READ).
     with transaction.atomic():
         if connection.vendor == "postgresql" and not outer:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        # Before guards.status(), whose savepoint stays open.
+        snapshot = export_snapshot() if reader != "python" else None
         guard_problems, columns_guaranteed = guards.status()
         if full is None:
             full = not columns_guaranteed
@@ -485,7 +621,9 @@ def verify_chain(*, full: bool | None = None, batch: int = BATCH) -> ChainReport
             prev = _anchor(first, valid, report)
             if prev is not None:
                 want = {c.statement["seq"] for c in valid if first <= c.statement.get("seq", 0) <= last}
-                result = scan(first, last, prev=prev, want_hashes=want, batch=batch)
+                result = scan(first, last, prev=prev, want_hashes=want, batch=batch, reader=reader,
+                              snapshot=snapshot)
+                report.reader = result.reader
                 report.events = result.events
                 report.first_seq, report.last_seq, report.head_hash = first, result.last_seq, result.last_hash
                 if result.problem is not None:
@@ -607,6 +745,8 @@ def prove_entries(seqs: list[int]) -> SegmentProof:
         if connection.vendor == "postgresql" and not outer:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        reader = "python" if outer else "auto"
+        snapshot = export_snapshot() if reader != "python" else None
         head = CustodyEvent.objects.aggregate(m=Max("seq"))["m"]
         checked = check_checkpoints(list(Checkpoint.objects.order_by("seq", "id")), signing.public_key())
         problems.extend(c.problem for c in checked if c.problem is not None)
@@ -627,7 +767,7 @@ def prove_entries(seqs: list[int]) -> SegmentProof:
         used = []
         for lo, hi, cps in ranges:
             want = {c.statement["seq"] for c in cps}
-            result = scan(lo, hi, prev=None, want_hashes=want)
+            result = scan(lo, hi, prev=None, want_hashes=want, reader=reader, snapshot=snapshot)
             if result.problem is not None:
                 problems.append(result.problem)
                 continue

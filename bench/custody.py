@@ -17,8 +17,10 @@ What it does, in order (see bench/README.md and docs/benchmarks.md):
    stream (what `sha256sum` of an export would cost).
 4. Ours (timed): audit.chain.verify_chain() — what `manage.py custody verify` and the hourly beat
    task run: guards checked in the catalog, every entry re-hashed from the rows read from the
-   database, checkpoints checked. Then, for reference, the same with --full (every entry also rebuilt
-   from its columns) and the bare reading of the rows without hashing (the driver's floor).
+   database (on PostgreSQL by the C reader audit._chainscan when it is built: COPY binary over its
+   own libpq connection, OpenSSL SHA-256), checkpoints checked. Then, for reference, the same with
+   the Python reader (psycopg + hashlib), with --full (every entry also rebuilt from its columns),
+   and the bare reading of the rows through psycopg without hashing (the Python driver's floor).
    Baseline and ours alternate (--repeat); medians are compared. Target: ours >= 0.5 x baseline.
 5. Appends (timed): W writer threads, each with its own database connection, each appending M
    entries with custody_event_append in its own transaction, onto the big log; events/s and latency.
@@ -210,11 +212,11 @@ def stream_baseline(messages: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - t, len(blob)
 
 
-def ours(full: bool | None = None):
+def ours(full: bool | None = None, reader: str = "auto"):
     from audit.chain import verify_chain
 
     t = time.perf_counter()
-    report = verify_chain(full=full)
+    report = verify_chain(full=full, reader=reader)
     elapsed = time.perf_counter() - t
     if not report.ok:
         raise SystemExit(f"verification failed on a valid log: {report.summary()}")
@@ -342,7 +344,7 @@ def main() -> int:
         say(f"{n} entries, {size / n:.0f} bytes hashed per entry on average\n")
 
         results = {"facts": facts, "events": n, "bytes_per_entry": size / n, "baseline_s": [], "ours_s": [],
-                   "mode": None}
+                   "mode": None, "reader": None}
         ours(None)  # warm-up (not counted): caches, the catalog check's temporary table
         for r in range(args.repeat):
             order = ("baseline", "ours") if r % 2 == 0 else ("ours", "baseline")
@@ -352,8 +354,9 @@ def main() -> int:
                 else:
                     elapsed, report = ours(None)
                     results["ours_s"].append(elapsed)
-                    results["mode"] = report.mode
+                    results["mode"], results["reader"] = report.mode, report.reader
         stream_s, stream_bytes = stream_baseline(messages)
+        python_reader_s = ours(None, reader="python")[0] if results["reader"] != "Python" else None
         floor_s = read_floor(n)
         full_s = None if args.no_full or results["mode"] == "full" else ours(True)[0]
         del messages
@@ -362,11 +365,15 @@ def main() -> int:
         o = statistics.median(results["ours_s"])
         ratio = b / o
         results.update(baseline_median_s=b, ours_median_s=o, ratio=ratio, stream_s=stream_s,
-                       read_floor_s=floor_s, full_s=full_s)
+                       read_floor_s=floor_s, full_s=full_s, python_reader_s=python_reader_s)
         say("Verification of the whole log")
         say(f"  {'':44} {'time (s)':>10} {'entries/s':>12} {'× baseline':>11}")
         say(f"  {'baseline: hashlib per entry, in memory':44} {b:10.3f} {n / b:12,.0f} {1.0:11.2f}")
-        say(f"  {'custody verify (' + results['mode'] + ')':44} {o:10.3f} {n / o:12,.0f} {ratio:11.2f}")
+        say(f"  {'custody verify (' + results['mode'] + ')':44} {o:10.3f} {n / o:12,.0f} {ratio:11.2f}"
+            f"   (reader: {results['reader']})")
+        if python_reader_s:
+            say(f"  {'custody verify, Python reader (reference)':44} {python_reader_s:10.3f} "
+                f"{n / python_reader_s:12,.0f} {b / python_reader_s:11.2f}")
         if full_s:
             say(f"  {'custody verify --full (reference)':44} {full_s:10.3f} {n / full_s:12,.0f} {b / full_s:11.2f}")
         say(f"  {'reading the rows only, no hashing (floor)':44} {floor_s:10.3f} {n / floor_s:12,.0f} "

@@ -109,9 +109,9 @@ class Command(BaseCommand):
         report, _ = services.custody_verify(full=True if full else None, triggered_by="cli")
         if as_json:
             self.stdout.write(json.dumps({
-                "ok": report.ok, "mode": report.mode, "entries": report.events, "first_seq": report.first_seq,
-                "last_seq": report.last_seq, "head_hash": report.head_hash, "anchor": report.anchor,
-                "checkpoints_verified": report.checkpoints_verified,
+                "ok": report.ok, "mode": report.mode, "reader": report.reader, "entries": report.events,
+                "first_seq": report.first_seq, "last_seq": report.last_seq, "head_hash": report.head_hash,
+                "anchor": report.anchor, "checkpoints_verified": report.checkpoints_verified,
                 "problems": [p.as_dict() for p in report.problems],
             }, indent=2))
         else:
