@@ -66,17 +66,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def project_env(data_dir: Path) -> dict:
+DATABASE = {"url": ""}  # --database-url: PostgreSQL server; each run gets its own database
+
+
+def database_url(name: str) -> str:
+    parts = urlsplit(DATABASE["url"])
+    return parts._replace(path="/" + name).geturl()
+
+
+def admin_sql(*statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(DATABASE["url"], autocommit=True) as conn:
+        for sql in statements:
+            conn.execute(sql)
+
+
+def project_env(data_dir: Path, database: str = "") -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(PROJECT_ENV_PREFIXES)}
     env["TEMOIN_DATA_DIR"] = str(data_dir)
+    if database:
+        env["DATABASE_URL"] = database_url(database)
     env["DJANGO_DEBUG"] = "false"
     env["DJANGO_SECRET_KEY"] = "bench-" + uuid.uuid4().hex
     env["TEMOIN_LOG_LEVEL"] = "WARNING"
     return env
 
 
-def manage(data_dir: Path, *args: str) -> str:
-    proc = subprocess.run([PY, MANAGE, *args], env=project_env(data_dir), cwd=REPO, capture_output=True, text=True)
+def manage(data_dir: Path, *args: str, database: str = "") -> str:
+    proc = subprocess.run([PY, MANAGE, *args], env=project_env(data_dir, database), cwd=REPO, capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc.stdout
@@ -106,6 +125,17 @@ def tree_cpu(pid: int) -> float:
             total += (int(fields[11]) + int(fields[12])) / tick
         for task in Path(f"/proc/{p}/task").glob("*"):
             todo += [int(c) for c in read_text(str(task / "children")).split()]
+    return total
+
+
+def postgres_cpu() -> float:
+    """CPU seconds of every PostgreSQL server process on this machine (0 without any), from /proc."""
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for d in Path("/proc").glob("[0-9]*"):
+        if read_text(str(d / "comm")).strip() == "postgres":
+            fields = read_text(str(d / "stat")).rsplit(")", 1)[-1].split()
+            if len(fields) > 13:
+                total += (int(fields[11]) + int(fields[12])) / tick
     return total
 
 
@@ -264,13 +294,13 @@ def run_docks(plan, work, server_pid: int) -> tuple[float, list[str], dict]:
         t.start()
     barrier.wait()
     started = time.perf_counter()
-    server_cpu = tree_cpu(server_pid)
+    server_cpu, db_cpu = tree_cpu(server_pid), postgres_cpu()
     client = resource.getrusage(resource.RUSAGE_SELF)
     for t in threads:
         t.join()
     seconds = time.perf_counter() - started
     client_after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = {"server": tree_cpu(server_pid) - server_cpu,
+    cpu = {"server": tree_cpu(server_pid) - server_cpu, "database": postgres_cpu() - db_cpu,
            "client": (client_after.ru_utime + client_after.ru_stime) - (client.ru_utime + client.ru_stime)}
     return seconds, errors, cpu
 
@@ -306,7 +336,11 @@ def temoin_phase(plan, workdir: Path, template: Path, run: int, args) -> dict:
     shutil.copytree(template, data_dir)
     connection = json.loads((data_dir / "connection.json").read_text())
     port = free_port()
-    env = project_env(data_dir)
+    database = ""
+    if DATABASE["url"]:
+        database = f"{TEMPLATE_DB}_run{run + 1 if run >= 0 else 'x'}"
+        admin_sql(f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database} TEMPLATE {TEMPLATE_DB}")
+    env = project_env(data_dir, database)
     server_log = open(workdir / f"gunicorn-{run}.log", "w")
     if args.server == "gunicorn":
         command = [PY, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-k", "gthread",
@@ -375,18 +409,27 @@ def temoin_phase(plan, workdir: Path, template: Path, run: int, args) -> dict:
     finally:
         stop(proc)
         server_log.close()
-    check = check_temoin(data_dir, plan)
+    check = check_temoin(data_dir, plan, database)
     if not args.keep_workdir:
         shutil.rmtree(data_dir, ignore_errors=True)
+    if database and not args.keep_workdir:
+        admin_sql(f"DROP DATABASE IF EXISTS {database}")
     return {"seconds": seconds, "errors": errors + check, "cpu": cpu}
 
 
-def check_temoin(data_dir: Path, plan) -> list[str]:
-    import sqlite3
+def check_temoin(data_dir: Path, plan, database: str = "") -> list[str]:
+    query = "SELECT sha256, status FROM evidence_recording"
+    if database:
+        import psycopg
 
-    db = sqlite3.connect(data_dir / "temoin.sqlite3")
-    rows = db.execute("SELECT sha256, status FROM evidence_recording").fetchall()
-    db.close()
+        with psycopg.connect(database_url(database)) as db:
+            rows = db.execute(query).fetchall()
+    else:
+        import sqlite3
+
+        db = sqlite3.connect(data_dir / "temoin.sqlite3")
+        rows = db.execute(query).fetchall()
+        db.close()
     expected = {clip["sha256"] for dock in plan for rec in dock for clip in rec}
     stored = {sha for sha, status in rows if status == "stored"}
     problems = []
@@ -396,14 +439,22 @@ def check_temoin(data_dir: Path, plan) -> list[str]:
     return problems
 
 
+TEMPLATE_DB = "temoin_axis_bench"
+
+
 def setup_template(workdir: Path, docks: int) -> Path:
     template = workdir / "data-template"
     template.mkdir()
-    manage(template, "migrate", "--no-input")
-    manage(template, "addorg", ORG, "Bench")
+    database = ""
+    if DATABASE["url"]:  # a template database, copied for each run (CREATE DATABASE … TEMPLATE)
+        database = TEMPLATE_DB
+        admin_sql(f"DROP DATABASE IF EXISTS {database}", f"CREATE DATABASE {database}")
+    manage(template, "migrate", "--no-input", database=database)
+    manage(template, "addorg", ORG, "Bench", database=database)
     for i in range(docks):
-        manage(template, "adduser", f"agent{i}", "--org", ORG, "--role", "officer", "--matricule", f"B{i:03d}")
-    text = manage(template, "axis_connection_file", "--org", ORG, "--url", "http://127.0.0.1:1")
+        manage(template, "adduser", f"agent{i}", "--org", ORG, "--role", "officer", "--matricule", f"B{i:03d}",
+               database=database)
+    text = manage(template, "axis_connection_file", "--org", ORG, "--url", "http://127.0.0.1:1", database=database)
     (template / "connection.json").write_text(text)
     # The store and broker directories are recreated by each run's copy.
     return template
@@ -424,10 +475,14 @@ def main() -> int:
                         help="skip the untimed bare pass before the timed runs")
     parser.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
                         help="skip the fixed-cost run (tiny clips: per-clip time and CPU)")
+    parser.add_argument("--database-url", default="",
+                        help="PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/postgres) instead of the "
+                             "embedded SQLite: each run gets a fresh database copied from a migrated template")
     parser.add_argument("--workdir", default="")
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
+    DATABASE["url"] = args.database_url
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="temoin-axis-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -442,7 +497,8 @@ def main() -> int:
     template = setup_template(workdir, args.docks)
     server = (f"gunicorn gthread, {args.workers} workers × {args.threads} threads" if args.server == "gunicorn"
               else "manage.py runserver --noreload (threaded)")
-    log(f"server: {server}; "
+    log(f"server: {server}; database: "
+        + (f"PostgreSQL ({urlsplit(DATABASE['url']).netloc})" if DATABASE["url"] else "embedded SQLite") + "; "
         f"{args.docks} docks × {args.recordings} recordings × {args.clips} clips of {args.clip_mb:g} MB")
 
     results = {"bare": [], "temoin": []}
@@ -468,7 +524,8 @@ def main() -> int:
             failed |= bool(r["errors"])
             gb = total / 1e9
             log(f"run {run + 1} {phase:7s} {r['seconds']:7.2f} s  {r['mb_s']:8.1f} MB/s  "
-                f"CPU s/GB server {r['cpu']['server'] / gb:5.2f} client {r['cpu']['client'] / gb:5.2f}  {status}")
+                f"CPU s/GB server {r['cpu']['server'] / gb:5.2f} client {r['cpu']['client'] / gb:5.2f}"
+                + (f" database {r['cpu']['database'] / gb:5.2f}" if DATABASE["url"] else "") + f"  {status}")
 
     bare = statistics.median(r["mb_s"] for r in results["bare"])
     ours = statistics.median(r["mb_s"] for r in results["temoin"])
@@ -485,7 +542,9 @@ def main() -> int:
     for phase in ("bare", "temoin"):
         server = statistics.median(r["cpu"]["server"] / gb for r in results[phase])
         client = statistics.median(r["cpu"]["client"] / gb for r in results[phase])
-        log(f"CPU per GB ({phase}): server {server:.2f} s, client {client:.2f} s (medians)")
+        database = statistics.median(r["cpu"]["database"] / gb for r in results[phase])
+        log(f"CPU per GB ({phase}): server {server:.2f} s, client {client:.2f} s"
+            + (f", PostgreSQL {database:.2f} s" if DATABASE["url"] else "") + " (medians)")
     diagnostics = {}
     if args.diagnostics:
         # Fixed cost per clip (authentication, container, custody events, database, store calls):

@@ -102,11 +102,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-temoin.sqlite3")}
-else:
-    # Persistent connections: a new PostgreSQL connection per request cost a large share of the
-    # server's CPU in the shift-change load test (bench/load.py); health-checked before reuse.
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("TEMOIN_DB_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Persistent connections: a new PostgreSQL connection per request cost a large share of the
+# server's CPU in the shift-change load test (bench/load.py), and a new SQLite connection (file
+# open, PRAGMAs) a share of each Axis upload's (bench/axis.py); health-checked before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("TEMOIN_DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Users and authentication ---------------------------------------------------------------

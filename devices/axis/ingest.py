@@ -315,14 +315,24 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
     ahead = Slices(ReadAhead(reader, NETWORK_CHUNK, depth=8))
     try:
         try:
-            stored = store.put(recording.store_key, HashingReader(ahead), retain_until=retain_until,
+            hashing = HashingReader(ahead, keep_up_to=settings.TEMOIN_READBACK_COMPARE_MAX)
+            stored = store.put(recording.store_key, hashing, retain_until=retain_until,
                                content_type=formats.CLIP_TYPES.get(ext, "application/octet-stream"))
         finally:
             ahead.close()
-        back_sha, back_size = store.digest(recording.store_key, stored.version_id)
-        if (back_sha, back_size) != (stored.sha256, stored.size):
-            raise StoreError(f"read-back mismatch for {recording.store_key}: {back_sha}/{back_size} "
-                             f"!= {stored.sha256}/{stored.size}")
+        # Read back (ARCHITECTURE.md §3), as the offload does: byte for byte against the bytes
+        # received, still in memory for most clips; a second SHA-256 for larger ones.
+        if hashing.kept is not None:
+            if not store.equals(recording.store_key, stored.version_id, hashing.kept):
+                raise StoreError(f"read-back mismatch for {recording.store_key}: stored bytes differ")
+            back_sha, readback = stored.sha256, "byte-for-byte"
+        else:
+            back_sha, back_size = store.digest(recording.store_key, stored.version_id)
+            readback = "sha256"
+            if (back_sha, back_size) != (stored.sha256, stored.size):
+                raise StoreError(f"read-back mismatch for {recording.store_key}: {back_sha}/{back_size} "
+                                 f"!= {stored.sha256}/{stored.size}")
+        hashing.kept = None
         info = store.head(recording.store_key, stored.version_id)
         if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
             raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
@@ -344,7 +354,7 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
         raise _clip_failed(recording, message, ChecksumMismatch(message),
                            stored={"key": stored.key, "version_id": stored.version_id, "sha256": stored.sha256,
                                    "size": stored.size, "md5": md5})
-    return _clip_verified(clip, recording, stored, back_sha, info, md5)
+    return _clip_verified(clip, recording, stored, back_sha, readback, info, md5)
 
 
 def _clip_failed(recording: Recording, message: str, error: AxisError, stored: dict | None = None) -> AxisError:
@@ -359,7 +369,8 @@ def _clip_failed(recording: Recording, message: str, error: AxisError, stored: d
     return error
 
 
-def _clip_verified(clip: AxisClip, recording: Recording, stored, back_sha: str, info, md5: str) -> Received:
+def _clip_verified(clip: AxisClip, recording: Recording, stored, back_sha: str, readback: str, info,
+                   md5: str) -> Received:
     from evidence.services import recording_enqueue_media
 
     verified_at = timezone.now()
@@ -387,7 +398,7 @@ def _clip_verified(clip: AxisClip, recording: Recording, stored, back_sha: str, 
         )
         custody_event_append(
             action="recording.verified", subject=recording, actor_label=ACTOR,
-            details={"read_back_sha256": back_sha, "lock_mode": info.mode,
+            details={"read_back_sha256": back_sha, "read_back": readback, "lock_mode": info.mode,
                      "retain_until": info.retain_until.isoformat(), "duplicate_of": other.pk if other else None},
         )
         if recording.status == Recording.Status.STORED and (
