@@ -303,23 +303,10 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or stored.size != before.st_size \
                 or before.st_size != item.size or before.st_mtime_ns != item.mtime_ns:
             raise ClipChanged(f"{item.path} changed on the camera while it was read")
-        # 5. Read back from the store and check the lock. The bytes read from the camera are
-        # still in memory for most clips: compare the stored object with them byte for byte
-        # (the same proof as a second hash, at a fraction of its cost); otherwise hash it again.
-        kept = reader.kept if reader is not None else None
-        if kept is not None:
-            if not store.equals(recording.store_key, stored.version_id, kept):
-                raise StoreError(f"read-back mismatch for {recording.store_key}: stored bytes differ")
-            back_sha, readback = stored.sha256, "byte-for-byte"
-        else:
-            back_sha, back_size = store.digest(recording.store_key, stored.version_id)
-            readback = "sha256"
-            if (back_sha, back_size) != (stored.sha256, stored.size):
-                raise StoreError(f"read-back mismatch for {recording.store_key}: "
-                                 f"{back_sha}/{back_size} != {stored.sha256}/{stored.size}")
-        info = store.head(recording.store_key, stored.version_id)
-        if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
-            raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
+        # 5. Read back from the store and check the lock: byte for byte against the bytes read
+        # from the camera, still in memory for most clips; otherwise a second hash.
+        back_sha, readback, info = store.verify_written(stored, reader.kept if reader is not None else None,
+                                                        retain_until)
     except ClipChanged as exc:
         # The camera changed the file while it was read: its listed size and time can never match
         # again, so retrying is futile. The clip stays on the camera (CSI R241-11 V: nothing is

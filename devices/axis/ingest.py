@@ -320,22 +320,10 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
                                content_type=formats.CLIP_TYPES.get(ext, "application/octet-stream"))
         finally:
             ahead.close()
-        # Read back (ARCHITECTURE.md §3), as the offload does: byte for byte against the bytes
+        # Read back and check the lock, as the offload does: byte for byte against the bytes
         # received, still in memory for most clips; a second SHA-256 for larger ones.
-        if hashing.kept is not None:
-            if not store.equals(recording.store_key, stored.version_id, hashing.kept):
-                raise StoreError(f"read-back mismatch for {recording.store_key}: stored bytes differ")
-            back_sha, readback = stored.sha256, "byte-for-byte"
-        else:
-            back_sha, back_size = store.digest(recording.store_key, stored.version_id)
-            readback = "sha256"
-            if (back_sha, back_size) != (stored.sha256, stored.size):
-                raise StoreError(f"read-back mismatch for {recording.store_key}: {back_sha}/{back_size} "
-                                 f"!= {stored.sha256}/{stored.size}")
+        back_sha, readback, info = store.verify_written(stored, hashing.kept, retain_until)
         hashing.kept = None
-        info = store.head(recording.store_key, stored.version_id)
-        if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
-            raise StoreError(f"{recording.store_key} is not locked until {retain_until.isoformat()} in the store")
     except TruncatedUpload as exc:
         raise _clip_failed(recording, str(exc), UploadInterrupted(str(exc))) from exc
     except (OSError, StoreError) as exc:

@@ -215,6 +215,28 @@ class ObjectStore:
                     return False
             return not fh.read(1)
 
+    def verify_written(self, stored, kept: list[bytes] | None, retain_until: dt.datetime) -> tuple[str, str, ObjectInfo]:
+        """Read a just-written original back and check its lock (ARCHITECTURE.md §3 and §4).
+
+        Byte for byte against ``kept`` (the bytes written, when the writer kept them: the same
+        proof as a second hash, at a fraction of its cost), else a second SHA-256. Returns
+        (read-back SHA-256, method, lock information); StoreError when anything differs.
+        """
+        if kept is not None:
+            if not self.equals(stored.key, stored.version_id, kept):
+                raise StoreError(f"read-back mismatch for {stored.key}: stored bytes differ")
+            back_sha, method = stored.sha256, "byte-for-byte"
+        else:
+            back_sha, back_size = self.digest(stored.key, stored.version_id)
+            method = "sha256"
+            if (back_sha, back_size) != (stored.sha256, stored.size):
+                raise StoreError(f"read-back mismatch for {stored.key}: {back_sha}/{back_size} "
+                                 f"!= {stored.sha256}/{stored.size}")
+        info = self.head(stored.key, stored.version_id)
+        if info.mode != "COMPLIANCE" or info.retain_until is None or info.retain_until < retain_until:
+            raise StoreError(f"{stored.key} is not locked until {retain_until.isoformat()} in the store")
+        return back_sha, method, info
+
     def extend_retention(self, key: str, version_id: str, retain_until: dt.datetime) -> None:
         raise NotImplementedError
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import itertools
+import json
 
 from django.conf import settings
 from django.core.management import call_command
@@ -123,3 +124,29 @@ def insert_raw(row: dict) -> None:
     values = [v if not isinstance(v, dt.datetime) or connection.vendor == "postgresql"
               else v.astimezone(UTC).replace(tzinfo=None).isoformat(" ") for v in row.values()]
     raw(f"INSERT INTO {guards.EVENTS} ({columns}) VALUES ({placeholders})", values)
+
+
+def canonical_of(seq: int) -> dict:
+    """The stored canonical bytes of entry ``seq``, decoded."""
+    return json.loads(bytes(CustodyEvent.objects.get(seq=seq).canonical))
+
+
+def dumps(payload: dict) -> bytes:
+    """Canonical bytes as the application writes them."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def rewrite_with_recomputed_hashes(first: int, last: int, motif: str = "Aucune consultation") -> None:
+    """What an attacker who knows the format does: change entry ``first``'s motif and recompute
+    every hash from there to ``last``, so that the chain alone still verifies."""
+    with guards_off():
+        prev = CustodyEvent.objects.get(seq=first - 1).hash
+        for seq in range(first, last + 1):
+            payload = canonical_of(seq)
+            if seq == first:
+                payload["motif"] = motif
+            canonical = dumps(payload)
+            new_hash = custody_event_hash(prev, canonical)
+            raw("UPDATE audit_custodyevent SET motif = %s, canonical = %s, prev_hash = %s, hash = %s WHERE seq = %s",
+                [payload["motif"], canonical, prev, new_hash, seq])
+            prev = new_hash

@@ -24,7 +24,10 @@ from audit.models import CustodyEvent
 from audit.services import custody_checkpoint_create, custody_purge
 
 from ..conftest import require_service
-from .helpers import append, forged_row, guards_off, insert_raw, raw, sample_log, verify_cli
+from .helpers import (
+    append, canonical_of, dumps, forged_row, guards_off, insert_raw, raw, rewrite_with_recomputed_hashes,
+    sample_log, verify_cli,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,14 +70,6 @@ def both_readers():
     assert (c.reader, python.reader) == ("C", "Python")
     assert _facts(c) == _facts(python)
     return c
-
-
-def _canonical(seq: int) -> dict:
-    return json.loads(bytes(CustodyEvent.objects.get(seq=seq).canonical))
-
-
-def _dumps(payload: dict) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _checkpoint():
@@ -181,10 +176,10 @@ def test_custody_verify_says_which_reader_ran(monkeypatch):
 # --- Tampering (issue 3): the same first bad entry and kind ---------------------------------------
 
 def _edit_canonical():
-    payload = _canonical(5) | {"motif": "Aucune consultation"}
+    payload = canonical_of(5) | {"motif": "Aucune consultation"}
     with guards_off():
         raw("UPDATE audit_custodyevent SET motif = %s, canonical = %s WHERE seq = 5",
-            ["Aucune consultation", _dumps(payload)])
+            ["Aucune consultation", dumps(payload)])
 
 
 def _edit_canonical_bytes_only():
@@ -254,17 +249,7 @@ def _remove_the_last_entries():
 
 
 def _rewrite_with_recomputed_hashes():
-    with guards_off():
-        prev = CustodyEvent.objects.get(seq=4).hash
-        for seq in range(5, 16):
-            payload = _canonical(seq)
-            if seq == 5:
-                payload["motif"] = "Aucune consultation"
-            canonical = _dumps(payload)
-            new_hash = custody_event_hash(prev, canonical)
-            raw("UPDATE audit_custodyevent SET motif = %s, canonical = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-                [payload["motif"], canonical, prev, new_hash, seq])
-            prev = new_hash
+    rewrite_with_recomputed_hashes(5, 15)
 
 
 TAMPERING = {

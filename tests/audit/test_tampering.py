@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from audit.chain import custody_event_hash
 from audit.models import Checkpoint, CustodyEvent
 from audit.services import custody_checkpoint_create
 
-from .helpers import forged_row, guards_off, insert_raw, raw, sample_log, verify_cli
+from .helpers import (
+    canonical_of, dumps, forged_row, guards_off, insert_raw, raw, rewrite_with_recomputed_hashes, sample_log,
+    verify_cli,
+)
 
 pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parents[2]
@@ -22,14 +24,6 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def log():
     return sample_log(10)  # entries #1–#10
-
-
-def _canonical(seq: int) -> dict:
-    return json.loads(bytes(CustodyEvent.objects.get(seq=seq).canonical))
-
-
-def _dumps(payload: dict) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def test_an_intact_log_verifies(log):
@@ -49,10 +43,10 @@ def test_editing_a_field_is_detected_and_the_entry_named(log):
 def test_editing_a_field_and_its_signed_bytes_together_is_detected(log):
     # An attacker who knows the format rewrites the column and the canonical bytes consistently:
     # the entry's hash no longer covers them.
-    payload = _canonical(5) | {"motif": "Aucune consultation"}
+    payload = canonical_of(5) | {"motif": "Aucune consultation"}
     with guards_off():
         raw("UPDATE audit_custodyevent SET motif = %s, canonical = %s WHERE seq = 5",
-            ["Aucune consultation", _dumps(payload)])
+            ["Aucune consultation", dumps(payload)])
 
     code, output = verify_cli()
 
@@ -62,17 +56,7 @@ def test_editing_a_field_and_its_signed_bytes_together_is_detected(log):
 
 def test_rewriting_history_with_recomputed_hashes_is_caught_by_the_signed_checkpoint(log):
     custody_checkpoint_create()  # signs #10, recorded as #11
-    with guards_off():
-        prev = CustodyEvent.objects.get(seq=4).hash
-        for seq in range(5, 12):
-            payload = _canonical(seq)
-            if seq == 5:
-                payload["motif"] = "Aucune consultation"
-            canonical = _dumps(payload)
-            new_hash = custody_event_hash(prev, canonical)
-            raw("UPDATE audit_custodyevent SET motif = %s, canonical = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-                [payload["motif"], canonical, prev, new_hash, seq])
-            prev = new_hash
+    rewrite_with_recomputed_hashes(5, 11)
 
     code, output = verify_cli()
 

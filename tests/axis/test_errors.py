@@ -136,6 +136,55 @@ def test_a_truncated_upload_is_never_verified_and_the_clip_can_be_sent_again(reg
     assert "recording.verified" in CustodyEvent.objects.filter(recording=rec).values_list("action", flat=True)
 
 
+READ_BACK = [(512 * 1024 * 1024, "byte-for-byte"), (0, "sha256")]
+
+
+@pytest.mark.parametrize("compare_max, method", READ_BACK, ids=["in-memory", "second-hash"])
+def test_each_clip_is_read_back_from_the_store_before_it_is_acknowledged(
+        compare_max, method, registered, clip_library, local_store, settings):
+    settings.TEMOIN_READBACK_COMPARE_MAX = compare_max
+    container = open_recording(registered)
+    data = clip_library["h264"].read_bytes()
+
+    _name, response = upload_clip(registered, container, data, TRIGGER_ON)
+
+    assert response.status_code == 201
+    verified = CustodyEvent.objects.get(action="recording.verified")
+    assert verified.details["read_back"] == method and verified.details["read_back_sha256"] == sha256(data)
+
+
+@pytest.mark.parametrize("compare_max, method", READ_BACK, ids=["in-memory", "second-hash"])
+def test_a_store_that_reads_back_other_bytes_than_written_fails_the_clip(
+        compare_max, method, registered, clip_library, local_store, settings, monkeypatch):
+    # A disk that returns garbage: one byte differs when the object is read back. Nothing is
+    # acknowledged, so the system controller keeps the clip and sends it again.
+    settings.TEMOIN_READBACK_COMPARE_MAX = compare_max
+    real_put = LocalStore.put
+
+    def put_then_corrupt(self, key, source, **kw):
+        stored = real_put(self, key, source, **kw)
+        path = self.objects / key
+        path.chmod(0o600)
+        with open(path, "r+b") as fh:
+            fh.seek(100)
+            byte = fh.read(1)
+            fh.seek(100)
+            fh.write(bytes([byte[0] ^ 0xFF]))
+        return stored
+
+    monkeypatch.setattr(LocalStore, "put", put_then_corrupt)
+    container = open_recording(registered)
+    data = clip_library["h264"].read_bytes()
+
+    name, response = upload_clip(registered, container, data, TRIGGER_ON)
+
+    assert response.status_code == 500 and "read-back mismatch" in response.text
+    rec = Recording.objects.get()
+    assert rec.status == Recording.Status.FAILED and rec.sha256 == ""
+    assert not CustodyEvent.objects.filter(recording=rec, action="recording.verified").exists()
+    assert registered.bws.head(f"{container}/{name}").status_code == 404
+
+
 def test_the_same_clip_sent_twice_is_stored_once(registered, clip_library, local_store):
     container = open_recording(registered)
     data = clip_library["h264"].read_bytes()
