@@ -314,6 +314,8 @@ CELERY_BEAT_SCHEDULE = {
     # Export packages follow their recordings: erased after the earliest retention end unless held.
     "disclosure-erase-due": {"task": "disclosure.erase_due", "schedule": 900.0},
     "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
+    # Staging files and multipart uploads left by workers killed mid-write (docs/operations.md).
+    "store-sweep-incomplete": {"task": "evidence.store_sweep_incomplete", "schedule": 6 * 3600.0},
     # CSI R241-13: bookmarks, tracks and places sent by an Axis system go with their recordings.
     "axis-purge-erased": {"task": "axis.purge_erased", "schedule": 3600.0},
     "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},

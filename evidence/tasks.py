@@ -50,6 +50,12 @@ def retention_sweep() -> int:
     return len(services.retention_sweep().erased)
 
 
+@shared_task(name="evidence.store_sweep_incomplete")
+def store_sweep_incomplete() -> int:
+    """Leftovers of uploads a killed worker never finished (staging files, multipart uploads)."""
+    return services.store_sweep_incomplete()
+
+
 @shared_task(name="evidence.retention_notice")
 def retention_notice() -> int:
     return services.retention_notice_send()

@@ -265,6 +265,25 @@ class S3Store(ObjectStore):
             LegalHold={"Status": "ON" if on else "OFF"},
         )
 
+    def sweep_incomplete(self, *, older_than):
+        # Multipart uploads a killed worker never completed nor aborted: their parts take space
+        # (and are billed) until aborted. A completed object is never a pending upload.
+        cutoff = _aware(older_than)
+        count, kwargs = 0, {"Bucket": self.bucket}
+        try:
+            while True:
+                resp = self.client.list_multipart_uploads(**kwargs)
+                for upload in resp.get("Uploads", []):
+                    if _aware(upload["Initiated"]) < cutoff:
+                        self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"],
+                                                           UploadId=upload["UploadId"])
+                        count += 1
+                if not resp.get("IsTruncated"):
+                    return count, 0
+                kwargs.update(KeyMarker=resp["NextKeyMarker"], UploadIdMarker=resp["NextUploadIdMarker"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"S3 listing of incomplete uploads failed: {exc}") from exc
+
     def delete(self, key, *, now):
         versions = self.versions(key)
         for vid in versions:

@@ -252,6 +252,12 @@ class ObjectStore:
         """A path on local disk holding the object's bytes, for programs such as ffmpeg."""
         raise NotImplementedError
 
+    def sweep_incomplete(self, *, older_than: dt.datetime) -> tuple[int, int]:
+        """Remove the leftovers of writes that never finished (a worker killed mid-upload) and were
+        started before ``older_than``; returns (count, bytes freed when known). Never touches a
+        stored object."""
+        raise NotImplementedError
+
     def _check_deletable(self, info: ObjectInfo, now: dt.datetime) -> None:
         if info.legal_hold:
             raise RetentionViolation(f"{info.key} is under a legal hold: deletion refused")
@@ -334,6 +340,25 @@ class LocalStore(ObjectStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         return StoredObject(key=key, version_id="", size=reader.size, sha256=reader.sha256.hexdigest())
+
+    def sweep_incomplete(self, *, older_than):
+        # A staging file is either a write that died before its link (no object: its bytes are
+        # still on the camera or with the sender, who sends them again) or one that died after
+        # it, in which case the object is another link to the same file and keeps it.
+        cutoff = _aware(older_than).timestamp()
+        count = freed = 0
+        with os.scandir(self.staging) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    if not entry.is_file(follow_symlinks=False) or st.st_mtime >= cutoff:
+                        continue
+                    os.unlink(entry.path)
+                except FileNotFoundError:
+                    continue
+                count += 1
+                freed += st.st_size if st.st_nlink == 1 else 0
+        return count, freed
 
     def open(self, key, version_id=""):
         obj, _ = self._paths(key)

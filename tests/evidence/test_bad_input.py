@@ -1,4 +1,5 @@
 """Bad input and faults during offload: a clear message, nothing lost, nothing wiped unverified."""
+import datetime as dt
 import json
 import os
 import signal
@@ -252,3 +253,34 @@ def test_an_object_written_but_not_yet_locked_when_the_worker_died_is_locked_by_
     assert info.mode == "COMPLIANCE" and info.retain_until >= rec.retain_until
     assert stored_bytes(s3_store, rec.store_key, rec.store_version_id) == payload
     assert len(calls) == 2 and not (volume / "big.mp4").exists()
+
+
+def test_the_sweep_removes_what_a_worker_killed_mid_clip_left_and_the_clip_is_then_stored(
+        make_volume, local_store, camera, monkeypatch):
+    # The worker dies while writing the staging file: the clip is still on the camera, the staging
+    # file stays behind. The periodic sweep (beat) removes it once older than any upload could be.
+    payload = os.urandom(3 * 1024 * 1024)
+    volume = make_volume("BWC-0042", {"big.mp4": payload})
+    real_put = type(local_store).put
+
+    def killed_mid_write(self, key, source, **kw):
+        with open(self.staging / "killed-worker", "wb") as fh:
+            fh.write(source.read(1024 * 1024))
+        raise OSError("worker killed")  # as far as this attempt goes
+
+    monkeypatch.setattr(type(local_store), "put", killed_mid_write)
+    run_offload(volume)
+    monkeypatch.setattr(type(local_store), "put", real_put)
+    assert (volume / "big.mp4").read_bytes() == payload
+    assert [p.name for p in local_store.staging.iterdir()] == ["killed-worker"]
+
+    assert services.store_sweep_incomplete() == 0  # too recent: might be an upload in progress
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
+    assert services.store_sweep_incomplete(now=later) == 1
+    assert list(local_store.staging.iterdir()) == []
+
+    code, output = run_offload(volume)
+
+    assert code == 0, output
+    rec = Recording.objects.get()
+    assert stored_bytes(local_store, rec.store_key) == payload and not (volume / "big.mp4").exists()

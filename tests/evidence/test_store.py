@@ -412,3 +412,44 @@ def test_the_reader_stops_keeping_bytes_beyond_its_limit():
         pass
 
     assert reader.kept is None and reader.size == 3000
+
+
+# --- Leftovers of writes a killed worker never finished -------------------------------------
+
+def test_local_store_sweep_removes_only_old_staging_files_and_never_an_object(local_store):
+    key = _key()
+    local_store.put(key, io.BytesIO(b"evidence" * 1000), retain_until=FUTURE)
+    old_orphan = local_store.staging / "dead-before-its-link"
+    old_orphan.write_bytes(b"x" * 4096)
+    # Died after linking the object, before removing its staging name: the same file twice.
+    old_linked = local_store.staging / "dead-after-its-link"
+    os.link(local_store.objects / key, old_linked)
+    fresh = local_store.staging / "upload-in-progress"
+    fresh.write_bytes(b"y" * 100)
+    week_ago = (dt.datetime.now(UTC) - dt.timedelta(days=7)).timestamp()
+    for path in (old_orphan, old_linked):
+        os.utime(path, (week_ago, week_ago), follow_symlinks=False)
+
+    count, freed = local_store.sweep_incomplete(older_than=dt.datetime.now(UTC) - dt.timedelta(days=1))
+
+    assert (count, freed) == (2, 4096)  # the linked one freed nothing: the object keeps its bytes
+    assert sorted(p.name for p in local_store.staging.iterdir()) == ["upload-in-progress"]
+    assert _read(local_store, key) == b"evidence" * 1000 and local_store.head(key).retain_until == FUTURE
+
+
+def test_s3_store_sweep_aborts_only_multipart_uploads_started_before_the_cutoff(s3_store):
+    key = _key()
+    s3_store.put(key, io.BytesIO(b"evidence"), retain_until=FUTURE)
+    dead_key = _key("killed.mp4")  # a worker killed after sending one part
+    dead = s3_store.client.create_multipart_upload(Bucket=s3_store.bucket, Key=dead_key)["UploadId"]
+    s3_store.client.upload_part(Bucket=s3_store.bucket, Key=dead_key, UploadId=dead, PartNumber=1, Body=b"z" * 1024)
+
+    # moto reports every upload as initiated on 2010-11-10 (checked with moto 5): the cutoffs are
+    # placed around that date.
+    initiated = s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket)["Uploads"][0]["Initiated"]
+    assert s3_store.sweep_incomplete(older_than=initiated - dt.timedelta(seconds=1)) == (0, 0)
+    count, _ = s3_store.sweep_incomplete(older_than=initiated + dt.timedelta(seconds=1))
+
+    assert count == 1
+    assert s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
+    assert _read(s3_store, key) == b"evidence"
