@@ -150,3 +150,17 @@ def rewrite_with_recomputed_hashes(first: int, last: int, motif: str = "Aucune c
             raw("UPDATE audit_custodyevent SET motif = %s, canonical = %s, prev_hash = %s, hash = %s WHERE seq = %s",
                 [payload["motif"], canonical, prev, new_hash, seq])
             prev = new_hash
+
+
+def insert_forgery_at(seq: int, *, motif: str, careless: bool = False) -> None:
+    """Slip a forged entry in at ``seq``, renumbering every entry from there: chained onto entry
+    ``seq - 1`` as an attacker who knows the format would, or (``careless``) with a hash that is
+    not the chain's."""
+    before = CustodyEvent.objects.get(seq=seq - 1)
+    row = forged_row(seq=seq, prev_hash=before.hash, occurred_at=before.occurred_at, motif=motif)
+    if careless:
+        row["hash"] = "f" * 64
+    with guards_off(drop_check=True):
+        raw("UPDATE audit_custodyevent SET seq = -seq - 1 WHERE seq >= %s", [seq])
+        raw("UPDATE audit_custodyevent SET seq = -seq WHERE seq < 0")
+        insert_raw(row)

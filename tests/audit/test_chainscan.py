@@ -25,7 +25,7 @@ from audit.services import custody_checkpoint_create, custody_purge
 
 from ..conftest import require_service
 from .helpers import (
-    append, canonical_of, dumps, forged_row, guards_off, insert_raw, raw, rewrite_with_recomputed_hashes,
+    append, canonical_of, dumps, guards_off, insert_forgery_at, raw, rewrite_with_recomputed_hashes,
     sample_log, verify_cli,
 )
 
@@ -208,20 +208,11 @@ def _delete():
 
 
 def _insert_forged():
-    h4 = CustodyEvent.objects.get(seq=4)
-    with guards_off(drop_check=True):
-        raw("UPDATE audit_custodyevent SET seq = -seq - 1 WHERE seq >= 5")
-        raw("UPDATE audit_custodyevent SET seq = -seq WHERE seq < 0")
-        insert_raw(forged_row(seq=5, prev_hash=h4.hash, occurred_at=h4.occurred_at, motif="consultation antidatée"))
+    insert_forgery_at(5, motif="consultation antidatée")
 
 
 def _insert_careless_forgery():
-    h4 = CustodyEvent.objects.get(seq=4)
-    row = forged_row(seq=5, prev_hash=h4.hash, occurred_at=h4.occurred_at, motif="x") | {"hash": "f" * 64}
-    with guards_off(drop_check=True):
-        raw("UPDATE audit_custodyevent SET seq = -seq - 1 WHERE seq >= 5")
-        raw("UPDATE audit_custodyevent SET seq = -seq WHERE seq < 0")
-        insert_raw(row)
+    insert_forgery_at(5, motif="x", careless=True)
 
 
 def _swap():

@@ -13,7 +13,7 @@ from audit.models import Checkpoint, CustodyEvent
 from audit.services import custody_checkpoint_create
 
 from .helpers import (
-    canonical_of, dumps, forged_row, guards_off, insert_raw, raw, rewrite_with_recomputed_hashes, sample_log,
+    canonical_of, dumps, guards_off, insert_forgery_at, raw, rewrite_with_recomputed_hashes, sample_log,
     verify_cli,
 )
 
@@ -76,11 +76,7 @@ def test_deleting_an_entry_is_detected_as_a_gap(log):
 
 def test_inserting_a_forged_entry_is_detected_and_named(log):
     # A backdated "consultation" slipped in at #5: everything after it is renumbered.
-    h4 = CustodyEvent.objects.get(seq=4)
-    with guards_off(drop_check=True):
-        raw("UPDATE audit_custodyevent SET seq = -seq - 1 WHERE seq >= 5")
-        raw("UPDATE audit_custodyevent SET seq = -seq WHERE seq < 0")
-        insert_raw(forged_row(seq=5, prev_hash=h4.hash, occurred_at=h4.occurred_at, motif="consultation antidatée"))
+    insert_forgery_at(5, motif="consultation antidatée")
 
     code, output = verify_cli()
 
@@ -90,12 +86,7 @@ def test_inserting_a_forged_entry_is_detected_and_named(log):
 
 def test_inserting_a_careless_forgery_is_detected_and_named(log):
     # Without recomputing anything: a row whose hash is not the chain's, the others renumbered.
-    h4 = CustodyEvent.objects.get(seq=4)
-    row = forged_row(seq=5, prev_hash=h4.hash, occurred_at=h4.occurred_at, motif="x") | {"hash": "f" * 64}
-    with guards_off(drop_check=True):
-        raw("UPDATE audit_custodyevent SET seq = -seq - 1 WHERE seq >= 5")
-        raw("UPDATE audit_custodyevent SET seq = -seq WHERE seq < 0")
-        insert_raw(row)
+    insert_forgery_at(5, motif="x", careless=True)
 
     code, output = verify_cli()
 
