@@ -594,7 +594,7 @@ def verify_chain(*, full: bool | None = None, batch: int = BATCH, reader: str = 
         if connection.vendor == "postgresql" and not outer:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        # Before guards.status(), whose savepoint stays open.
+        # First, before any savepoint: PostgreSQL exports no snapshot from a subtransaction.
         snapshot = export_snapshot() if reader != "python" else None
         guard_problems, columns_guaranteed = guards.status()
         if full is None:

@@ -242,7 +242,10 @@ def _pg_expected_constraintdef(cursor) -> str:
                        "WHERE conrelid = 'audit_custody_expected'::regclass AND conname = %s", [CONSTRAINT])
         return cursor.fetchone()[0]
     finally:
+        # Undo the scratch table, then release the savepoint: a subtransaction left open would
+        # forbid pg_export_snapshot() later in the same transaction (the C reader's snapshot).
         transaction.savepoint_rollback(sid)
+        transaction.savepoint_commit(sid)
 
 
 def _sqlite_status() -> list[str]:
