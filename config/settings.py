@@ -242,6 +242,14 @@ TEMOIN_TASK_TIME_LIMIT = env.int("TEMOIN_TASK_TIME_LIMIT", default=3 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env.int(
     "TEMOIN_BROKER_VISIBILITY_TIMEOUT", default=TEMOIN_TASK_TIME_LIMIT + 3600
 )
+# Redis: kombu looks for unacknowledged tasks to hand out again every interval × throttle seconds
+# (10 × 10 by default). With a visibility timeout of minutes (tests, small deployments) that sweep
+# would dominate the redelivery after a worker died: sweep at a quarter of the timeout instead.
+if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] < 400:
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        unacked_restore_interval=max(1, CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 4),
+        unacked_restore_throttle=1,
+    )
 CELERY_TASK_TIME_LIMIT = TEMOIN_TASK_TIME_LIMIT
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
