@@ -2,17 +2,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from ..conftest import require_service
+from ..workers import start_worker, stop_process
 
-ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("TEMOIN_TEST_OPS_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
@@ -77,23 +73,13 @@ def celery_worker_process(tmp_path):
     procs = []
 
     def start(queues: str, env: dict, name: str = "ops"):
-        log = open(tmp_path / f"worker-{name}.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queues, "-c", "1",
-                                 "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle",
-                                 "-l", "info"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = start_worker(queues, env, tmp_path / f"worker-{name}.log", name)
         procs.append(proc)
         return proc
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc)
 
 
 def wait_until(predicate, timeout: float, what: str):

@@ -59,7 +59,9 @@ def postgres_databases():
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
         require_service("PostgreSQL", False, f"{PG_ADMIN_URL}: {exc}")
-    names = ["ops_backup_source", "ops_restore"]
+    # One pair per xdist worker: two workers may run these tests at the same time.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    names = [f"ops_backup_source_{worker}", f"ops_restore_{worker}"]
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
 
     def drop():
