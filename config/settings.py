@@ -270,6 +270,8 @@ TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
 # Clips up to this size stay in memory during the pull, so that the read-back compares the stored
 # object with them byte for byte; larger ones are hashed again on read-back.
 TEMOIN_READBACK_COMPARE_MAX = env.int("TEMOIN_READBACK_COMPARE_MAX", default=512 * 1024 * 1024)
+# Axis uploads: 1 MiB receive buffers each web process keeps for the next clips (devices/axis/wsgi_body.py).
+TEMOIN_AXIS_BUFFER_POOL = env.int("TEMOIN_AXIS_BUFFER_POOL", default=256 * 1024 * 1024)
 TEMOIN_FFMPEG_THREADS = env.int("TEMOIN_FFMPEG_THREADS", default=0)
 
 # --- Axis content destination (devices.axis, docs/axis.md) -----------------------------------

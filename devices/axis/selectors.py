@@ -17,10 +17,11 @@ def containers_of(*, organisation: Organisation):
 
 
 def container_of(*, organisation: Organisation, name: str) -> AxisRecording:
-    container = (AxisRecording.objects.select_related("organisation", "axis_user__user", "device__camera")
+    container = (AxisRecording.objects.select_related("axis_user__user", "device__camera")
                  .filter(organisation=organisation, name=name).first())
     if container is None:
         raise NotFound(f"no container {name}")
+    container.organisation = organisation  # the row says so (filter above): no second load
     return container
 
 

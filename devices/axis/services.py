@@ -411,8 +411,8 @@ def container_complete(*, container: AxisRecording, now: dt.datetime | None = No
         container.status, container.completed_at = AxisRecording.Status.COMPLETE, now
         container.save(update_fields=["status", "completed_at"])
         clips = list(container.clips.select_related("recording").order_by("started_at", "name"))
-        for clip in clips:
-            recordings_sync(container=container, recordings=[clip.recording], source="container complete", now=now)
+        recordings_sync(container=container, recordings=[clip.recording for clip in clips],
+                        source="container complete", now=now, clip_of={clip.recording_id: clip for clip in clips})
         custody_event_append(
             action="axis.transfer_finished", subject=container, organisation=container.organisation,
             actor_label=ACTOR, now=now,
@@ -446,13 +446,23 @@ def clip_values(container: AxisRecording, start: dt.datetime | None, stop: dt.da
 TAG_FIELDS = {"purpose", "trigger_reason"}
 
 
-def recordings_sync(*, container: AxisRecording, recordings, source: str, now: dt.datetime) -> None:
+def _sync_changes(rec: Recording, container: AxisRecording, clip) -> bool:
+    start, stop = (clip.started_at, clip.stopped_at) if clip else (rec.started_at, rec.ended_at)
+    wanted = clip_values(container, start, stop, clip.metadata if clip else {})
+    return any(v and not getattr(rec, f) for f, v in wanted.items())
+
+
+def recordings_sync(*, container: AxisRecording, recordings, source: str, now: dt.datetime,
+                    clip_of: Mapping | None = None) -> None:
     """Give already received clips what arrived later (bookmark categories, GNSS track).
 
     Only empty fields are filled: a tag an officer or supervisor set in Témoin is never replaced.
-    Logged as a modification (CSI R241-14), in the caller's transaction.
+    Logged as a modification (CSI R241-14), in the caller's transaction. With ``clip_of`` (recording
+    id → its clip, loaded with the recordings), recordings that lack nothing are left untouched.
     """
     for rec in recordings:
+        if clip_of is not None and not _sync_changes(rec, container, clip_of.get(rec.pk)):
+            continue  # nothing arrived that this recording lacks (as loaded): no lock, no write
         rec = Recording.objects.select_for_update().get(pk=rec.pk)
         if rec.status == Recording.Status.ERASED:
             continue

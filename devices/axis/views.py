@@ -133,15 +133,10 @@ def _content_length(request) -> int | None:
     return 0
 
 
-def _body(request, length: int | None):
-    # Django reads at most CONTENT_LENGTH bytes; a chunked body is read from the server's stream.
-    return request if length is not None else request.META["wsgi.input"]
-
-
 def _discard_body(request, limit: int = 1024 * 1024) -> None:
     """Users/Devices/System objects carry their data in metadata; a body is read and dropped."""
     length = _content_length(request)
-    reader = ingest.RequestBody(_body(request, length), length)
+    reader = ingest.RequestBody.of_request(request, length)
     try:
         while reader.read(64 * 1024):
             if reader.count > limit:
@@ -294,7 +289,8 @@ def _recording_object(request, org, container: str, name: str, metadata: dict) -
         client_md5 = request.headers.get("ETag", "")
         with UPLOADS.take():
             receive = ingest.clip_receive if formats.object_kind(name) == "clip" else ingest.object_receive
-            received = receive(container=rec, name=name, metadata=metadata, body=_body(request, length),
+            received = receive(container=rec, name=name, metadata=metadata,
+                               body=ingest.RequestBody.of_request(request, length),
                                length=length, client_md5=client_md5)
         headers = {"Last-Modified": http_date()}
         if received.etag:
