@@ -21,6 +21,14 @@ What it does (see docs/benchmarks.md, section "Axis content destination"):
 Each dock is a thread with its own keep-alive ``http.client`` connection that sends the files in
 1 MiB blocks; the client is the same for both phases. The phases alternate with ``--repeat``.
 
+Before its timed window each phase waits ``--settle`` seconds (5) with its server up and idle.
+On the reference VM the guest kernel hands memory freed for 2 s back to the host (virtio-balloon
+free page reporting); touching such memory again costs a fault on the host, which shows as a
+slow page-cache copy in the guest. Without the wait the bare phase, which starts within half a
+second of the previous phase deleting its files, wrote into memory still backed while Témoin,
+started and registered for 2–3 s, wrote into memory handed back: a systematic bias, measured
+(docs/benchmarks.md). With it, both phases find the memory in the same state.
+
 Run from the repository root:  .venv/bin/python bench/axis.py   (about 2 minutes on 2 cores)
 """
 from __future__ import annotations
@@ -275,9 +283,18 @@ def meta(kind: str, values: dict) -> dict:
     return {f"X-{kind}-Meta-" + k.capitalize(): quote(str(v), safe="") for k, v in values.items()}
 
 
+SETTLE = {"seconds": 5.0}
+
+
 def run_docks(plan, work, server_pid: int) -> tuple[float, list[str], dict]:
-    """Each dock's ``work(dock_index, recordings)`` in its own thread; wall time, errors, CPU seconds."""
+    """Each dock's ``work(dock_index, recordings)`` in its own thread; wall time, errors, CPU seconds.
+
+    Both phases first wait ``SETTLE["seconds"]`` with their server up and idle, so that each timed
+    window starts from the same state of memory (see ``--settle``).
+    """
     import resource
+
+    time.sleep(SETTLE["seconds"])
 
     errors: list[str] = []
     barrier = threading.Barrier(len(plan) + 1)
@@ -481,8 +498,13 @@ def main() -> int:
     parser.add_argument("--workdir", default="")
     parser.add_argument("--keep-workdir", action="store_true")
     parser.add_argument("--json", default="")
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds each phase waits, server up and idle, before its timed window: longer than "
+                             "the guest kernel's free page reporting delay (2 s), so that both phases find the memory "
+                             "freed by the previous one handed back to the host (0: no wait)")
     args = parser.parse_args()
     DATABASE["url"] = args.database_url
+    SETTLE["seconds"] = args.settle
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="temoin-axis-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
