@@ -99,8 +99,8 @@ def _raw_request(path: str, body: bytes, declared: int | None = None) -> bytes:
     return (f"PUT {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {length}\r\n\r\n").encode() + body
 
 
-def _read_answers(sock: socket.socket, count: int) -> list[dict]:
-    data, answers = b"", []
+def _read_answers(sock: socket.socket, count: int, data: bytes = b"") -> list[dict]:
+    answers = []
     while len(answers) < count:
         head, sep, rest = data.partition(b"\r\n\r\n")
         if sep:
@@ -133,6 +133,18 @@ def test_a_client_that_stops_sending_gives_a_short_body(direct_server):
         sock.shutdown(socket.SHUT_WR)
         (got,) = _read_answers(sock, 1)
     assert got == {"direct": True, "count": len(sent), "sha256": sha256(sent), "path": "/cut"}
+
+
+def test_a_client_that_waits_for_100_continue_gets_it_then_sends_the_body(direct_server):
+    body = os.urandom(MIB + 11)
+    with socket.create_connection(("127.0.0.1", direct_server), timeout=60) as sock:
+        sock.sendall(f"PUT /expect HTTP/1.1\r\nHost: test\r\nContent-Length: {len(body)}\r\n"
+                     "Expect: 100-continue\r\n\r\n".encode())
+        interim = sock.recv(64)
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(body)
+        (got,) = _read_answers(sock, 1, interim[len(b"HTTP/1.1 100 Continue\r\n\r\n"):])
+    assert got == {"direct": True, "count": len(body), "sha256": sha256(body), "path": "/expect"}
 
 
 def test_chunked_bodies_are_left_to_gunicorn(direct_server):
