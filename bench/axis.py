@@ -52,7 +52,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import cpu_model, meminfo, read_text  # noqa: E402  (bench/machine.py)
+from machine import cpu_model, free_page_reporting, meminfo, read_text  # noqa: E402  (bench/machine.py)
 from urllib.parse import quote, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +170,7 @@ def machine_facts(workdir: Path) -> dict:
         "kernel": platform.release(), "workdir": str(workdir), "workdir_fs": fs,
         "disk_free_gb": round(shutil.disk_usage(workdir).free / 1e9, 1),
         "commit": commit + (" (with uncommitted changes)" if dirty.strip() else ""),
-        "loadavg": read_text("/proc/loadavg").split()[:3],
+        "loadavg": read_text("/proc/loadavg").split()[:3], "free_page_reporting": free_page_reporting(),
     }
 
 

@@ -27,6 +27,23 @@ def meminfo() -> dict[str, int]:
     return mem
 
 
+def free_page_reporting() -> str:
+    """Whether this (virtual) machine hands free memory back to its host, and from which order.
+
+    With virtio-balloon free page reporting, memory freed for a moment is returned to the host and
+    the next write into it faults on the host first: a phase that follows another one's deletions
+    pays more per byte than one that runs on memory still backed (docs/benchmarks.md, Axis).
+    """
+    order = read_text("/sys/module/page_reporting/parameters/page_reporting_order").strip()
+    for device in sorted(Path("/sys/bus/virtio/devices").glob("*")):
+        if read_text(str(device / "device")).strip() == "0x0005":  # virtio-balloon
+            features = read_text(str(device / "features")).strip()
+            if len(features) > 5 and features[5] == "1":  # VIRTIO_BALLOON_F_REPORTING
+                return f"on (order {order or '?'})"
+            return "off"
+    return "no balloon device"
+
+
 class PageCache:
     """sync + drop the page cache before a timed phase, so that it reads from the disk (needs root).
 
