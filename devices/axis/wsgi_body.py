@@ -16,6 +16,7 @@ Anything unexpected (another server, another gunicorn reader, a body already tou
 from __future__ import annotations
 
 import socket
+import ssl
 
 from django.conf import settings
 
@@ -95,6 +96,8 @@ def direct(environ: dict, length: int | None) -> DirectBody | None:
     """A DirectBody for this request's body, or None when the server is not one we know."""
     sock, body = environ.get("gunicorn.socket"), environ.get("wsgi.input")
     if Body is None or sock is None or length is None or type(body) is not Body:
+        return None
+    if isinstance(sock, ssl.SSLSocket):  # gunicorn --certfile: recv_into takes no flags there
         return None
     reader = getattr(body, "reader", None)
     unreader = getattr(reader, "unreader", None)

@@ -156,6 +156,34 @@ def test_chunked_bodies_are_left_to_gunicorn(direct_server):
     conn.close()
 
 
+def test_only_plain_sockets_of_gunicorn_bodies_of_known_length_are_taken_over():
+    import ssl
+
+    from gunicorn.http.body import Body, ChunkedReader, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    from devices.axis import wsgi_body
+
+    def environ(sock, length, reader=None):
+        unreader = SocketUnreader(sock)
+        return {"gunicorn.socket": sock, "wsgi.input": Body(reader or LengthReader(unreader, length))}
+
+    a, b = socket.socketpair()
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).wrap_socket(socket.socket(), server_side=True,
+                                                          do_handshake_on_connect=False)
+    try:
+        assert isinstance(wsgi_body.direct(environ(a, 10), 10), wsgi_body.DirectBody)
+        assert wsgi_body.direct(environ(a, 10), None) is None  # no Content-Length
+        assert wsgi_body.direct(environ(a, 10), 11) is None  # not the length gunicorn reads
+        assert wsgi_body.direct(environ(tls, 10), 10) is None  # gunicorn serving TLS itself
+        assert wsgi_body.direct({"wsgi.input": io.BytesIO(b"x")}, 1) is None  # another server
+        chunked = environ(a, 0, reader=ChunkedReader(None, SocketUnreader(a)))
+        assert wsgi_body.direct(chunked, 10) is None
+    finally:
+        for s in (a, b, tls):
+            s.close()
+
+
 # --- Témoin itself under gunicorn ----------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
