@@ -80,7 +80,10 @@ class DirectBody:
         try:
             while got < n:
                 # MSG_WAITALL: one system call (and one release of the GIL) per slice.
-                count = self.sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
+                try:
+                    count = self.sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
+                except ConnectionError:  # reset by the client: the body ends here, short
+                    count = 0
                 if not count:
                     break
                 got += count

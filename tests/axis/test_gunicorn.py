@@ -14,6 +14,7 @@ import io
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -184,6 +185,21 @@ def test_only_plain_sockets_of_gunicorn_bodies_of_known_length_are_taken_over():
             s.close()
 
 
+def _send_then_reset(bws: BodyWornSystem, path: str, data: bytes, *, declared: int, metadata: dict) -> None:
+    from urllib.parse import urlsplit
+
+    from .bws import meta_headers
+
+    url = urlsplit(bws.url(path))
+    lines = [f"PUT {url.path} HTTP/1.1", f"Host: {url.netloc}", f"X-Auth-Token: {bws.token}",
+             f"Content-Length: {declared}"] + [f"{k}: {v}" for k, v in meta_headers("Object", metadata).items()]
+    sock = socket.create_connection((url.hostname, url.port), timeout=30)
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+    time.sleep(0.5)  # the server is reading the body
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # with a zero linger time: a reset, not an orderly end
+
+
 # --- Témoin itself under gunicorn ----------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
@@ -219,22 +235,35 @@ def test_a_recording_uploaded_to_temoin_under_gunicorn(org, officer, local_store
                                    metadata=clip_metadata(TRIGGER_ON, 3))
         assert status == 499
         assert bws.put_object(f"{container}/{cut_name}", third, clip_metadata(TRIGGER_ON, 3)).status_code == 201
+        # A dock whose connection is reset mid-body (RST): the same, an interrupted upload.
+        fourth = os.urandom(2 * MIB)
+        reset_name = f"{TRIGGER_ON.strftime('%Y%m%dT%H%M%SZ')}_8.mp4"
+        _send_then_reset(bws, f"{container}/{reset_name}", fourth[:MIB // 2], declared=len(fourth),
+                         metadata=clip_metadata(TRIGGER_ON, 3))
+        deadline = time.monotonic() + 30
+        while not Recording.objects.filter(source_path__endswith=reset_name, status=Recording.Status.FAILED).exists():
+            assert time.monotonic() < deadline, "the reset upload was never marked failed"
+            time.sleep(0.2)
+        failed = Recording.objects.get(source_path__endswith=reset_name)
+        assert failed.status_message.startswith(f"upload ended after {MIB // 2} of {len(fourth)} bytes")
+        assert bws.put_object(f"{container}/{reset_name}", fourth, clip_metadata(TRIGGER_ON, 3)).status_code == 201
         assert bws.post_container(container, {"Status": "Complete"}).status_code == 204
     finally:
         stop_process(proc)
 
     stored = Recording.objects.filter(status=Recording.Status.STORED).order_by("source_path")
     by_name = {r.source_path.rsplit("/", 1)[1]: r for r in stored}
-    assert set(by_name) == {*names, cut_name}
-    for name, data in [*zip(names, clips), (cut_name, third)]:
+    assert set(by_name) == {*names, cut_name, reset_name}
+    for name, data in [*zip(names, clips), (cut_name, third), (reset_name, fourth)]:
         rec = by_name[name]
         assert rec.sha256 == sha256(data) and rec.size == len(data)
         with local_store.open(rec.store_key) as fh:
             assert hashlib.sha256(fh.read()).hexdigest() == sha256(data)
         verified = CustodyEvent.objects.get(recording=rec, action="recording.verified")
         assert verified.details["read_back"] == "byte-for-byte"
-    # The interrupted upload failed on the record, then the same recording was received again.
-    assert list(CustodyEvent.objects.filter(recording=by_name[cut_name]).values_list("action", flat=True)) == [
-        "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
-        "recording.verified"]
-    assert Recording.objects.count() == 3
+    # The interrupted uploads failed on the record, then the same recordings were received again.
+    for name in (cut_name, reset_name):
+        assert list(CustodyEvent.objects.filter(recording=by_name[name]).values_list("action", flat=True)) == [
+            "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
+            "recording.verified"]
+    assert Recording.objects.count() == 4
