@@ -22,9 +22,10 @@ Each dock is a thread with its own keep-alive ``http.client`` connection that se
 1 MiB blocks; the client is the same for both phases. The phases alternate with ``--repeat``.
 
 Before its timed window each phase waits ``--settle`` seconds (5) with its server up and idle.
-On the reference VM the guest kernel hands memory freed for 2 s back to the host (virtio-balloon
-free page reporting); touching such memory again costs a fault on the host, which shows as a
-slow page-cache copy in the guest. Without the wait the bare phase, which starts within half a
+On the reference VM the guest kernel hands memory that stayed free for a moment back to the host
+(virtio-balloon free page reporting; Linux works through freed memory about 2 s after it is
+freed); touching such memory again costs a fault on the host, which shows as a slow page-cache
+copy in the guest. Without the wait the bare phase, which starts within half a
 second of the previous phase deleting its files, wrote into memory still backed while Témoin,
 started and registered for 2–3 s, wrote into memory handed back: a systematic bias, measured
 (docs/benchmarks.md). With it, both phases find the memory in the same state.
@@ -500,8 +501,8 @@ def main() -> int:
     parser.add_argument("--json", default="")
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds each phase waits, server up and idle, before its timed window: longer than "
-                             "the guest kernel's free page reporting delay (2 s), so that both phases find the memory "
-                             "freed by the previous one handed back to the host (0: no wait)")
+                             "the guest kernel's free page reporting delay (about 2 s), so that both phases find the "
+                             "memory freed by the previous one handed back to the host (0: no wait)")
     args = parser.parse_args()
     DATABASE["url"] = args.database_url
     SETTLE["seconds"] = args.settle
