@@ -79,16 +79,22 @@ class RequestBody:
     four times through its own buffers.
     """
 
-    def __init__(self, raw: BinaryIO, length: int | None, *, md5: bool = False, direct=None):
+    def __init__(self, raw: BinaryIO, length: int | None, *, direct=None):
         self.raw, self.length, self.count = raw, length, 0
-        self.md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self.md5 = None
         self.direct = direct
 
     @classmethod
-    def of_request(cls, request, length: int | None, *, md5: bool = False) -> "RequestBody":
+    def of_request(cls, request, length: int | None) -> "RequestBody":
         # Django reads at most CONTENT_LENGTH bytes; a chunked body is read from the server's stream.
         raw = request if length is not None else request.META["wsgi.input"]
-        return cls(raw, length, md5=md5, direct=wsgi_body.direct(request.META, length))
+        return cls(raw, length, direct=wsgi_body.direct(request.META, length))
+
+    def with_md5(self) -> "RequestBody":
+        """Hash what is read from now on with MD5 as well (the ETag Swift answers)."""
+        if self.md5 is None:
+            self.md5 = hashlib.md5(usedforsecurity=False)
+        return self
 
     def read(self, n: int = -1) -> bytes:
         if self.length is not None:
@@ -115,13 +121,6 @@ class RequestBody:
         while data := self.read(NETWORK_CHUNK):
             sha.update(data)
         return sha.hexdigest(), self.count
-
-
-def _reader(body, length: int | None, *, md5: bool) -> RequestBody:
-    reader = body if isinstance(body, RequestBody) else RequestBody(body, length)
-    if md5 and reader.md5 is None:
-        reader.md5 = hashlib.md5(usedforsecurity=False)
-    return reader
 
 
 class Slices:
@@ -239,7 +238,7 @@ def _bookmark_summaries(container: AxisRecording) -> list[dict]:
 
 # --- Clips -------------------------------------------------------------------------------------------------
 
-def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: BinaryIO,
+def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: RequestBody,
                  length: int | None, client_md5: str = "", now: dt.datetime | None = None) -> Received:
     """``PUT /<container>/<StartTime>_<RecordingID>.<mkv|mp4>``: one clip → one Recording, verified."""
     now = now or timezone.now()
@@ -247,7 +246,7 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
     org = container.organisation
     start = formats.meta_time(metadata, "StartTime")
     stop = formats.meta_time(metadata, "StopTime")
-    reader = _reader(body, length, md5=bool(client_md5))
+    reader = body.with_md5() if client_md5 else body
 
     existing = None
     if AxisClip.objects.filter(container=container, name=name).exists():  # rarely: a clip sent again
@@ -455,7 +454,7 @@ def _attachment_key(container: AxisRecording, obj: AxisObject) -> str:
     return f"attachments/{container.organisation.slug}/{serial}/{obj.uuid}{ext}"
 
 
-def object_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: BinaryIO,
+def object_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: RequestBody,
                    length: int | None, client_md5: str = "", now: dt.datetime | None = None) -> Received:
     """A bookmark, GNSS track, key file or unknown object: kept write-once, parsed when we know it.
 
@@ -465,7 +464,7 @@ def object_receive(*, container: AxisRecording, name: str, metadata: Mapping[str
     store = get_store()
     org = container.organisation
     kind = formats.object_kind(name)
-    reader = _reader(body, length, md5=True)
+    reader = body.with_md5()
     _free_space_check(store, length)
     small = length is not None and length <= PARSE_LIMIT
     try:

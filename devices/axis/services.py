@@ -24,7 +24,7 @@ from devices.services import camera_register
 from devices.sources.mass_storage import SERIAL_RE
 from evidence.models import Recording
 
-from . import formats, selectors
+from . import formats
 from .errors import ContentRefused, Forbidden, NotAuthenticated, NotFound
 from .models import (
     AxisBookmark,
@@ -112,8 +112,10 @@ def token_check(*, token: str, now: dt.datetime | None = None) -> AxisCredential
     if not token:
         raise NotAuthenticated("X-Auth-Token missing")
     now = now or timezone.now()
-    row = selectors.one(AxisToken.objects.select_related("credential__organisation")
-                        .filter(token_sha256=_sha256(token)))
+    try:  # get(), not first(): token_sha256 is unique, and every request comes through here
+        row = AxisToken.objects.select_related("credential__organisation").get(token_sha256=_sha256(token))
+    except AxisToken.DoesNotExist:
+        row = None
     if row is None or not row.credential.active:
         raise NotAuthenticated("invalid token")
     if row.expires_at <= now:

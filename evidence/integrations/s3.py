@@ -66,6 +66,11 @@ class _Body:
                 raise StoreError(f"S3 read of {self.key} interrupted: {exc}") from exc
             raise
 
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
     def close(self) -> None:
         self.raw.close()
 

@@ -203,28 +203,20 @@ class ObjectStore:
         """Read the object back from the store and compare it byte for byte with ``chunks``."""
         # Read into one buffer the size of each chunk, reused: every comparison is a plain
         # buffer == buffer (a memcmp), with no allocation (nor fresh pages) per chunk.
-        buf, view = bytearray(), memoryview(b"")
+        buf = view = None
         with contextlib.closing(self.open(key, version_id)) as fh:
-            readinto = getattr(fh, "readinto", None)
             for chunk in chunks:
-                if len(buf) != len(chunk):
-                    view.release()
+                if buf is None or len(buf) != len(chunk):
                     buf = bytearray(len(chunk))
                     view = memoryview(buf)
                 got = 0
                 while got < len(buf):  # a network body may return less than asked
-                    if readinto is not None:
-                        n = readinto(view[got:])
-                    else:
-                        data = fh.read(len(buf) - got)
-                        n = len(data)
-                        view[got:got + n] = data
+                    n = fh.readinto(view[got:])
                     if not n:
                         return False
                     got += n
                 if buf != chunk:
                     return False
-            view.release()
             return not fh.read(1)
 
     def verify_written(self, stored, kept: list[bytes] | None, retain_until: dt.datetime) -> tuple[str, str, ObjectInfo]:

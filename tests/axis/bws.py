@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import socket
+import struct
+import time
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -85,14 +87,22 @@ class BodyWornSystem:
     def post_object(self, path: str, metadata: dict) -> requests.Response:
         return self.request("POST", path, metadata=metadata)
 
-    def put_truncated(self, path: str, data: bytes, *, declared: int, metadata: dict) -> int:
-        """PUT announcing ``declared`` bytes, send ``data`` (fewer), stop sending: the dock lost its link."""
+    def put_truncated(self, path: str, data: bytes, *, declared: int, metadata: dict,
+                      reset: bool = False) -> int | None:
+        """PUT announcing ``declared`` bytes, send ``data`` (fewer), stop sending: the dock lost its link.
+
+        With ``reset``, the connection is reset (RST) instead of ended, and there is no answer.
+        """
         url = urlsplit(self.url(path))
         lines = [f"PUT {url.path} HTTP/1.1", f"Host: {url.netloc}", f"X-Auth-Token: {self.token}",
                  f"Content-Length: {declared}", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in meta_headers("Object", metadata).items()]
         with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
+            if reset:
+                time.sleep(0.5)  # the server is reading the body
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return None  # closed with a zero linger time: a reset, not an orderly end
             sock.shutdown(socket.SHUT_WR)
             answer = b""
             while chunk := sock.recv(65536):

@@ -14,10 +14,8 @@ import io
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,7 @@ from audit.models import CustodyEvent
 from evidence.models import Recording
 
 from ..conftest import free_port
-from ..workers import start_process, stop_process
+from ..workers import start_process, stop_process, wait_for
 from .bws import BodyWornSystem
 from .conftest import SERIAL, TRIGGER_ON, Registered, clip_metadata, open_recording, sha256, upload_clip
 
@@ -35,21 +33,25 @@ ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def start_gunicorn(app: str, env: dict, log: Path, *, threads: int = 2) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = start_process([sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}", "-k", "gthread",
                           "--workers", "1", "--threads", str(threads), "--timeout", "120"], env, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.2)
-    stop_process(proc)
-    pytest.fail(f"gunicorn did not listen: {log.read_text(errors='replace')[-3000:]}")
+    try:
+        wait_for(lambda: proc.poll() is not None or _listening(port), 60, "gunicorn listening", [log])
+        assert proc.poll() is None, f"gunicorn exited: {log.read_text(errors='replace')[-3000:]}"
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc, port
 
 
 @pytest.fixture(scope="module")
@@ -185,21 +187,6 @@ def test_only_plain_sockets_of_gunicorn_bodies_of_known_length_are_taken_over():
             s.close()
 
 
-def _send_then_reset(bws: BodyWornSystem, path: str, data: bytes, *, declared: int, metadata: dict) -> None:
-    from urllib.parse import urlsplit
-
-    from .bws import meta_headers
-
-    url = urlsplit(bws.url(path))
-    lines = [f"PUT {url.path} HTTP/1.1", f"Host: {url.netloc}", f"X-Auth-Token: {bws.token}",
-             f"Content-Length: {declared}"] + [f"{k}: {v}" for k, v in meta_headers("Object", metadata).items()]
-    sock = socket.create_connection((url.hostname, url.port), timeout=30)
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + data)
-    time.sleep(0.5)  # the server is reading the body
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()  # with a zero linger time: a reset, not an orderly end
-
-
 # --- Témoin itself under gunicorn ----------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
@@ -238,12 +225,11 @@ def test_a_recording_uploaded_to_temoin_under_gunicorn(org, officer, local_store
         # A dock whose connection is reset mid-body (RST): the same, an interrupted upload.
         fourth = os.urandom(2 * MIB)
         reset_name = f"{TRIGGER_ON.strftime('%Y%m%dT%H%M%SZ')}_8.mp4"
-        _send_then_reset(bws, f"{container}/{reset_name}", fourth[:MIB // 2], declared=len(fourth),
-                         metadata=clip_metadata(TRIGGER_ON, 3))
-        deadline = time.monotonic() + 30
-        while not Recording.objects.filter(source_path__endswith=reset_name, status=Recording.Status.FAILED).exists():
-            assert time.monotonic() < deadline, "the reset upload was never marked failed"
-            time.sleep(0.2)
+        bws.put_truncated(f"{container}/{reset_name}", fourth[:MIB // 2], declared=len(fourth),
+                          metadata=clip_metadata(TRIGGER_ON, 3), reset=True)
+        wait_for(lambda: Recording.objects.filter(source_path__endswith=reset_name,
+                                                  status=Recording.Status.FAILED).exists(),
+                 30, "the reset upload marked failed", [log])
         failed = Recording.objects.get(source_path__endswith=reset_name)
         assert failed.status_message.startswith(f"upload ended after {MIB // 2} of {len(fourth)} bytes")
         assert bws.put_object(f"{container}/{reset_name}", fourth, clip_metadata(TRIGGER_ON, 3)).status_code == 201
