@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import stat
+import time
 import uuid
 
 import pytest
@@ -453,3 +454,72 @@ def test_s3_store_sweep_aborts_only_multipart_uploads_started_before_the_cutoff(
     assert count == 1
     assert s3_store.client.list_multipart_uploads(Bucket=s3_store.bucket).get("Uploads", []) == []
     assert _read(s3_store, key) == b"evidence"
+
+
+# --- Durability of a local write ---------------------------------------------------------------
+
+def _fsynced_paths(monkeypatch) -> list[str]:
+    synced: list[str] = []
+    real = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return synced
+
+
+def test_local_store_makes_the_bytes_the_metadata_and_both_directory_entries_durable(local_store, monkeypatch):
+    key = _key()
+    synced = _fsynced_paths(monkeypatch)
+
+    local_store.put(key, io.BytesIO(b"evidence"), retain_until=RETAIN_UNTIL)
+
+    obj, meta = local_store.objects / key, local_store.meta / f"{key}.json"
+    # The bytes under their staging name (the same file as the object), the metadata under its
+    # temporary name before the rename, then both directories after the link and the rename.
+    assert len(synced) == 4
+    data = [p for p in synced if p.startswith(str(local_store.staging))]
+    assert len(data) == 1 and not os.path.exists(data[0])  # linked as the object, then unlinked
+    assert [p for p in synced if p.startswith(str(meta.parent / f".{meta.name}."))]
+    assert str(obj.parent) in synced and str(meta.parent) in synced
+    assert sorted(p.name for p in meta.parent.iterdir()) == [meta.name]  # no temporary left
+
+
+def test_local_store_leaves_nothing_behind_when_another_writer_linked_the_key_first(local_store, monkeypatch):
+    key = _key()
+
+    def taken(src, dst):  # another writer linked the same key between our check and our link
+        raise FileExistsError(dst)
+
+    monkeypatch.setattr(os, "link", taken)
+    with pytest.raises(ObjectExists):
+        local_store.put(key, io.BytesIO(b"second"), retain_until=FUTURE)
+
+    assert not list(local_store.staging.iterdir())
+    assert not (local_store.meta / f"{key}.json").parent.exists() or \
+        not list((local_store.meta / f"{key}.json").parent.iterdir())
+
+
+def test_local_store_writes_from_a_forked_child(local_store):
+    # The fsyncs run in a thread pool: a child forked after the parent used it gets its own.
+    local_store.put(_key(), io.BytesIO(b"parent"), retain_until=RETAIN_UNTIL)
+    key = _key()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            local_store.put(key, io.BytesIO(b"child"), retain_until=RETAIN_UNTIL)
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child's write never finished (its fsync pool has no thread)")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert _read(local_store, key) == b"child"
