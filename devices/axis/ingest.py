@@ -2,9 +2,9 @@
 
 Same path as the mass-storage offload (evidence/services.py ``offload_item_pull``): the request
 body goes through ``HashingReader`` straight into ``store.put`` (SHA-256 on the way, nothing
-spooled), then the object is read back from the store and its lock checked with ``head``; the
-custody events ``recording.collected``, ``recording.stored``, ``recording.verified`` are written
-in the transactions that change the recording.
+spooled), then the object is read back from the store and its lock checked with ``head``; then
+the recording and its custody events ``recording.collected``, ``recording.stored`` and
+``recording.verified`` are written in one transaction (``clip_receive``).
 """
 from __future__ import annotations
 
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 ACTOR = services.ACTOR
 VERIFIED = (Recording.Status.STORED, Recording.Status.PROCESSING, Recording.Status.READY,
             Recording.Status.UNPLAYABLE, Recording.Status.DUPLICATE)
-# A clip still "receiving" after this long was abandoned (process killed): a new upload may take over.
-STALE_UPLOAD = dt.timedelta(hours=1)
 # Bookmarks and tracks are parsed in memory up to this size; larger ones are only stored.
 PARSE_LIMIT = 64 * 1024 * 1024
 # Reads and writes in 1 MiB slices: on the reference machine one 8 MiB write() into the page
@@ -240,7 +238,16 @@ def _bookmark_summaries(container: AxisRecording) -> list[dict]:
 
 def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: RequestBody,
                  length: int | None, client_md5: str = "", now: dt.datetime | None = None) -> Received:
-    """``PUT /<container>/<StartTime>_<RecordingID>.<mkv|mp4>``: one clip → one Recording, verified."""
+    """``PUT /<container>/<StartTime>_<RecordingID>.<mkv|mp4>``: one clip → one Recording, verified.
+
+    Nothing is written to the database before the bytes are in the store: the recording, its clip
+    and their custody events (``collected``, ``stored``, ``verified``) are written in one
+    transaction once the bytes are verified; when the upload fails, the failed recording and its
+    events (``collected``, ``store_failed``). The BWS keeps the clip until it gets our 201, and an
+    upload cut short by a killed process leaves only a staging file (swept). One transaction per
+    clip instead of two: the database's write lock (SQLite) or the custody chain's and a commit
+    (PostgreSQL) once per clip (docs/benchmarks.md, Axis section).
+    """
     now = now or timezone.now()
     store = get_store()
     org = container.organisation
@@ -261,9 +268,6 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
             raise ContentRefused("the clip is empty")
         if start is not None and stop is not None and stop <= start:
             raise ContentRefused("the clip has no duration (StopTime is not after StartTime)")
-    if existing is not None and existing.recording.status == Recording.Status.RECEIVING \
-            and existing.upload_started_at > now - STALE_UPLOAD:
-        raise Busy(f"{name} is being received by another request")
     _free_space_check(store, length)
 
     # The BWS sends UTC times from cameras it keeps on time; without any, the upload time is
@@ -283,53 +287,34 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
         started_at=recorded_at, ended_at=stop, time_source=time_source,
         time_attested=attested, sidecar_errors=flags,
         retain_until=retain_until, retention_basis=basis_text, ingested_at=now,
-        status=Recording.Status.RECEIVING, status_message="", camera_sha256="", camera_hash_matches=None,
+        status_message="", camera_sha256="", camera_hash_matches=None,
         **services.clip_values(container, start, stop, metadata),
     )
-    retry_same_row = existing is not None and not store.exists(existing.recording.store_key)
-    with transaction.atomic():
-        if existing is not None:
-            clip = AxisClip.objects.select_for_update().get(pk=existing.pk)
-            if clip.upload_started_at != existing.upload_started_at:  # another request took it meanwhile
-                raise Busy(f"{name} is being received by another request")
-        if existing is not None and retry_same_row:
-            recording = Recording.objects.select_for_update().get(pk=existing.recording_id)
-            for key, value in values.items():
-                setattr(recording, key, value)
-            recording.save()
-            action = "recording.collect_retried"
-        else:
-            # First upload, or a retry after bytes were already stored under the previous key (that
-            # failed recording keeps them until its retention end): a new recording, a new key.
-            recording = Recording(**values)
-            recording.store_key = f"originals/{org.slug}/{camera.serial}/{recording.uuid}.{ext}"
-            recording.save()
-            action = "recording.collect_retried" if existing is not None else "recording.collected"
-        if existing is not None:
-            clip.recording, clip.metadata, clip.started_at, clip.stopped_at = recording, dict(metadata), start, stop
-            clip.upload_started_at, clip.uploads = now, clip.uploads + 1
-            clip.save()
-        else:
-            try:
-                with transaction.atomic():
-                    clip = AxisClip.objects.create(container=container, name=name, recording=recording,
-                                                   metadata=dict(metadata), started_at=start, stopped_at=stop,
-                                                   upload_started_at=now)
-            except IntegrityError:
-                raise Busy(f"{name} is being received by another request") from None
-        custody_event_append(
-            action=action, subject=recording, actor_label=ACTOR, now=now,
-            details={"source": "axis", "container": container.name, "object": name, "size": length,
-                     "camera": camera.serial, "wearer": wearer.matricule if wearer else None,
-                     "wearer_source": wearer_source, "axis_user": container.axis_user.uuid
-                     if container.axis_user_id else None, "scu": container.scu_serial,
-                     "firmware": container.firmware, "trigger_on": container.trigger_on,
-                     "trigger_off": container.trigger_off, "time_zone": container.time_zone,
-                     "metadata": dict(metadata), "bookmarks": _bookmark_summaries(container),
-                     "flags": flags, "time_source": time_source, "time_attested": recording.time_attested,
-                     "retain_until": retain_until.isoformat(), "retention_basis": basis_text,
-                     "rejected": container.rejected},
-        )
+    if existing is not None and not store.exists(existing.recording.store_key):
+        # Sent again after a failed upload that stored nothing: the same recording and key.
+        recording = existing.recording
+        for key, value in values.items():
+            setattr(recording, key, value)
+    else:
+        # First upload, or a retry after bytes were already stored under the previous key (that
+        # failed recording keeps them until its retention end): a new recording, a new key.
+        recording = Recording(status=Recording.Status.RECEIVING, **values)
+        recording.store_key = f"originals/{org.slug}/{camera.serial}/{recording.uuid}.{ext}"
+    arrival = _Arrival(container=container, name=name, metadata=dict(metadata), start=start, stop=stop, now=now)
+    arrival.collected = dict(
+        action="recording.collect_retried" if existing is not None else "recording.collected",
+        actor_label=ACTOR, organisation=org,
+        details={"source": "axis", "container": container.name, "object": name, "size": length,
+                 "camera": camera.serial, "wearer": wearer.matricule if wearer else None,
+                 "wearer_source": wearer_source, "axis_user": container.axis_user.uuid
+                 if container.axis_user_id else None, "scu": container.scu_serial,
+                 "firmware": container.firmware, "trigger_on": container.trigger_on,
+                 "trigger_off": container.trigger_off, "time_zone": container.time_zone,
+                 "metadata": dict(metadata), "bookmarks": _bookmark_summaries(container),
+                 "flags": flags, "time_source": time_source, "time_attested": attested,
+                 "retain_until": retain_until.isoformat(), "retention_basis": basis_text,
+                 "rejected": container.rejected, "upload_started_at": now.isoformat()},
+    )
 
     # Stream once: network → store, hashing on the way; then read back and check the lock.
     # From gunicorn's socket, the kernel's receive buffer is the read-ahead; from another
@@ -348,69 +333,109 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
         wsgi_body.POOL.give(hashing.kept)
         hashing.kept = None
     except TruncatedUpload as exc:
-        raise _clip_failed(recording, str(exc), UploadInterrupted(str(exc))) from exc
+        raise _clip_failed(arrival, recording, str(exc), UploadInterrupted(str(exc))) from exc
+    except ObjectExists as exc:  # another upload of this clip, after the same failed one, took the key
+        raise Busy(f"{name} is being received by another request") from exc
     except (OSError, StoreError) as exc:
-        if isinstance(exc, ObjectExists):
-            raise _clip_failed(recording, str(exc), Busy(str(exc))) from exc
         error = OutOfSpace(f"the store is full: {exc}") if _out_of_space(exc) else AxisError(str(exc))
-        raise _clip_failed(recording, str(exc), error) from exc
+        raise _clip_failed(arrival, recording, str(exc), error) from exc
     except Exception as exc:
         log.exception("Axis upload of %s failed unexpectedly", recording.source_path)
-        raise _clip_failed(recording, f"unexpected error: {exc!r}", AxisError("internal error")) from exc
+        raise _clip_failed(arrival, recording, f"unexpected error: {exc!r}", AxisError("internal error")) from exc
     md5 = reader.md5.hexdigest() if reader.md5 is not None else ""
     if client_md5 and md5 != client_md5.strip('"').lower():
         # The bytes are in the store, locked: they stay under this failed recording (erased at its
         # retention end with it) and the BWS sends the clip again.
         message = f"MD5 of the bytes received {md5} differs from the ETag sent {client_md5}"
-        raise _clip_failed(recording, message, ChecksumMismatch(message),
+        raise _clip_failed(arrival, recording, message, ChecksumMismatch(message),
                            stored={"key": stored.key, "version_id": stored.version_id, "sha256": stored.sha256,
                                    "size": stored.size, "md5": md5})
-    return _clip_verified(clip, recording, stored, back_sha, readback, info, md5, org)
+    return _clip_verified(arrival, recording, stored, back_sha, readback, info, md5)
 
 
-def _clip_failed(recording: Recording, message: str, error: AxisError, stored: dict | None = None) -> AxisError:
+@dataclass
+class _Arrival:
+    """A clip upload on its way: where it goes, and its ``collected`` event, written at the end."""
+    container: AxisRecording
+    name: str
+    metadata: dict
+    start: dt.datetime | None
+    stop: dt.datetime | None
+    now: dt.datetime
+    collected: dict | None = None
+
+    def attach(self, recording: Recording, md5: str = "") -> AxisClip | None:
+        """The container's clip ``name`` points to ``recording``: created, or taken over from a failed
+        upload. None when another upload of the same clip was verified meanwhile (its row stays).
+        Called under the container's row lock, in the transaction that writes ``recording``."""
+        clip = (AxisClip.objects.select_for_update().select_related("recording")
+                .filter(container=self.container, name=self.name).first())
+        if clip is None:
+            try:
+                with transaction.atomic():
+                    return AxisClip.objects.create(
+                        container=self.container, name=self.name, recording=recording, metadata=self.metadata,
+                        started_at=self.start, stopped_at=self.stop, md5=md5, upload_started_at=self.now)
+            except IntegrityError:  # another upload of this clip wrote its row first
+                clip = (AxisClip.objects.select_for_update().select_related("recording")
+                        .get(container=self.container, name=self.name))
+        if clip.recording_id != recording.pk and clip.recording.status in VERIFIED:
+            return None
+        clip.recording, clip.metadata, clip.started_at, clip.stopped_at = recording, self.metadata, self.start, self.stop
+        clip.md5, clip.upload_started_at, clip.uploads = md5, self.now, clip.uploads + 1
+        clip.save()
+        return clip
+
+
+def _clip_failed(arrival: _Arrival, recording: Recording, message: str, error: AxisError,
+                 stored: dict | None = None) -> AxisError:
     """Nothing verified: the BWS keeps the clip and uploads it again (the answer tells it why)."""
     log.warning("Axis upload of %s failed: %s", recording.source_path, message)
     with transaction.atomic():
-        Recording.objects.filter(pk=recording.pk).update(status=Recording.Status.FAILED,
-                                                         status_message=message[:2000])
-        recording.refresh_from_db()
-        custody_event_append(action="recording.store_failed", subject=recording, actor_label=ACTOR,
-                             details={"error": message[:2000], "answer": error.status, "stored": stored})
+        AxisRecording.objects.select_for_update().filter(pk=arrival.container.pk).values_list("pk").get()
+        if recording.pk is not None and Recording.objects.filter(pk=recording.pk, status__in=VERIFIED).exists():
+            return error  # a failed upload's row, taken over meanwhile by another upload that succeeded
+        recording.status, recording.status_message = Recording.Status.FAILED, message[:2000]
+        recording.save()
+        arrival.attach(recording)
+        custody_events_append_many([
+            dict(arrival.collected, subject=recording),
+            dict(action="recording.store_failed", subject=recording, organisation=arrival.container.organisation,
+                 actor_label=ACTOR, details={"error": message[:2000], "answer": error.status, "stored": stored}),
+        ])
     return error
 
 
-def _clip_verified(clip: AxisClip, recording: Recording, stored, back_sha: str, readback: str, info,
-                   md5: str, org) -> Received:
+def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: str, readback: str, info,
+                   md5: str) -> Received:
     from evidence.services import recording_enqueue_media
 
-    verified_at = timezone.now()
+    org = arrival.container.organisation
+    recording.sha256, recording.size = stored.sha256, stored.size
+    recording.store_version_id, recording.verified_at = stored.version_id, timezone.now()
     with transaction.atomic():
-        # Locked with the container: a concurrent "Status: Complete" sees this clip either still
-        # receiving (and we queue it here) or stored (and it queues it).
-        # Only the columns needed: this transaction runs for every clip (docs/benchmarks.md).
-        status, rejected = (AxisRecording.objects.select_for_update().filter(pk=clip.container_id)
+        # Locked with the container: a concurrent "Status: Complete" sees this clip either not
+        # there yet (and we queue it here) or stored (and it queues it); two uploads of the same
+        # clip attach one after the other. Only the columns needed (docs/benchmarks.md).
+        status, rejected = (AxisRecording.objects.select_for_update().filter(pk=arrival.container.pk)
                             .values_list("status", "rejected").get())
         other = (Recording.objects.filter(camera_id=recording.camera_id, sha256=stored.sha256)
-                 .exclude(pk=recording.pk)
                  .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.RECEIVING,
                                       Recording.Status.FAILED, Recording.Status.ERASED])
                  .values_list("pk", flat=True).first())
-        recording.sha256, recording.size = stored.sha256, stored.size
-        recording.store_version_id, recording.verified_at = stored.version_id, verified_at
         if other is not None:
             recording.status, recording.duplicate_of_id = Recording.Status.DUPLICATE, other
             recording.status_message = f"same content as recording {other}"
         else:
             recording.status, recording.duplicate_of_id, recording.status_message = Recording.Status.STORED, None, ""
-        # The UPDATE locks the row as SELECT … FOR UPDATE would (PostgreSQL).
-        Recording.objects.filter(pk=recording.pk).update(
-            sha256=recording.sha256, size=recording.size, store_version_id=recording.store_version_id,
-            verified_at=verified_at, status=recording.status, duplicate_of_id=recording.duplicate_of_id,
-            status_message=recording.status_message)
-        if md5:
-            AxisClip.objects.filter(pk=clip.pk).update(md5=md5)
+        recording.save()
+        clip = arrival.attach(recording, md5)
+        if clip is None and other is None:
+            # Sent twice at once with different content: both kept, each under custody.
+            recording.status_message = f"{arrival.name} was received at the same time with other content"
+            recording.save(update_fields=["status_message"])
         custody_events_append_many([
+            dict(arrival.collected, subject=recording),
             dict(action="recording.stored", subject=recording, organisation=org,
                  actor_label=ACTOR, details={"key": stored.key, "version_id": stored.version_id,
                                              "sha256": stored.sha256, "size": stored.size, "md5": md5 or None}),
@@ -422,7 +447,6 @@ def _clip_verified(clip: AxisClip, recording: Recording, stored, back_sha: str, 
         if recording.status == Recording.Status.STORED and (status == AxisRecording.Status.COMPLETE or rejected):
             # Rejected content never gets "Status: Complete" (the specification leaves it out).
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
-    clip.recording = recording
     return Received(status=201, etag=md5, clip=clip)
 
 

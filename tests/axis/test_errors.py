@@ -132,7 +132,12 @@ def test_a_truncated_upload_is_never_verified_and_the_clip_can_be_sent_again(reg
 
     assert again.status_code == 201
     rec.refresh_from_db()
-    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data)
+    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data) and rec.status_message == ""
+    clip = AxisClip.objects.get()
+    assert clip.recording_id == rec.pk and clip.uploads == 2
+    assert list(CustodyEvent.objects.filter(recording=rec).order_by("seq").values_list("action", flat=True)) == [
+        "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
+        "recording.verified"]
     assert "recording.verified" in CustodyEvent.objects.filter(recording=rec).values_list("action", flat=True)
 
 
@@ -237,6 +242,40 @@ def test_a_clip_whose_bytes_differ_from_the_etag_sent_gets_422_and_is_not_verifi
     assert Recording.objects.filter(status=Recording.Status.FAILED).count() == 1
 
 
+@pytest.mark.parametrize("same_content", [True, False], ids=["same-bytes", "other-bytes"])
+def test_the_same_clip_sent_twice_at_once_is_kept_twice_under_custody(
+        same_content, registered, clip_library, local_store, monkeypatch):
+    # The BWS gave up waiting and sent the clip again while the first upload was still being
+    # written: nothing is in the database before the bytes are stored, so both uploads go through.
+    container = open_recording(registered)
+    data = clip_library["h264"].read_bytes()
+    again = data if same_content else data[:-1] + bytes([data[-1] ^ 0xFF])
+    real_put, answers, puts = LocalStore.put, [], []
+
+    def put_while_sent_again(self, key, source, **kw):
+        puts.append(key)
+        if len(puts) == 1:  # the first upload is being written: the second comes in
+            answers.append(upload_clip(registered, container, again, TRIGGER_ON)[1])
+        return real_put(self, key, source, **kw)
+
+    monkeypatch.setattr(LocalStore, "put", put_while_sent_again)
+    _name, first = upload_clip(registered, container, data, TRIGGER_ON)
+
+    assert (first.status_code, answers[0].status_code) == (201, 201)
+    clip = AxisClip.objects.get()
+    second, first_rec = clip.recording, Recording.objects.exclude(pk=clip.recording_id).get()
+    assert second.status == Recording.Status.STORED and second.sha256 == sha256(again)  # verified first
+    assert first_rec.sha256 == sha256(data)
+    if same_content:
+        assert first_rec.status == Recording.Status.DUPLICATE and first_rec.duplicate_of_id == second.pk
+    else:
+        assert first_rec.status == Recording.Status.STORED and "at the same time" in first_rec.status_message
+    for rec in (first_rec, second):  # both sets of bytes are in the store, each under custody
+        assert list(CustodyEvent.objects.filter(recording=rec).order_by("seq").values_list("action", flat=True)) == [
+            "recording.collected", "recording.stored", "recording.verified"]
+    assert sum(1 for p in (local_store.root / "objects").rglob("*") if p.is_file()) == 2
+
+
 class FullDiskStore(LocalStore):
     """Test double: a disk that fills up during the write (a full disk cannot be produced safely here)."""
 
@@ -264,7 +303,12 @@ def test_a_full_store_answers_507_and_the_clip_is_accepted_once_there_is_space(
 
     assert again.status_code == 201
     rec.refresh_from_db()
-    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data)
+    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data) and rec.status_message == ""
+    clip = AxisClip.objects.get()
+    assert clip.recording_id == rec.pk and clip.uploads == 2
+    assert list(CustodyEvent.objects.filter(recording=rec).order_by("seq").values_list("action", flat=True)) == [
+        "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
+        "recording.verified"]
 
 
 def test_too_many_uploads_at_once_get_503_with_retry_after(registered, clip_library, local_store, settings):
