@@ -131,14 +131,7 @@ def test_a_truncated_upload_is_never_verified_and_the_clip_can_be_sent_again(reg
     again = registered.bws.put_object(f"{container}/{name}", data, clip_metadata(TRIGGER_ON, 3))
 
     assert again.status_code == 201
-    rec.refresh_from_db()
-    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data) and rec.status_message == ""
-    clip = AxisClip.objects.get()
-    assert clip.recording_id == rec.pk and clip.uploads == 2
-    assert list(CustodyEvent.objects.filter(recording=rec).order_by("seq").values_list("action", flat=True)) == [
-        "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
-        "recording.verified"]
-    assert "recording.verified" in CustodyEvent.objects.filter(recording=rec).values_list("action", flat=True)
+    _assert_received_on_the_failed_recording(rec, data)
 
 
 READ_BACK = [(512 * 1024 * 1024, "byte-for-byte"), (0, "sha256")]
@@ -276,6 +269,17 @@ def test_the_same_clip_sent_twice_at_once_is_kept_twice_under_custody(
     assert sum(1 for p in (local_store.root / "objects").rglob("*") if p.is_file()) == 2
 
 
+def _assert_received_on_the_failed_recording(rec, data: bytes) -> None:
+    """A clip sent again after a failed upload that stored nothing: the same recording receives it."""
+    rec.refresh_from_db()
+    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data) and rec.status_message == ""
+    clip = AxisClip.objects.get()
+    assert clip.recording_id == rec.pk and clip.uploads == 2
+    assert list(CustodyEvent.objects.filter(recording=rec).order_by("seq").values_list("action", flat=True)) == [
+        "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
+        "recording.verified"]
+
+
 class FullDiskStore(LocalStore):
     """Test double: a disk that fills up during the write (a full disk cannot be produced safely here)."""
 
@@ -302,13 +306,7 @@ def test_a_full_store_answers_507_and_the_clip_is_accepted_once_there_is_space(
     _name, again = upload_clip(registered, container, data, TRIGGER_ON)
 
     assert again.status_code == 201
-    rec.refresh_from_db()
-    assert rec.status == Recording.Status.STORED and rec.sha256 == sha256(data) and rec.status_message == ""
-    clip = AxisClip.objects.get()
-    assert clip.recording_id == rec.pk and clip.uploads == 2
-    assert list(CustodyEvent.objects.filter(recording=rec).order_by("seq").values_list("action", flat=True)) == [
-        "recording.collected", "recording.store_failed", "recording.collect_retried", "recording.stored",
-        "recording.verified"]
+    _assert_received_on_the_failed_recording(rec, data)
 
 
 def test_too_many_uploads_at_once_get_503_with_retry_after(registered, clip_library, local_store, settings):
