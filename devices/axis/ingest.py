@@ -300,8 +300,7 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
         # failed recording keeps them until its retention end): a new recording, a new key.
         recording = Recording(status=Recording.Status.RECEIVING, **values)
         recording.store_key = f"originals/{org.slug}/{camera.serial}/{recording.uuid}.{ext}"
-    arrival = _Arrival(container=container, name=name, metadata=dict(metadata), start=start, stop=stop, now=now)
-    arrival.collected = dict(
+    collected = dict(
         action="recording.collect_retried" if existing is not None else "recording.collected",
         actor_label=ACTOR, organisation=org,
         details={"source": "axis", "container": container.name, "object": name, "size": length,
@@ -315,6 +314,8 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
                  "retain_until": retain_until.isoformat(), "retention_basis": basis_text,
                  "rejected": container.rejected, "upload_started_at": now.isoformat()},
     )
+    arrival = _Arrival(container=container, name=name, metadata=dict(metadata), start=start, stop=stop, now=now,
+                       collected=collected)
 
     # Stream once: network → store, hashing on the way; then read back and check the lock.
     # From gunicorn's socket, the kernel's receive buffer is the read-ahead; from another
@@ -362,7 +363,15 @@ class _Arrival:
     start: dt.datetime | None
     stop: dt.datetime | None
     now: dt.datetime
-    collected: dict | None = None
+    collected: dict
+
+    def lock_container(self) -> tuple[str, bool]:
+        """Lock the container's row for the rest of the transaction; its (status, rejected).
+
+        A concurrent "Status: Complete" sees a clip either not there yet or written, and two uploads
+        of the same clip attach one after the other. Only the columns needed (docs/benchmarks.md)."""
+        return (AxisRecording.objects.select_for_update().filter(pk=self.container.pk)
+                .values_list("status", "rejected").get())
 
     def attach(self, recording: Recording, md5: str = "") -> AxisClip | None:
         """The container's clip ``name`` points to ``recording``: created, or taken over from a failed
@@ -392,7 +401,7 @@ def _clip_failed(arrival: _Arrival, recording: Recording, message: str, error: A
     """Nothing verified: the BWS keeps the clip and uploads it again (the answer tells it why)."""
     log.warning("Axis upload of %s failed: %s", recording.source_path, message)
     with transaction.atomic():
-        AxisRecording.objects.select_for_update().filter(pk=arrival.container.pk).values_list("pk").get()
+        arrival.lock_container()
         if recording.pk is not None and Recording.objects.filter(pk=recording.pk, status__in=VERIFIED).exists():
             return error  # a failed upload's row, taken over meanwhile by another upload that succeeded
         recording.status, recording.status_message = Recording.Status.FAILED, message[:2000]
@@ -414,11 +423,9 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
     recording.sha256, recording.size = stored.sha256, stored.size
     recording.store_version_id, recording.verified_at = stored.version_id, timezone.now()
     with transaction.atomic():
-        # Locked with the container: a concurrent "Status: Complete" sees this clip either not
-        # there yet (and we queue it here) or stored (and it queues it); two uploads of the same
-        # clip attach one after the other. Only the columns needed (docs/benchmarks.md).
-        status, rejected = (AxisRecording.objects.select_for_update().filter(pk=arrival.container.pk)
-                            .values_list("status", "rejected").get())
+        # A "Status: Complete" before this lock left this clip to us (queued below), one after it
+        # finds the clip stored and queues it.
+        status, rejected = arrival.lock_container()
         other = (Recording.objects.filter(camera_id=recording.camera_id, sha256=stored.sha256)
                  .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.RECEIVING,
                                       Recording.Status.FAILED, Recording.Status.ERASED])
