@@ -3,6 +3,13 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 
+class Jurisdiction(models.TextChoices):
+    # France: CSI L241-2 and R241-13 fix the retention of body-worn recordings at one month.
+    FRANCE = "fr", _("France (CSI L241-2, R241-13)")
+    # Another legal framework, whose period the organisation sets and states (retention_basis).
+    CUSTOM = "custom", _("autre cadre juridique (durée déclarée)")
+
+
 class Organisation(models.Model):
     """One police service: the data controller's perimeter. No query crosses organisations."""
 
@@ -14,6 +21,7 @@ class Organisation(models.Model):
         max_length=300, default="CSI L241-2 et R241-13 : effacement au bout d'un mois"
     )
     time_zone = models.CharField(max_length=64, default="Europe/Paris")
+    jurisdiction = models.CharField(max_length=8, choices=Jurisdiction.choices, default=Jurisdiction.FRANCE)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,18 +2,28 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from audit.services import custody_event_append
-from evidence.retention import retention_period
-
-from .models import Organisation, Role, User
+from .models import Jurisdiction, Organisation, Role, User
 
 
-def organisation_create(*, slug: str, name: str, retention: str = "P1M", by: User | None = None) -> Organisation:
-    retention_period(retention)  # validates, raises ValueError with a clear message
+def organisation_create(*, slug: str, name: str, retention: str = "P1M", jurisdiction: str = "",
+                        basis: str = "", by: User | None = None) -> Organisation:
+    """Create a police service. Under French law (the default) its period is one month (CSI R241-13);
+    another period means another legal framework, recorded as such with its basis."""
+    from evidence.retention.policy import FRENCH_BASIS, retention_policy_check
+
+    jurisdiction = jurisdiction or (Jurisdiction.FRANCE if retention == "P1M" else Jurisdiction.CUSTOM)
+    retention_policy_check(jurisdiction=jurisdiction, retention=retention)  # ValueError / RetentionRefused
+    if jurisdiction == Jurisdiction.FRANCE:
+        basis = basis or FRENCH_BASIS
+    else:
+        basis = basis or f"durée déclarée à la création de l'organisation ({retention})"
     with transaction.atomic():
-        org = Organisation.objects.create(slug=slug, name=name, retention=retention)
+        org = Organisation.objects.create(slug=slug, name=name, retention=retention, jurisdiction=jurisdiction,
+                                          retention_basis=basis)
         custody_event_append(action="organisation.created", subject=org, organisation=org, actor=by,
                              actor_label="" if by else "system:cli",
-                             details={"name": name, "retention": retention})
+                             details={"name": name, "retention": retention, "jurisdiction": jurisdiction,
+                                      "basis": basis})
     return org
 
 

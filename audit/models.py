@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 # French wording of each action for the pages (STYLE.md vocabulary); the code keeps the keys.
 ACTION_LABELS = {
     "organisation.created": "organisation créée",
+    "organisation.retention_changed": "durée de conservation de l'organisation modifiée",
     "role.granted": "habilitation accordée",
     "role.changed": "habilitation modifiée",
     "role.revoked": "habilitation retirée",
@@ -30,7 +31,9 @@ ACTION_LABELS = {
     "axis.transfer_finished": "transfert Axis terminé",
     "axis.object_stored": "objet Axis stocké (signet, trace GNSS…)",
     "axis.object_metadata_updated": "métadonnées d'un objet Axis modifiées",
+    "axis.container_purge_started": "effacement des données Axis commencé",
     "axis.container_purged": "données Axis effacées avec les enregistrements",
+    "axis.container_purge_failed": "effacement des données Axis inachevé",
     "offload.started": "déchargement commencé",
     "offload.finished": "déchargement terminé",
     "recording.collected": "collecte depuis la caméra",
@@ -49,13 +52,19 @@ ACTION_LABELS = {
     "recording.metadata_updated": "métadonnées complétées (lieu, trace)",
     "recording.consulted": "consultation",
     "recording.extracted": "extraction",
+    "recording.erasure_started": "effacement commencé",
     "recording.erased": "effacement",
+    "recording.erasure_failed": "effacement inachevé (nouvel essai au prochain passage)",
+    "recording.retention_extended": "durée de conservation prolongée",
     "recording.access_denied": "tentative d'accès refusée",
     "hold.placed": "conservation pour procédure",
+    "hold.extended": "conservation pour procédure étendue à l'enregistrement",
     "hold.released": "fin de conservation pour procédure",
     "extraction.downloaded": "extraction téléchargée",
     "export.failed": "échec de l'export",
+    "export.erasure_started": "effacement de l'export commencé",
     "export.erased": "export effacé",
+    "export.erasure_failed": "effacement de l'export inachevé",
     "share.viewed": "page de partage consultée",
     "share.refused": "partage refusé (expiré, épuisé, révoqué ou effacé)",
     "access_request.registered": "demande d'accès enregistrée",
@@ -83,6 +92,13 @@ ACTION_LABELS = {
     "backup.restored": "restauration d'une sauvegarde",
     "custody.checkpointed": "point de contrôle signé",
     "custody.purged": "purge des entrées de plus de trois ans",
+    "traceability.purged": "purge des traces de plus de trois ans",
+    "store.orphan_found": "objet sans propriétaire trouvé dans le stockage",
+    "store.orphan_erasure_started": "effacement d'un objet sans propriétaire commencé",
+    "store.orphan_erased": "objet sans propriétaire effacé",
+    "store.orphan_erasure_failed": "effacement d'un objet sans propriétaire inachevé",
+    "compliance.audited": "contrôle de conformité",
+    "compliance.report_exported": "rapport de conformité signé exporté",
 }
 
 
@@ -228,19 +244,27 @@ class Verification(models.Model):
 
 class Alert(models.Model):
     """Something an administrator must look at: the custody log failed verification, a checkpoint
-    could not be written. Shown on /journal/ (admin, mayor, DPO) and in the Django admin."""
+    could not be written, an erasure did not finish, a legal invariant does not hold. Shown on
+    /journal/ and /conformite/ (admin, mayor, DPO), on the health page and in the Django admin."""
 
     class Kind(models.TextChoices):
         CHAIN_BROKEN = "chain_broken", _("journal de traçabilité altéré")
         CHECKPOINT_FAILED = "checkpoint_failed", _("point de contrôle impossible")
         PURGE_FAILED = "purge_failed", _("purge impossible")
+        # CSI R241-13: an erasure the store refused or that failed; retried by every sweep.
+        ERASURE_FAILED = "erasure_failed", _("effacement inachevé")
+        # A legal invariant that does not hold on the deployment (``compliance audit``).
+        COMPLIANCE = "compliance", _("règle légale non respectée")
 
     created_at = models.DateTimeField(db_index=True)
     last_seen_at = models.DateTimeField()
     occurrences = models.IntegerField(default=1)
     kind = models.CharField(max_length=24, choices=Kind.choices)
+    # The organisation the problem concerns, when it concerns one (shown to its DPO and mayor).
+    organisation = models.ForeignKey("accounts.Organisation", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
     seq = models.BigIntegerField(null=True, blank=True)
-    problem_kind = models.CharField(max_length=16, blank=True)
+    problem_kind = models.CharField(max_length=64, blank=True)
     message = models.TextField()
     verification = models.ForeignKey(Verification, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="alerts")
@@ -260,3 +284,27 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.seq or '-'}"
+
+
+class ComplianceAudit(models.Model):
+    """One run of the compliance audit (audit/compliance/): what it found, when, on what."""
+
+    started_at = models.DateTimeField(db_index=True)
+    checked_at = models.DateTimeField()  # the time the rules were checked at (an injected clock in tests)
+    duration = models.FloatField(default=0.0)
+    ok = models.BooleanField()
+    could_not_look = models.TextField(blank=True)
+    violation_count = models.IntegerField(default=0)
+    violations = models.JSONField(default=list, blank=True)  # the first 5,000
+    organisations = models.JSONField(default=list, blank=True)  # ids concerned by a violation
+    heads_checked = models.BigIntegerField(default=0)
+    triggered_by = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        get_latest_by = "started_at"
+        verbose_name = _("contrôle de conformité")
+        verbose_name_plural = _("contrôles de conformité")
+
+    def __str__(self) -> str:
+        return f"compliance audit {self.started_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'violations'}"

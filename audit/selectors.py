@@ -86,10 +86,33 @@ def recording_custody_events(*, recording) -> QuerySet[CustodyEvent]:
 
 
 def alerts_visible_to(*, user: User) -> QuerySet[Alert]:
-    # The chain is one for the deployment: its alerts concern every organisation hosted.
+    # The chain is one for the deployment: its alerts concern every organisation hosted. An alert
+    # about one organisation's recordings (an erasure, a compliance violation) is that organisation's.
     if not journal_can_read(user):
         return Alert.objects.none()
-    return Alert.objects.select_related("acknowledged_by").order_by("acknowledged_at", "-created_at")
+    from django.db.models import Q
+
+    return (Alert.objects.filter(Q(organisation__isnull=True) | Q(organisation_id=user.organisation_id))
+            .select_related("acknowledged_by").order_by("acknowledged_at", "-created_at"))
+
+
+def compliance_can_read(user: User) -> bool:
+    """The DPO and the mayor answer for the rules (and the administrator runs the deployment)."""
+    return journal_can_read(user)
+
+
+def compliance_latest(*, user: User):
+    """The latest compliance audit, with only what concerns the user's organisation (and the
+    deployment-wide findings, such as the custody chain)."""
+    from .models import ComplianceAudit
+
+    if not compliance_can_read(user):
+        return None, []
+    audit = ComplianceAudit.objects.order_by("-started_at", "-id").first()
+    if audit is None:
+        return None, []
+    slug = user.organisation.slug if user.organisation_id else None
+    return audit, [v for v in audit.violations if v.get("organisation") in (None, slug)]
 
 
 def verifications_recent(*, user: User, limit: int = 10) -> list[Verification]:

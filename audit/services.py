@@ -304,7 +304,7 @@ def custody_verify(*, full: bool | None = None, triggered_by: str = "", record: 
 
 
 def alert_raise(*, kind: str, seq: int | None, problem_kind: str, message: str, verification=None,
-                 now: dt.datetime | None = None) -> Alert:
+                organisation=None, now: dt.datetime | None = None) -> Alert:
     """One open alert per problem: a problem seen again bumps the open alert instead of adding one."""
     now = now or timezone.now()
     alert = Alert.objects.filter(kind=kind, seq=seq, problem_kind=problem_kind, acknowledged_at__isnull=True).first()
@@ -312,10 +312,12 @@ def alert_raise(*, kind: str, seq: int | None, problem_kind: str, message: str, 
         alert.last_seen_at = now
         alert.occurrences += 1
         alert.verification = verification or alert.verification
-        alert.save(update_fields=["last_seen_at", "occurrences", "verification"])
+        alert.message = message
+        alert.save(update_fields=["last_seen_at", "occurrences", "verification", "message"])
         return alert
-    return Alert.objects.create(kind=kind, seq=seq, problem_kind=problem_kind, message=message,
-                                verification=verification, created_at=now, last_seen_at=now)
+    return Alert.objects.create(kind=kind, seq=seq, problem_kind=problem_kind[:64], message=message,
+                                verification=verification, organisation=organisation, created_at=now,
+                                last_seen_at=now)
 
 
 def alert_acknowledge(*, alert: Alert, by, note: str = "", now: dt.datetime | None = None) -> Alert:

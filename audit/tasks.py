@@ -39,12 +39,25 @@ def checkpoint() -> int | None:
 
 @shared_task(name="audit.purge")
 def purge() -> int:
-    """CSI R241-14: remove entries older than three years, after a signed checkpoint."""
+    """CSI R241-14: remove entries older than three years, after a signed checkpoint, and the rows
+    behind the register of the same age (consultations, extractions, exports, holds, requests)."""
+    from evidence.retention.traceability import traceability_purge
+
     try:
         result = services.custody_purge()
+        traceability_purge()
     except Exception as exc:  # noqa: BLE001
         log.exception("custody purge failed")
         services.alert_raise(kind=Alert.Kind.PURGE_FAILED, seq=None, problem_kind="",
                               message=f"Purge du journal de traçabilité impossible : {exc}")
         raise
     return result.removed
+
+
+@shared_task(name="audit.compliance_audit")
+def compliance_audit() -> bool:
+    """Every legal invariant, daily (docs/compliance.md); violations raise alerts for the DPO and the mayor."""
+    from .compliance.services import compliance_audit_run
+
+    return compliance_audit_run(triggered_by="beat").ok
+

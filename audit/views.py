@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from zoneinfo import ZoneInfo
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from evidence.selectors import recordings_visible_to
@@ -189,6 +192,65 @@ def alert_acknowledge(request, pk: int):
     alert = get_object_or_404(selectors.alerts_visible_to(user=request.user), pk=pk)
     services.alert_acknowledge(alert=alert, by=request.user, note=request.POST.get("note", "")[:2000])
     return redirect("custody-journal")
+
+
+# --- Compliance: the legal invariants, for the DPO and the mayor ---------------------------------------
+
+def _compliance_reader(request):
+    if not selectors.compliance_can_read(request.user):
+        raise PermissionDenied("réservé au maire, au délégué à la protection des données et à l'administrateur "
+                               "technique")
+
+
+@login_required
+def compliance(request):
+    from .compliance.invariants import INVARIANTS
+
+    _compliance_reader(request)
+    audit, violations = selectors.compliance_latest(user=request.user)
+    failing = {v["rule"] for v in violations}
+    alerts = selectors.alerts_visible_to(user=request.user).filter(kind__in=["compliance", "erasure_failed"])
+    return render(request, "audit/compliance.html", {
+        "audit": audit, "violations": violations[:500], "more": max(0, len(violations) - 500),
+        "rules": [{"id": i.id, "title": i.title, "articles": i.articles, "holds": i.id not in failing}
+                  for i in INVARIANTS],
+        "alerts": alerts.filter(acknowledged_at__isnull=True)[:100], "tz": str(_tz(request.user)),
+    })
+
+
+@login_required
+@require_POST
+def compliance_run(request):
+    from .tasks import compliance_audit
+
+    _compliance_reader(request)
+    try:
+        compliance_audit.apply_async(queue="media")
+        messages.success(request, _("Contrôle de conformité demandé : le résultat s'affiche ici dès qu'il est fini."))
+    except Exception:  # noqa: BLE001 - the broker being down is shown, nothing else happens
+        messages.error(request, _("Le contrôle n'a pas pu être demandé (file de tâches indisponible)."))
+    return redirect("compliance")
+
+
+@login_required
+def compliance_report(request, fmt: str):
+    from .compliance.pdf import compliance_report_pdf
+    from .compliance.services import compliance_report as report
+
+    _compliance_reader(request)
+    audit, _violations = selectors.compliance_latest(user=request.user)
+    if audit is None or request.user.organisation_id is None:
+        raise Http404("aucun contrôle de conformité")
+    document = report(audit=audit, organisation=request.user.organisation, by=request.user)
+    stamp = audit.checked_at.strftime("%Y%m%d")
+    if fmt == "pdf":
+        response = HttpResponse(compliance_report_pdf(document), content_type="application/pdf")
+    else:
+        response = HttpResponse(json.dumps(document, indent=2, ensure_ascii=False),
+                                content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = (f'attachment; filename="temoin-conformite-{request.user.organisation.slug}-'
+                                       f'{stamp}.{fmt}"')
+    return response
 
 
 # --- Public key (no login: anyone may check a checkpoint) -------------------------------------------

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 
 from evidence.retention import retention_period
+from evidence.retention.dates import fixed_duration
 
 
 @register()
@@ -20,6 +21,21 @@ def temoin_settings_check(app_configs, **kwargs):
         retention_period(settings.TEMOIN_DEFAULT_RETENTION)
     except ValueError as exc:
         problems.append(Error(str(exc), id="temoin.E002"))
+    # CSI R241-14: the log and the traces behind the register are kept three years.
+    years = settings.CUSTODY_RETENTION_YEARS
+    if not 1 <= years <= 10:
+        problems.append(Error(f"TEMOIN_CUSTODY_RETENTION_YEARS={years}: between 1 and 10 years", id="temoin.E005"))
+    elif years != 3 and not settings.CUSTODY_RETENTION_BASIS.strip():
+        problems.append(Error(
+            f"TEMOIN_CUSTODY_RETENTION_YEARS={years}: French law keeps the custody log three years (CSI R241-14)",
+            hint="keep 3, or state the legal basis of another period in TEMOIN_CUSTODY_RETENTION_BASIS "
+                 "(organisations under another legal framework only)",
+            id="temoin.E006"))
+    for name in ("TEMOIN_LATE_DOCKING_GRACE", "TEMOIN_COMPLIANCE_GRACE"):
+        try:
+            fixed_duration(getattr(settings, name))
+        except ValueError as exc:
+            problems.append(Error(f"{name}: {exc}", id="temoin.E007"))
     if settings.STORE_BACKEND not in ("local", "s3"):
         problems.append(Error(f"TEMOIN_STORE must be 'local' or 's3', not {settings.STORE_BACKEND!r}", id="temoin.E003"))
     if settings.STORE_BACKEND == "s3" and not settings.S3_ENDPOINT_URL:

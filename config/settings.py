@@ -264,6 +264,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # --- Evidence -------------------------------------------------------------------------------
 # CSI R241-13: one calendar month from the day of recording (per-organisation setting).
 TEMOIN_DEFAULT_RETENTION = env.str("TEMOIN_DEFAULT_RETENTION", default="P1M")
+# A recording whose month was already over when its camera was docked (and whose camera clock is
+# known to be right) is due: it is kept this long for a supervisor to place a hold if a procedure
+# needs it, then erased (evidence/retention/dates.py). ISO 8601 duration, days or hours.
+TEMOIN_LATE_DOCKING_GRACE = env.str("TEMOIN_LATE_DOCKING_GRACE", default="P3D")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
 TEMOIN_SIDECAR_MAX_BYTES = env.int("TEMOIN_SIDECAR_MAX_BYTES", default=1024 * 1024)
 TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
@@ -312,8 +316,13 @@ CUSTODY_SIGNING_KEY = Path(env.str("TEMOIN_CUSTODY_KEY", default=str(DATA_DIR / 
 CUSTODY_TSA_URL = env.str("TEMOIN_TSA_URL", default="")
 # CA certificate chain that verifies the authority's time-stamp tokens (openssl ts -verify).
 CUSTODY_TSA_CA_FILE = env.str("TEMOIN_TSA_CA_FILE", default="")
-# CSI R241-14: the log is kept three years.
+# CSI R241-14: the log is kept three years (a system check refuses another value unless the
+# deployment states the legal basis of its own period: organisations under another framework).
 CUSTODY_RETENTION_YEARS = env.int("TEMOIN_CUSTODY_RETENTION_YEARS", default=3)
+CUSTODY_RETENTION_BASIS = env.str("TEMOIN_CUSTODY_RETENTION_BASIS", default="")
+# Compliance audit (audit/compliance.py): how long a state may last before it is a violation (an
+# erasure due but not yet swept, an erasure begun but not finished, a write still in progress).
+TEMOIN_COMPLIANCE_GRACE = env.str("TEMOIN_COMPLIANCE_GRACE", default="PT2H")
 
 # Celery keeps the project's log format (JSON lines under TEMOIN_LOG_FORMAT=json).
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -321,13 +330,12 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-stale-media": {"task": "evidence.requeue_stale", "schedule": 300.0},
     # CSI R241-13: erasure one month after recording; the sweep runs at least hourly.
     "retention-sweep": {"task": "evidence.retention_sweep", "schedule": 900.0},
-    # Export packages follow their recordings: erased after the earliest retention end unless held.
-    "disclosure-erase-due": {"task": "disclosure.erase_due", "schedule": 900.0},
     "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
     # Staging files and multipart uploads left by workers killed mid-write (docs/operations.md).
     "store-sweep-incomplete": {"task": "evidence.store_sweep_incomplete", "schedule": 6 * 3600.0},
-    # CSI R241-13: bookmarks, tracks and places sent by an Axis system go with their recordings.
-    "axis-purge-erased": {"task": "axis.purge_erased", "schedule": 3600.0},
+    # Every legal invariant over database, store and log, daily; violations are alerted (docs/compliance.md).
+    "compliance-audit": {"task": "audit.compliance_audit", "schedule": 24 * 3600.0},
+    "store-orphans-settle": {"task": "evidence.store_orphans_settle", "schedule": 6 * 3600.0},
     "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},
     "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
     # CSI R241-14: the log is kept three years, then purged after a signed checkpoint.

@@ -86,6 +86,10 @@ class OffloadSession(models.Model):
     bytes_done = models.BigIntegerField(default=0)
     # Files the profile does not know (left on the camera and listed) and other findings.
     report = models.JSONField(default=dict, blank=True)
+    # What the docking tells of the camera's clock (CSI R241-10): its own time from DEVICE.json,
+    # or the newest clip against the dock's clock, and the previous complete docking. Retention
+    # counts from the recording time only when that time can be trusted (evidence/retention/dates.py).
+    clock = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]

@@ -25,6 +25,12 @@ class ReviewState(models.TextChoices):
     FLAGGED = "flagged", _("signalé")
 
 
+# Verified in the store and kept: the statuses of a recording that is evidence today.
+LIVE_STATUSES = ["stored", "processing", "ready", "unplayable"]
+# Erased, or being erased: nothing may be seen, tagged, extracted or held any more.
+GONE_STATUSES = ["erasing", "erased"]
+
+
 class Recording(models.Model):
     """One clip pulled from a camera. Identified by camera + SHA-256 of the original bytes."""
 
@@ -36,6 +42,9 @@ class Recording(models.Model):
         UNPLAYABLE = "unplayable", _("illisible (original conservé)")
         FAILED = "failed", _("échec du stockage (resté sur la caméra)")
         DUPLICATE = "duplicate", _("doublon d'un enregistrement déjà stocké")
+        # Two-phase erasure (CSI R241-13, R241-14): the intent is in the custody log before any byte
+        # is deleted; the row stays here until every object is gone and the completion is logged.
+        ERASING = "erasing", _("effacement en cours")
         ERASED = "erased", _("effacé")
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -71,6 +80,7 @@ class Recording(models.Model):
     stream_hashes = models.JSONField(default=dict, blank=True)
     sidecar_key = models.CharField(max_length=500, blank=True)
     sidecar_sha256 = models.CharField(max_length=64, blank=True)
+    sidecar_version_id = models.CharField(max_length=200, blank=True)
     sidecar_errors = models.JSONField(default=list, blank=True)
 
     # Playback.
@@ -93,10 +103,14 @@ class Recording(models.Model):
     status_message = models.TextField(blank=True)
     # CSI R241-13: erased one month after the day of recording unless held.
     retain_until = models.DateTimeField(null=True, blank=True, db_index=True)
-    retention_basis = models.CharField(max_length=200, blank=True)
+    retention_basis = models.CharField(max_length=500, blank=True)
+    # Docked after its retention end with a camera clock known to be right: kept only for a
+    # decision (TEMOIN_LATE_DOCKING_GRACE), shown to supervisors (CSI R241-11 III: transfer on return).
+    docked_late = models.BooleanField(default=False)
     ingested_at = models.DateTimeField()
     verified_at = models.DateTimeField(null=True, blank=True)
     # Tombstone (CSI R241-13): what remains after erasure, and the rule that erased it.
+    erasure_started_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
     erasure_rule = models.CharField(max_length=300, blank=True)
 
@@ -118,16 +132,23 @@ class Recording(models.Model):
             models.Index(fields=["camera", "source_path", "source_size", "source_mtime_ns"]),
         ]
         constraints = [
-            # One stored recording per camera and content (ARCHITECTURE.md §3).
+            # One live recording per camera and content (ARCHITECTURE.md §3). Duplicates, and rows
+            # being or already erased, are outside it: an original and its duplicate are erased
+            # together, and the same clip docked again after erasure is a new recording.
             models.UniqueConstraint(
                 fields=["camera", "sha256"],
-                condition=~models.Q(sha256="") & ~models.Q(status="duplicate"),
+                condition=~models.Q(sha256="") & models.Q(status__in=LIVE_STATUSES),
                 name="unique_content_per_camera",
             )
         ]
 
     def __str__(self) -> str:
         return f"{self.camera.serial} {self.source_path}"
+
+    @property
+    def gone(self) -> bool:
+        """Erased, or its erasure has begun (CSI R241-13): nothing may be done with it any more."""
+        return self.status in GONE_STATUSES
 
     @property
     def to_complete(self) -> bool:
@@ -158,6 +179,9 @@ class Hold(models.Model):
     released_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     released_at = models.DateTimeField(null=True, blank=True)
     release_motif = models.TextField(blank=True)
+    # The recordings this hold keeps, fixed when it is placed (or extended): re-tagging a
+    # recording's intervention afterwards neither adds it nor takes it away (CSI R241-13).
+    covered = models.ManyToManyField(Recording, blank=True, related_name="covering_holds")
 
     class Meta:
         ordering = ["-placed_at"]
@@ -227,3 +251,27 @@ class RecordingUserObjectPermission(UserObjectPermissionBase):
     expires_at = models.DateTimeField(db_index=True)
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     motif = models.TextField(blank=True)
+
+
+class StoreOrphan(models.Model):
+    """An object found in the store that nothing alive owns (a write whose record was lost when a
+    process died, the bytes of something erased that the store kept). Registered and logged when
+    found; erased, logged, as soon as its lock in the store ends (evidence/retention/sweep.py)."""
+
+    key = models.CharField(max_length=500, unique=True)
+    organisation = models.ForeignKey("accounts.Organisation", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    size = models.BigIntegerField(default=0)
+    modified = models.DateTimeField()
+    found_at = models.DateTimeField()
+    retain_until = models.DateTimeField(null=True, blank=True)
+    legal_hold = models.BooleanField(default=False)
+    note = models.TextField(blank=True)
+    erasure_started_at = models.DateTimeField(null=True, blank=True)
+    erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["found_at", "id"]
+
+    def __str__(self) -> str:
+        return self.key

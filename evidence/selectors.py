@@ -57,7 +57,7 @@ def recordings_review_queue_for(*, user: User, queue: str, now=None, sample_size
     if user.role != Role.SUPERVISOR:
         return Recording.objects.none()
     now = now or timezone.now()
-    base = recordings_visible_to(user=user).exclude(status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING,
+    base = recordings_visible_to(user=user).exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.RECEIVING,
                                                                 Recording.Status.FAILED])
     if queue == "flagged":
         return base.filter(review_state="flagged").order_by("-reviewed_at")
@@ -70,15 +70,12 @@ def recordings_review_queue_for(*, user: User, queue: str, now=None, sample_size
 
 
 def holds_for_recording(*, recording: Recording):
-    """Holds covering a recording: on itself or on its intervention (active first)."""
-    from django.db.models import Q
-
+    """Holds covering a recording (active first), or placed on it."""
     from .models import Hold
+    from .retention.holds import holds_for_recording_q
 
-    q = Q(recording=recording)
-    if recording.intervention:
-        q |= Q(organisation_id=recording.organisation_id, intervention=recording.intervention)
-    return Hold.objects.filter(q).select_related("placed_by", "released_by").order_by("released_at", "-placed_at")
+    return (Hold.objects.filter(holds_for_recording_q(recording)).distinct()
+            .select_related("placed_by", "released_by").order_by("released_at", "-placed_at"))
 
 
 def holds_visible_to(*, user: User):
@@ -97,7 +94,7 @@ def erasures_upcoming_for(*, user: User, now, hours: int):
 
     return (recordings_visible_to(user=user)
             .filter(retain_until__lte=now + dt.timedelta(hours=hours))
-            .exclude(status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING])
+            .exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.RECEIVING])
             .exclude(active_holds_q())
             .order_by("retain_until"))
 
@@ -113,5 +110,5 @@ def to_complete_q():
 def recordings_to_complete_for(*, user: User):
     """The wearer's own queue; a supervisor sees the whole service's."""
     return (recordings_visible_to(user=user).filter(to_complete_q())
-            .exclude(status__in=[Recording.Status.ERASED, Recording.Status.FAILED, Recording.Status.RECEIVING])
+            .exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED, Recording.Status.RECEIVING])
             .order_by("retain_until", "started_at"))

@@ -30,9 +30,10 @@ from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
 
 from .integrations import ffmpeg
-from .integrations.store import HashingReader, ObjectExists, ReadAhead, StoreError, get_store
-from .models import Recording
-from .retention import retention_basis_time, retention_end
+from .integrations.store import HashingReader, ObjectExists, ObjectMissing, ReadAhead, StoreError, get_store
+from .models import LIVE_STATUSES, Recording
+from .retention import CameraClock, retention_decide
+from .retention.objects import media_keys_for, recording_store_keys, sidecar_key_for  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
         dock, _ = Dock.objects.get_or_create(name=dock_name)
         if slot_name:
             slot, _ = DockSlot.objects.get_or_create(dock=dock, name=slot_name)
+    clock = _camera_clock(camera, scan, now)
     with transaction.atomic():
         camera.last_docked_at = now
         if scan.device.model and not camera.model:
@@ -90,6 +92,7 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
             volume=str(scan.root), keep_on_camera=keep, started_at=now, docking=docking,
             bytes_total=sum(c.size for c in scan.clips),
             report={"ignored": [{"path": p, "reason": r} for p, r in scan.ignored]},
+            clock=clock.as_dict(),
         )
         OffloadItem.objects.bulk_create(
             OffloadItem(session=session, path=c.rel, sidecar_path=c.sidecar_rel, size=c.size, mtime_ns=c.mtime_ns)
@@ -100,9 +103,31 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
             actor_label=f"system:offload@{dock_name or 'cli'}",
             details={"camera": camera.serial, "volume": str(scan.root), "clips": len(scan.clips),
                      "bytes": session.bytes_total, "ignored": session.report["ignored"][:100],
-                     "firmware": scan.device.firmware},
+                     "firmware": scan.device.firmware, "camera_clock": session.clock},
         )
     return session
+
+
+def _camera_clock(camera: Camera, scan, now: dt.datetime) -> CameraClock:
+    """What this docking tells of the camera's clock (CSI R241-10), read before anything is pulled.
+
+    The camera's own time in DEVICE.json gives its offset from the dock's clock. Otherwise, a
+    newest clip that ended within the last day says the clock agrees with the dock's (the camera
+    has just been used). The previous complete docking is kept as well: a clip seen for the first
+    time was recorded after it, so a date before it proves the clock wrong.
+    """
+    from .retention.dates import CLOCK_TOLERANCE
+
+    previous = (OffloadSession.objects.filter(camera=camera, status=OffloadSession.Status.COMPLETE)
+                .order_by("-started_at").values_list("started_at", flat=True).first())
+    if scan.device.clock is not None:
+        return CameraClock(source="device_clock", offset=scan.device.clock - now, previous_docking=previous)
+    newest = max((c.mtime_ns for c in scan.clips), default=None)
+    if newest is not None:
+        newest_time = dt.datetime.fromtimestamp(newest / 1e9, tz=dt.timezone.utc)
+        if now - dt.timedelta(days=1) <= newest_time <= now + CLOCK_TOLERANCE:
+            return CameraClock(source="newest_clip", offset=dt.timedelta(0), previous_docking=previous)
+    return CameraClock(source="", offset=None, previous_docking=previous)
 
 
 def _assignment_wearer(camera: Camera, at: dt.datetime | None) -> User | None:
@@ -205,7 +230,8 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
     existing = (
         Recording.objects.filter(camera=camera, source_path=item.path, source_size=item.size,
                                  source_mtime_ns=item.mtime_ns)
-        .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.ERASED]).order_by("-id").first()
+        .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.ERASING, Recording.Status.ERASED])
+        .order_by("-id").first()
     )
     if existing is None and camera_sha:
         existing = Recording.objects.filter(camera=camera, sha256=camera_sha, status__in=VERIFIED_STATUSES).first()
@@ -214,8 +240,15 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
 
     # 3. A new recording (or the retry of one that failed or was interrupted).
     start, end, time_source, attested = _recording_times(session, item, meta, volume / item.path, org)
-    basis, basis_text = retention_basis_time(started_at=start, ingested_at=now, period=org.retention)
-    retain_until = retention_end(recorded_at=basis, period=org.retention, time_zone=org.time_zone)
+    # Listed by no earlier docking of this camera: recorded after the previous complete one.
+    new_clip = existing is None and not OffloadItem.objects.filter(
+        session__camera=camera, path=item.path, size=item.size, mtime_ns=item.mtime_ns).exclude(pk=item.pk).exists()
+    decision = retention_decide(started_at=start, ingested_at=now, period=org.retention, time_zone=org.time_zone,
+                                clock=CameraClock.from_dict(session.clock), new_clip=new_clip,
+                                late_grace=settings.TEMOIN_LATE_DOCKING_GRACE)
+    retain_until, basis_text = decision.retain_until, decision.basis
+    if existing is not None:  # a retry: what an earlier attempt wrote is locked, perhaps longer
+        retain_until, basis_text = _earlier_locks(store, existing.store_key, retain_until, basis_text)
     wearer, wearer_source, errors = None, "", list(meta.errors)
     matricule = meta.fields.get("officer")
     if matricule:
@@ -237,7 +270,7 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
         trigger_reason=f.get("trigger_reason", ""), trigger_source=f.get("trigger_source", ""),
         purpose=f.get("purpose", ""), subject_notified=f.get("subject_notified"),
         notice_omitted_reason=f.get("notice_omitted_reason", ""), intervention=f.get("intervention", ""),
-        retain_until=retain_until, retention_basis=basis_text, ingested_at=now,
+        retain_until=retain_until, retention_basis=basis_text[:500], docked_late=decision.late, ingested_at=now,
         status=Recording.Status.RECEIVING, status_message="",
     )
     with transaction.atomic():
@@ -260,19 +293,26 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                      "session": session.pk, "camera": camera.serial, "sidecar": item.sidecar_path,
                      "sidecar_errors": errors, "time_source": time_source, "time_attested": attested,
                      "wearer": wearer.matricule if wearer else None, "wearer_source": wearer_source,
-                     "retain_until": retain_until.isoformat(), "retention_basis": basis_text},
+                     "retain_until": retain_until.isoformat(), "retention_basis": basis_text,
+                     "docked_late": decision.late},
         )
 
     # 4. Stream once: camera → store, hashing on the way.
     try:
         if meta.sidecar_raw is not None and not recording.sidecar_key:
-            skey = recording.store_key.replace("originals/", "sidecars/", 1).rsplit(".", 1)[0] + ".json"
+            skey = sidecar_key_for(recording.store_key)
             if not store.exists(skey):
-                store.put(skey, io.BytesIO(meta.sidecar_raw), retain_until=retain_until, content_type="application/json")
-            recording.sidecar_key = skey
+                sidecar = store.put(skey, io.BytesIO(meta.sidecar_raw), retain_until=retain_until,
+                                    content_type="application/json")
+            else:  # written by an attempt that died before recording it: locked at least as long
+                sidecar = store.head(skey)
+                if sidecar.retain_until is None or sidecar.retain_until < retain_until:
+                    store.extend_retention(skey, sidecar.version_id, retain_until)
+            recording.sidecar_key, recording.sidecar_version_id = skey, sidecar.version_id
             recording.sidecar_sha256 = hashlib.sha256(meta.sidecar_raw).hexdigest()
             Recording.objects.filter(pk=recording.pk).update(
-                sidecar_key=recording.sidecar_key, sidecar_sha256=recording.sidecar_sha256)
+                sidecar_key=recording.sidecar_key, sidecar_sha256=recording.sidecar_sha256,
+                sidecar_version_id=recording.sidecar_version_id)
         content_type = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
         reader = None
         with mass_storage.volume_open(volume, item.path) as fh:
@@ -318,6 +358,27 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
     return _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_label, readback)
 
 
+def _earlier_locks(store, store_key: str, retain_until: dt.datetime, basis: str) -> tuple[dt.datetime, str]:
+    """The retention end of a retried collection, never before the locks an earlier attempt took.
+
+    An attempt that died after storing the clip (or its sidecar) locked it until the end it had
+    decided; the retry may decide an earlier one (the next docking told more of the camera's
+    clock). The store never shortens a lock, so the recording is kept until the later end: an
+    earlier one would make its erasure refused when it comes (CSI R241-13, R241-11 V).
+    """
+    later = retain_until
+    for key in (store_key, sidecar_key_for(store_key)):
+        try:
+            until = store.head(key).retain_until
+        except ObjectMissing:
+            continue
+        if until is not None and until > later:
+            later = until
+    if later > retain_until:
+        basis = f"{basis}; kept until the lock an earlier attempt took ({later.isoformat()})"
+    return later, basis
+
+
 @dataclass(frozen=True)
 class _Stored:
     key: str
@@ -330,9 +391,8 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
     verified_at = timezone.now()
     with transaction.atomic():
         recording = Recording.objects.select_for_update().get(pk=recording.pk)
-        other = (Recording.objects.filter(camera=recording.camera, sha256=stored.sha256)
-                 .exclude(pk=recording.pk).exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.RECEIVING,
-                                                               Recording.Status.FAILED, Recording.Status.ERASED]).first())
+        other = (Recording.objects.filter(camera=recording.camera, sha256=stored.sha256, status__in=LIVE_STATUSES)
+                 .exclude(pk=recording.pk).first())
         recording.sha256 = stored.sha256
         recording.size = stored.size
         recording.store_version_id = stored.version_id
@@ -371,8 +431,8 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
         _session_progress(item.session_id, item.size)
         if recording.status == Recording.Status.STORED:
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
-    if recording.intervention:
-        recording_apply_holds(recording=recording)  # joins an intervention already held
+    if recording.intervention and recording.status == Recording.Status.STORED:
+        recording_join_held_intervention(recording=recording)  # the camera names a held intervention
     return item
 
 
@@ -500,8 +560,7 @@ def recording_process_media(*, recording: Recording) -> Recording:
         recording.status = Recording.Status.PROCESSING
         recording.save(update_fields=["status"])
     store = get_store()
-    base = recording.store_key.split("/", 1)[1].rsplit(".", 1)[0]
-    playback_key, poster_key = f"playback/{base}.mp4", f"posters/{base}.jpg"
+    playback_key, poster_key = media_keys_for(recording.store_key)
     details: dict = {}
     try:
         with store.local_path(recording.store_key, recording.store_version_id) as src, \
@@ -525,6 +584,9 @@ def recording_process_media(*, recording: Recording) -> Recording:
             ffmpeg.poster(dst, poster, at=min(1.0, (copy_info.duration or 0) / 2))
             p_obj = _put_derivative(store, playback_key, dst, recording.retain_until, "video/mp4")
             s_obj = _put_derivative(store, poster_key, poster, recording.retain_until, "image/jpeg")
+            if recording_is_held(recording):  # copies follow the original's legal hold too
+                for obj in (p_obj, s_obj):
+                    store.set_legal_hold(obj.key, obj.version_id, True)
     except ffmpeg.MediaError as exc:
         with transaction.atomic():
             recording = Recording.objects.select_for_update().get(pk=recording.pk)
@@ -559,11 +621,14 @@ def recording_process_media(*, recording: Recording) -> Recording:
 
 
 def _put_derivative(store, key, path, retain_until, content_type):
-    """Derivatives follow the original's fate: same retention end. Idempotent on a fixed key."""
+    """Derivatives follow the original's fate: same retention end. Idempotent on a fixed key (a copy
+    written by an attempt that died is taken over, its lock extended if the end moved since)."""
     try:
         return store.put_file(key, path, retain_until=retain_until, content_type=content_type)
     except ObjectExists:
         head = store.head(key)
+        if head.retain_until is None or head.retain_until < retain_until:
+            store.extend_retention(key, head.version_id, retain_until)
         sha, size = store.digest(key)
         return _Stored(key, head.version_id, size, sha)
 
@@ -594,319 +659,30 @@ def store_sweep_incomplete(*, older_than: dt.timedelta = dt.timedelta(hours=24),
     return count
 
 
-# --- Retention: holds, policy changes, erasure (CSI L241-2, R241-13) --------------------------
+# --- Retention: holds, policy, erasure (CSI L241-2, R241-13): evidence/retention/ -------------
 
-class RetentionRefused(Exception):
-    """Erasure or a retention change that the law or a hold forbids; the message says which."""
-
-
-HOLD_PLACERS = {"supervisor", "legal"}
-HOLD_RELEASERS = {"legal"}
-
-
-def active_holds_q():
-    """Q over Recording: covered by an active hold, on itself or on its intervention."""
-    from django.db.models import Exists, OuterRef
-
-    from .models import Hold
-
-    direct = Hold.objects.filter(recording=OuterRef("pk"), released_at__isnull=True)
-    by_intervention = Hold.objects.filter(
-        organisation=OuterRef("organisation"), intervention=OuterRef("intervention"),
-        released_at__isnull=True,
-    ).exclude(intervention="")
-    return Q(Exists(direct)) | Q(Exists(by_intervention))
-
-
-def recording_is_held(recording: Recording) -> bool:
-    return Recording.objects.filter(pk=recording.pk).filter(active_holds_q()).exists()
-
-
-def recording_store_keys(recording: Recording, derivatives=None) -> list[tuple[str, str]]:
-    """Every object that follows the original's fate: (key, version id), original last.
-
-    ``derivatives``: the recording's redacted copies when the caller already read them for a batch.
-    Training extracts made from a fully redacted copy (LEGAL.md rule 6) are stored apart from the
-    recording, with their own retention, so that they may outlive it: they are not listed here.
-    """
-    from evidence.redaction.models import Derivative
-
-    if derivatives is None:
-        derivatives = Derivative.objects.filter(recording=recording)
-    keys = [(recording.playback_key, recording.playback_version_id),
-            (recording.poster_key, recording.poster_version_id),
-            (recording.sidecar_key, "")]
-    # CSI R241-13: redacted copies are derivatives: erased with the original, held with it.
-    keys += [(d.store_key, d.store_version_id) for d in derivatives]
-    keys.append((recording.store_key, recording.store_version_id))
-    return [(k, v) for k, v in keys if k]
-
-
-def _apply_legal_hold(recording: Recording, on: bool) -> None:
-    store = get_store()
-    for key, version in recording_store_keys(recording):
-        if store.exists(key):
-            store.set_legal_hold(key, version, on)
-
-
-def hold_place(*, by: User, procedure: str, reference: str, recording: Recording | None = None,
-               intervention: str = "", motif: str = "", now: dt.datetime | None = None):
-    """Place a hold for a procedure on one recording or a whole intervention (CSI R241-13)."""
-    from .models import Hold, Procedure
-
-    if by.role not in HOLD_PLACERS:
-        raise PermissionError("placing a hold needs the supervisor or legal role")
-    if procedure not in Procedure.values:
-        raise ValueError(f"procedure must be one of {', '.join(Procedure.values)}")
-    reference = (reference or "").strip()
-    if not reference:
-        raise ValueError("a hold names the procedure's reference")
-    if (recording is None) == (not intervention.strip()):
-        raise ValueError("a hold covers either one recording or one intervention")
-    now = now or timezone.now()
-    with transaction.atomic():
-        if recording is not None:
-            # Lock the row: a sweep erasing this recording right now finishes first, and then
-            # the hold is refused; a sweep that comes after sees the hold (the hold wins).
-            recording = Recording.objects.select_for_update().get(pk=recording.pk)
-            if recording.organisation_id != by.organisation_id:
-                raise PermissionError("recording outside your organisation")
-            if recording.status == Recording.Status.ERASED:
-                raise RetentionRefused(f"recording {recording.pk} was already erased on {recording.erased_at:%d/%m/%Y}")
-            covered = [recording]
-        else:
-            intervention = intervention.strip()
-            covered = list(Recording.objects.select_for_update().filter(
-                organisation_id=by.organisation_id, intervention=intervention,
-            ).exclude(status=Recording.Status.ERASED))
-        hold = Hold.objects.create(
-            organisation_id=by.organisation_id, procedure=procedure, reference=reference,
-            recording=recording, intervention=intervention if recording is None else "",
-            motif=motif, placed_by=by, placed_at=now,
-        )
-        for rec in covered:
-            _apply_legal_hold(rec, True)
-            custody_event_append(action="hold.placed", subject=rec, actor=by, motif=motif,
-                                 details={"hold": hold.pk, "procedure": procedure, "reference": reference,
-                                          "intervention": hold.intervention})
-        if not covered:
-            custody_event_append(action="hold.placed", subject=hold, organisation=by.organisation, actor=by,
-                                 motif=motif, details={"procedure": procedure, "reference": reference,
-                                                       "intervention": hold.intervention})
-    return hold
-
-
-def hold_release(*, hold, by: User, motif: str, now: dt.datetime | None = None):
-    """Release a hold (legal role, with a motif); the store's legal hold goes only when no other hold covers."""
-    from .models import Hold
-
-    if by.role not in HOLD_RELEASERS:
-        raise PermissionError("releasing a hold needs the legal role")
-    if not (motif or "").strip():
-        raise ValueError("releasing a hold needs a motif")
-    now = now or timezone.now()
-    with transaction.atomic():
-        hold = Hold.objects.select_for_update().get(pk=hold.pk)
-        if hold.organisation_id != by.organisation_id:
-            raise PermissionError("hold outside your organisation")
-        if hold.released_at is not None:
-            raise ValueError("this hold was already released")
-        hold.released_at, hold.released_by, hold.release_motif = now, by, motif.strip()
-        hold.save(update_fields=["released_at", "released_by", "release_motif"])
-        covered = [hold.recording] if hold.recording_id else list(
-            Recording.objects.filter(organisation_id=hold.organisation_id, intervention=hold.intervention))
-        for rec in covered:
-            if rec.status == Recording.Status.ERASED:
-                continue
-            if not recording_is_held(rec):
-                _apply_legal_hold(rec, False)
-            custody_event_append(action="hold.released", subject=rec, actor=by, motif=motif,
-                                 details={"hold": hold.pk, "procedure": hold.procedure,
-                                          "reference": hold.reference})
-    return hold
-
-
-def recording_apply_holds(*, recording: Recording) -> None:
-    """A recording that joins a held intervention (ingest, retagging) gets the store's legal hold."""
-    if recording_is_held(recording):
-        _apply_legal_hold(recording, True)
-
-
-def organisation_set_retention(*, organisation: Organisation, retention: str, basis: str = "",
-                               by: User | None = None, now: dt.datetime | None = None) -> int:
-    """Change an organisation's retention period; returns how many recordings' ends moved later.
-
-    Ends are recomputed for recordings not yet erased. A longer period extends their locks; a
-    shorter one cannot make an object erasable before its lock, so their ends stay where they are
-    and only recordings ingested afterwards get the shorter period.
-    """
-    from .retention import retention_period
-
-    retention_period(retention)
-    now = now or timezone.now()
-    store = get_store()
-    moved = 0
-    with transaction.atomic():
-        org = Organisation.objects.select_for_update().get(pk=organisation.pk)
-        old, org.retention = org.retention, retention
-        if basis:
-            org.retention_basis = basis
-        org.save(update_fields=["retention", "retention_basis"])
-        custody_event_append(action="organisation.retention_changed", subject=org, organisation=org, actor=by,
-                             actor_label="" if by else "system:cli",
-                             details={"old": old, "new": retention, "basis": org.retention_basis})
-        for rec in Recording.objects.select_for_update().filter(organisation=org, retain_until__gt=now).exclude(
-                status=Recording.Status.ERASED):
-            basis_time, _ = retention_basis_time(started_at=rec.started_at, ingested_at=rec.ingested_at, period=retention)
-            new_end = retention_end(recorded_at=basis_time, period=retention, time_zone=org.time_zone)
-            if new_end <= rec.retain_until:
-                continue
-            for key, version in recording_store_keys(rec):
-                if store.exists(key):
-                    store.extend_retention(key, version, new_end)
-            custody_event_append(action="recording.retention_extended", subject=rec, actor=by,
-                                 actor_label="" if by else "system:cli",
-                                 details={"old": rec.retain_until.isoformat(), "new": new_end.isoformat()})
-            rec.retain_until = new_end
-            rec.save(update_fields=["retain_until"])
-            moved += 1
-    return moved
-
-
-def _erase_objects(recording: Recording, now: dt.datetime, keys: list[tuple[str, str]] | None = None) -> int:
-    """Delete every version of every object of the recording; the store refuses under hold/lock."""
-    store = get_store()
-    real_now = timezone.now()
-    deleted = 0
-    for key, _version in keys if keys is not None else recording_store_keys(recording):
-        # The store checks against both clocks: an injected "now" can never erase early.
-        deleted += store.delete(key, now=min(now, real_now))
-    return deleted
-
-
-# The tombstone keeps identifiers, hash, size, dates, wearer, camera and the rule applied; the
-# rest is personal data that goes with the images (CSI R241-13).
-TOMBSTONE_CLEARED = dict(
-    location=None, track=None, notice_omitted_reason="", trigger_source="", intervention="",
-    sidecar_errors=[], media_info={}, status_message="", playback_key="", poster_key="", sidecar_key="",
-    playback_version_id="", poster_version_id="",
+from .retention import RetentionRefused  # noqa: E402,F401  (re-exported: callers import them from here)
+from .retention.holds import (  # noqa: E402,F401
+    HOLD_PLACERS,
+    HOLD_RELEASERS,
+    active_holds_q,
+    hold_place,
+    hold_release,
+    legal_hold_set,
+    recording_is_held,
+    recording_join_held_intervention,
 )
-
-
-@dataclass
-class SweepReport:
-    erased: list
-    held: list
-    refused: list
-    due: list
-
-
-def _erase_batch(ids: list[int], *, now: dt.datetime, by: User | None, strict: bool, report: SweepReport) -> None:
-    """Erase these recordings in one transaction, each re-checked under its row lock.
-
-    A crash half-way rolls the transaction back: the objects already deleted stay deleted (the
-    next run counts them as gone) and every recording gets its erasure event exactly once.
-    """
-    from .integrations.store import RetentionViolation
-
-    with transaction.atomic():
-        recs = list(Recording.objects.select_for_update().select_related("organisation")
-                    .filter(pk__in=ids).order_by("retain_until", "pk"))
-        # A fresh query after the lock: a hold committed meanwhile is seen here (the hold wins).
-        held = set(Recording.objects.filter(pk__in=ids).filter(active_holds_q()).values_list("pk", flat=True))
-        # The batch's redacted copies in one query, not one per recording.
-        from evidence.redaction.models import Derivative
-
-        derivatives: dict[int, list] = {}
-        for d in Derivative.objects.filter(recording_id__in=ids).only("recording_id", "store_key", "store_version_id"):
-            derivatives.setdefault(d.recording_id, []).append(d)
-        erased: list[tuple[Recording, int, list[str]]] = []
-        for rec in recs:
-            if rec.status == Recording.Status.ERASED:
-                continue
-            if rec.retain_until is None or now < rec.retain_until:
-                why = f"recording {rec.pk} is kept until {rec.retain_until}: erasure refused"
-            elif rec.pk in held:
-                why = f"recording {rec.pk} is held for a procedure: erasure refused"
-            else:
-                objects = recording_store_keys(rec, derivatives=derivatives.get(rec.pk, []))
-                try:
-                    erased.append((rec, _erase_objects(rec, now, keys=objects), [k for k, _ in objects]))
-                    continue
-                except RetentionViolation as exc:
-                    why = str(exc)
-            if strict:
-                raise RetentionRefused(why)
-            report.refused.append((rec.pk, why))
-        by_rule: dict[str, list[int]] = {}
-        for rec, _versions, _keys in erased:
-            rule = f"{rec.organisation.retention} — {rec.organisation.retention_basis}"[:300]
-            by_rule.setdefault(rule, []).append(rec.pk)
-        for rule, pks in by_rule.items():
-            Recording.objects.filter(pk__in=pks).update(
-                status=Recording.Status.ERASED, erased_at=now, erasure_rule=rule, **TOMBSTONE_CLEARED)
-        custody_events_append_many([
-            dict(action="recording.erased", subject=rec, actor=by,
-                 actor_label="" if by else "system:retention",
-                 details={"rule": f"{rec.organisation.retention} — {rec.organisation.retention_basis}"[:300],
-                          "retain_until": rec.retain_until.isoformat(), "swept_at": now.isoformat(),
-                          "keys": keys, "versions_deleted": versions, "sha256": rec.sha256, "size": rec.size})
-            for rec, versions, keys in erased
-        ])
-        report.erased.extend(rec.pk for rec, _versions, _keys in erased)
-
-
-def _checked_clock(now: dt.datetime | None) -> dt.datetime:
-    real_now = timezone.now()
-    now = now or real_now
-    if now > real_now + dt.timedelta(minutes=5):
-        raise RetentionRefused("refusing to erase with a clock set in the future")
-    return now
-
-
-def recording_erase(*, recording: Recording, now: dt.datetime | None = None, by: User | None = None) -> Recording:
-    """Erase one recording's media and keep its tombstone (CSI R241-13).
-
-    Refused before the retention end and under a hold, whoever asks (administrators included).
-    Idempotent: an erased recording is returned unchanged.
-    """
-    now = _checked_clock(now)
-    _erase_batch([recording.pk], now=now, by=by, strict=True,
-                 report=SweepReport(erased=[], held=[], refused=[], due=[]))
-    return Recording.objects.get(pk=recording.pk)
-
-
-def recordings_due_for_erasure(*, now: dt.datetime, organisation: Organisation | None = None):
-    qs = Recording.objects.filter(retain_until__lte=now).exclude(
-        status__in=[Recording.Status.ERASED, Recording.Status.RECEIVING])
-    if organisation is not None:
-        qs = qs.filter(organisation=organisation)
-    return qs
-
-
-def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, batch_size: int = 500) -> SweepReport:
-    """Erase every recording whose retention ended and that no hold covers (at least hourly).
-
-    Resumable and idempotent: recordings are erased in batches, each in its own transaction, so a
-    crash leaves the rest for the next run and no recording is erased twice. A hold placed while
-    the sweep runs wins: each batch is re-checked under row locks, and the store itself refuses
-    to delete an object under legal hold.
-    """
-    from django.db.models import BooleanField, ExpressionWrapper
-
-    now = _checked_clock(now)
-    held = ExpressionWrapper(active_holds_q(), output_field=BooleanField())
-    due = recordings_due_for_erasure(now=now).annotate(_held=held).order_by("retain_until", "pk")
-    report = SweepReport(erased=[], held=[], refused=[], due=[])
-    todo = []
-    for pk, is_held in due.values_list("pk", "_held").iterator(chunk_size=2000):
-        report.due.append(pk)
-        (report.held if is_held else todo).append(pk)
-    if dry_run:
-        return report
-    for i in range(0, len(todo), batch_size):
-        _erase_batch(todo[i:i + batch_size], now=now, by=None, strict=False, report=report)
-    return report
+from .retention.policy import organisation_set_retention  # noqa: E402,F401
+from .retention.sweep import (  # noqa: E402,F401
+    TOMBSTONE_CLEARED,
+    SweepReport,
+    exports_follow_recordings,
+    recording_erase,
+    recordings_due_for_erasure,
+    recordings_settle_stuck,
+    retention_sweep,
+    store_orphans_settle,
+)
 
 
 def retention_notice_send(*, now: dt.datetime | None = None, hours: int = 72) -> int:
@@ -969,7 +745,7 @@ def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.date
         rec = Recording.objects.select_for_update().get(pk=recording.pk)
         if rec.organisation_id != by.organisation_id or (by.role == "officer" and rec.wearer_id != by.pk):
             raise PermissionError("recording outside your perimeter")
-        if rec.status == Recording.Status.ERASED:
+        if rec.gone:
             raise ValueError("an erased recording cannot be tagged")
         new = {f: changes.get(f, getattr(rec, f)) for f in TAG_FIELDS}
         if new["trigger_reason"] not in ("", *TriggerReason.values):
@@ -990,9 +766,9 @@ def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.date
         for f, (_old, value) in diff.items():
             setattr(rec, f, value)
         rec.save(update_fields=list(diff))
+        # CSI R241-13: a hold covers the recordings it was placed on; changing the intervention
+        # tag neither brings a recording under a hold nor takes it out of one (holds.py).
         custody_event_append(action="recording.tagged", subject=rec, actor=by, details={"changes": diff})
-    if "intervention" in diff and rec.intervention:
-        recording_apply_holds(recording=rec)  # joins an intervention already held
     return rec
 
 
@@ -1050,7 +826,7 @@ def consultation_for_token(*, token: str, user: User, now: dt.datetime | None = 
         token_sha256=hashlib.sha256(token.encode()).hexdigest()).first())
     if c is None or c.user_id != getattr(user, "pk", None) or c.expires_at <= now:
         return None
-    if c.recording.status == Recording.Status.ERASED:
+    if c.recording.gone:
         return None
     return c
 
@@ -1106,7 +882,7 @@ def annotation_add(*, recording: Recording, by: User, at_seconds: float, text: s
         raise ValueError("at_seconds: outside the recording")
     if by.role == "admin" or by.organisation_id != recording.organisation_id:
         raise PermissionError("recording outside your perimeter")
-    if recording.status == Recording.Status.ERASED:
+    if recording.gone:
         raise ValueError("an erased recording cannot be annotated")
     now = now or timezone.now()
     with transaction.atomic():

@@ -59,3 +59,9 @@ def store_sweep_incomplete() -> int:
 @shared_task(name="evidence.retention_notice")
 def retention_notice() -> int:
     return services.retention_notice_send()
+
+
+@shared_task(name="evidence.store_orphans_settle")
+def store_orphans_settle() -> int:
+    """Objects nothing owns: registered and logged, erased when their lock ends (docs/compliance.md)."""
+    return len(services.store_orphans_settle()["erased"])

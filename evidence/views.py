@@ -57,17 +57,17 @@ def recording_detail(request, pk: int):
     return render(request, "evidence/recording_detail.html", {
         "r": recording, "events": events, "holds": holds_for_recording(recording=recording),
         "procedures": Procedure.choices,
-        "can_place_hold": request.user.role in services.HOLD_PLACERS and recording.status != Recording.Status.ERASED,
+        "can_place_hold": request.user.role in services.HOLD_PLACERS and not recording.gone,
         "can_release_hold": request.user.role in services.HOLD_RELEASERS,
         "can_tag": _can_tag(request.user, recording), **_tag_choices(),
         "annotations": annotations_for(recording=recording),
-        "can_annotate": request.user.role != "admin" and recording.status != Recording.Status.ERASED,
+        "can_annotate": request.user.role != "admin" and not recording.gone,
         "can_review": request.user.role in services.REVIEWERS, "review_states": ReviewState.choices,
     })
 
 
 def _can_tag(user, recording) -> bool:
-    if recording.status == Recording.Status.ERASED or user.role not in services.TAGGERS:
+    if recording.gone or user.role not in services.TAGGERS:
         return False
     return user.role == "supervisor" or recording.wearer_id == user.pk
 

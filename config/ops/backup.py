@@ -469,7 +469,7 @@ def _verify_recordings(say, now: dt.datetime) -> tuple[int, list[str]]:
     reset_store()
     store = get_store()
     bad, n = [], 0
-    qs = (Recording.objects.exclude(status__in=[Recording.Status.ERASED, Recording.Status.DUPLICATE,
+    qs = (Recording.objects.exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.DUPLICATE,
                                                 Recording.Status.FAILED, Recording.Status.RECEIVING])
           .exclude(sha256="").order_by("pk"))
     due = set(qs.filter(retain_until__lte=now).exclude(active_holds_q()).values_list("pk", flat=True))
@@ -537,7 +537,7 @@ def backup_restore(*, src: str | os.PathLike, force: bool = False, signing_key: 
     checked, bad = _verify_recordings(say, now)
     # CSI R241-13: what the backup still holds past its erasure date goes at the next sweep.
     overdue = (Recording.objects.filter(retain_until__lte=now)
-               .exclude(status__in=[Recording.Status.ERASED, Recording.Status.DUPLICATE])
+               .exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.DUPLICATE])
                .exclude(active_holds_q()).count())
     with transaction.atomic():
         custody_event_append(

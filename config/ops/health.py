@@ -249,7 +249,8 @@ def check_custody(*, now: dt.datetime | None = None) -> ComponentHealth:
 
     now = now or timezone.now()
     last = Verification.objects.order_by("-started_at", "-id").first()
-    open_alerts = list(Alert.objects.filter(acknowledged_at__isnull=True).values_list("kind", flat=True))
+    open_alerts = list(Alert.objects.filter(acknowledged_at__isnull=True, kind__in=CUSTODY_ALERT_KINDS)
+                       .values_list("kind", flat=True))
     details = {"open_alerts": len(open_alerts), "alert_kinds": sorted(set(open_alerts))}
     if last is not None:
         details.update(last_verified_at=last.started_at.isoformat(), last_ok=last.ok, last_seq=last.last_seq,
@@ -268,6 +269,39 @@ def check_custody(*, now: dt.datetime | None = None) -> ComponentHealth:
     return ComponentHealth("custody", OK, f"intact up to entry {last.last_seq}", details)
 
 
+CUSTODY_ALERT_KINDS = ("chain_broken", "checkpoint_failed", "purge_failed")
+# The audit runs daily: a last run older than this means beat is not running it.
+COMPLIANCE_STALE_AFTER = dt.timedelta(hours=36)
+
+
+def check_compliance(*, now: dt.datetime | None = None) -> ComponentHealth:
+    """The last compliance audit and the open erasure and compliance alerts (docs/compliance.md).
+
+    A violation is shown (warn), not a failure: the service itself is up and must stay reachable
+    for the people who put things right."""
+    from audit.models import Alert, ComplianceAudit
+
+    now = now or timezone.now()
+    last = ComplianceAudit.objects.order_by("-started_at", "-id").first()
+    open_alerts = list(Alert.objects.filter(acknowledged_at__isnull=True, kind__in=("compliance", "erasure_failed"))
+                       .values_list("problem_kind", flat=True))
+    details = {"open_alerts": len(open_alerts)}
+    if last is not None:
+        details.update(last_audit_at=last.started_at.isoformat(), last_ok=last.ok, violations=last.violation_count,
+                       could_not_look=last.could_not_look or None)
+    if last is None:
+        return ComponentHealth("compliance", WARN, "no compliance audit yet (beat runs it daily)", details)
+    if last.could_not_look:
+        return ComponentHealth("compliance", WARN, f"the last audit could not look: {last.could_not_look}", details)
+    if not last.ok or open_alerts:
+        return ComponentHealth("compliance", WARN, f"{last.violation_count} violation(s) at the last audit, "
+                                                   f"{len(open_alerts)} open alert(s) on /conformite/", details)
+    if now - last.started_at > COMPLIANCE_STALE_AFTER:
+        return ComponentHealth("compliance", WARN, f"last audit {last.started_at:%Y-%m-%d %H:%M} UTC: is beat "
+                                                   f"running?", details)
+    return ComponentHealth("compliance", OK, "every legal invariant held at the last audit", details)
+
+
 def health_report(*, now: dt.datetime | None = None, worker_timeout: float | None = None) -> HealthReport:
     now = now or timezone.now()
     components = [
@@ -276,5 +310,6 @@ def health_report(*, now: dt.datetime | None = None, worker_timeout: float | Non
         _timed("store", check_store),
         _timed("workers", lambda: check_workers(timeout=worker_timeout)),
         _timed("custody", lambda: check_custody(now=now)),
+        _timed("compliance", lambda: check_compliance(now=now)),
     ]
     return HealthReport(checked_at=now, components=components)

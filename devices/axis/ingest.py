@@ -32,8 +32,9 @@ from evidence.integrations.store import (
     StoreError,
     get_store,
 )
-from evidence.models import Recording
-from evidence.retention import retention_basis_time, retention_end
+from evidence.models import LIVE_STATUSES, Recording
+from evidence.retention import CameraClock, retention_decide
+from evidence.retention.holds import recording_join_held_intervention
 
 from . import formats, services, wsgi_body
 from .errors import (
@@ -275,9 +276,9 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
     recorded_at = start or container.started_at
     attested = recorded_at is not None
     time_source = "axis" if attested else "upload"
-    basis, basis_text = retention_basis_time(started_at=recorded_at, ingested_at=now, period=org.retention)
+    decision = _retention(org, recorded_at, now)
+    retain_until, basis_text = decision.retain_until, decision.basis
     recorded_at = recorded_at or now
-    retain_until = retention_end(recorded_at=basis, period=org.retention, time_zone=org.time_zone)
     ext = (metadata.get("ContainerType") or name.rsplit(".", 1)[-1]).lower()
     ext = ext if ext in formats.CLIP_TYPES else name.rsplit(".", 1)[-1].lower()
     values = dict(
@@ -286,7 +287,7 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
         source_mtime_ns=int(recorded_at.timestamp() * 1e9),
         started_at=recorded_at, ended_at=stop, time_source=time_source,
         time_attested=attested, sidecar_errors=flags,
-        retain_until=retain_until, retention_basis=basis_text, ingested_at=now,
+        retain_until=retain_until, retention_basis=basis_text[:500], docked_late=decision.late, ingested_at=now,
         status_message="", camera_sha256="", camera_hash_matches=None,
         **services.clip_values(container, start, stop, metadata),
     )
@@ -426,9 +427,8 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
         # A "Status: Complete" before this lock left this clip to us (queued below), one after it
         # finds the clip stored and queues it.
         status, rejected = arrival.lock_container()
-        other = (Recording.objects.filter(camera_id=recording.camera_id, sha256=stored.sha256)
-                 .exclude(status__in=[Recording.Status.DUPLICATE, Recording.Status.RECEIVING,
-                                      Recording.Status.FAILED, Recording.Status.ERASED])
+        other = (Recording.objects.filter(camera_id=recording.camera_id, sha256=stored.sha256,
+                                          status__in=LIVE_STATUSES)
                  .values_list("pk", flat=True).first())
         if other is not None:
             recording.status, recording.duplicate_of_id = Recording.Status.DUPLICATE, other
@@ -454,7 +454,19 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
         if recording.status == Recording.Status.STORED and (status == AxisRecording.Status.COMPLETE or rejected):
             # Rejected content never gets "Status: Complete" (the specification leaves it out).
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
+    if recording.intervention and recording.status == Recording.Status.STORED:
+        recording_join_held_intervention(recording=recording)  # the system names a held intervention
     return Received(status=201, etag=md5, clip=clip)
+
+
+def _retention(org, recorded_at, now):
+    """The body worn system keeps its cameras' clocks on time (it sets them at each docking), so
+    their times are trusted: a recording sent after its month is due after the grace period."""
+    from django.conf import settings
+
+    return retention_decide(started_at=recorded_at, ingested_at=now, period=org.retention, time_zone=org.time_zone,
+                            clock=CameraClock(source="axis_system", offset=dt.timedelta(0)),
+                            late_grace=settings.TEMOIN_LATE_DOCKING_GRACE)
 
 
 def _clip_seen_again(clip: AxisClip, reader: RequestBody, now: dt.datetime) -> Received:
@@ -507,8 +519,7 @@ def object_receive(*, container: AxisRecording, name: str, metadata: Mapping[str
         current = (AxisObject.objects.filter(container=container, name=name).order_by("-pk").first())
         if current is not None and current.sha256 == sha and current.metadata == dict(metadata):
             return Received(status=201, etag=current.md5, obj=current)  # the same object again
-    basis, _text = retention_basis_time(started_at=container.started_at, ingested_at=now, period=org.retention)
-    retain_until = retention_end(recorded_at=basis, period=org.retention, time_zone=org.time_zone)
+    retain_until = _retention(org, container.started_at, now).retain_until
     obj = AxisObject(container=container, name=name, kind=kind, metadata=dict(metadata), created_at=now,
                      retain_until=retain_until)
     obj.store_key = _attachment_key(container, obj)

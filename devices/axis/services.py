@@ -466,7 +466,7 @@ def recordings_sync(*, container: AxisRecording, recordings, source: str, now: d
         if clip_of is not None and not _sync_changes(rec, container, clip_of.get(rec.pk)):
             continue  # nothing arrived that this recording lacks (as loaded): no lock, no write
         rec = Recording.objects.select_for_update().get(pk=rec.pk)
-        if rec.status == Recording.Status.ERASED:
+        if rec.gone:
             continue
         clip = rec.axis_clips.filter(container=container).first()
         start, stop = (clip.started_at, clip.stopped_at) if clip else (rec.started_at, rec.ended_at)
@@ -506,7 +506,7 @@ def bookmark_apply(*, obj: AxisObject, metadata: Mapping[str, str], description:
     details = bookmark_details(bookmark)
     details["category_known"] = tag is not None
     for clip in container.clips.select_related("recording"):
-        if clip.recording.status == Recording.Status.ERASED:
+        if clip.recording.gone:
             continue
         custody_event_append(action="recording.bookmarked", subject=clip.recording, actor_label=ACTOR,
                              now=now, details=details)
@@ -540,41 +540,41 @@ def containers_purge(*, now: dt.datetime | None = None) -> int:
     """Once every clip of a container is erased, erase its other objects and clear its personal data.
 
     Bookmark comments, GNSS tracks and places are personal data that follow the recordings' fate;
-    what remains is the tombstone: names, hashes, sizes, dates. Idempotent; the store refuses to
-    delete an object before its retention end, in which case the container waits for a later run.
+    what remains is the tombstone: names, hashes, sizes, dates. Called by the retention sweep. The
+    erasure is logged before any byte is deleted and after (evidence/retention/sweep.py); the store
+    refuses to delete an object before its retention end, in which case the container waits.
     """
-    from evidence.integrations.store import RetentionViolation, StoreError, get_store
+    from evidence.retention.sweep import objects_erase_logged
 
     now = now or timezone.now()
-    store = get_store()
     purged = 0
     for container in AxisRecording.objects.filter(purged_at__isnull=True).order_by("pk").iterator():
         statuses = set(container.clips.values_list("recording__status", flat=True))
         if statuses - {Recording.Status.ERASED}:
             continue
         objects = list(container.attachments.all())
-        if not statuses and (not objects or any(o.retain_until is None or o.retain_until > now for o in objects)):
+        if any(o.retain_until is not None and o.retain_until > min(now, timezone.now()) for o in objects):
+            continue  # still locked in the store: a later sweep
+        if not statuses and (not objects or any(o.retain_until is None for o in objects)):
             continue  # nothing was ever received, or not due yet
-        try:
-            deleted = sum(store.delete(o.store_key, now=now) for o in objects if o.store_key)
-        except (RetentionViolation, StoreError) as exc:
-            log.info("Axis container %s not purged yet: %s", container.name, exc)
-            continue
-        with transaction.atomic():
-            container = AxisRecording.objects.select_for_update().get(pk=container.pk)
-            if container.purged_at:
-                continue
+        keys = [o.store_key for o in objects if o.store_key]
+
+        def clear(container=container):
             AxisBookmark.objects.filter(container=container).update(description="", tags=[], category_name="")
             AxisObject.objects.filter(container=container).update(metadata={})
             AxisClip.objects.filter(container=container).update(metadata={})
             keep = {k: v for k, v in container.metadata.items()
                     if k in ("BWCSerialNumber", "UserID", "SCUSerialNumber", "TriggerOnTime", "TriggerOnTimeISO",
                              "Status", "ContainerName")}
-            container.metadata, container.track, container.location, container.purged_at = keep, None, None, now
-            container.save(update_fields=["metadata", "track", "location", "purged_at"])
-            custody_event_append(action="axis.container_purged", subject=container,
-                                 organisation=container.organisation, actor_label="system:retention", now=now,
-                                 details={"container": container.name, "objects_deleted": deleted,
-                                          "keys": [o.store_key for o in objects if o.store_key]})
+            AxisRecording.objects.filter(pk=container.pk).update(metadata=keep, track=None, location=None,
+                                                                 purged_at=now)
+
+        errors = objects_erase_logged(
+            subject=container, organisation=container.organisation, keys=keys, now=now,
+            started="axis.container_purge_started", done="axis.container_purged",
+            failed="axis.container_purge_failed", details={"container": container.name}, on_done=clear)
+        if errors:
+            log.info("Axis container %s not purged yet: %s", container.name, "; ".join(errors))
+            continue
         purged += 1
     return purged

@@ -33,6 +33,9 @@ class DeviceInfo:
     serial: str
     model: str = ""
     firmware: str = ""
+    # The camera's own time when it wrote DEVICE.json on docking ("clock", RFC 3339 with offset):
+    # how far its clock is from the dock's decides which recording times can be trusted.
+    clock: dt.datetime | None = None
 
 
 @dataclass
@@ -83,7 +86,13 @@ def device_read(root: str | os.PathLike) -> DeviceInfo:
     if not isinstance(serial, str) or not SERIAL_RE.match(serial):
         raise VolumeError(f"{root}/{DEVICE_FILE}: missing or invalid \"serial\"")
     text = lambda k: data.get(k)[:100] if isinstance(data.get(k), str) else ""  # noqa: E731
-    return DeviceInfo(serial=serial, model=text("model"), firmware=text("firmware"))
+    clock = None
+    try:
+        parsed = _parse_time(data["clock"]) if "clock" in data else None
+        clock = parsed.value if parsed is not None and parsed.attested else None
+    except ValueError:
+        clock = None  # an unreadable clock is no evidence either way; the clips still are offloaded
+    return DeviceInfo(serial=serial, model=text("model"), firmware=text("firmware"), clock=clock)
 
 
 BAD_NAME = ("file name is not valid UTF-8 (old firmware?) or contains control characters: left on the "

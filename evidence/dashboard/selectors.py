@@ -29,7 +29,7 @@ from evidence.selectors import ORGANISATION_WIDE, erasures_upcoming_for, recordi
 
 # Recordings that are not (or no longer) evidence to qualify: the "to complete" queue leaves them
 # out too (evidence.selectors.recordings_to_complete_for).
-NOT_QUALIFIABLE = (Recording.Status.ERASED, Recording.Status.FAILED, Recording.Status.RECEIVING)
+NOT_QUALIFIABLE = (Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED, Recording.Status.RECEIVING)
 # Offload sessions finished within this window still show on the dashboard, with their outcome.
 RECENT_OFFLOADS = dt.timedelta(hours=24)
 

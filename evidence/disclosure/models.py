@@ -74,7 +74,9 @@ class Export(models.Model):
         RUNNING = "running", _("en préparation")
         READY = "ready", _("prêt")
         FAILED = "failed", _("échec")
-        # CSI R241-13: the package follows the fate of the recordings it carries.
+        # CSI R241-13: the package follows the fate of the recordings it carries; its erasure is
+        # logged before its bytes are deleted (erasing) and after (erased).
+        ERASING = "erasing", _("effacement en cours")
         ERASED = "erased", _("effacé")
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -100,6 +102,7 @@ class Export(models.Model):
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     retain_until = models.DateTimeField(null=True, blank=True)
     downloads = models.PositiveIntegerField(default=0)
+    erasure_started_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

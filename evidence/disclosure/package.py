@@ -38,8 +38,9 @@ FORMAT = "temoin-export/1"
 VERIFY_SCRIPT = Path(__file__).with_name("verifier") / "verify.py"
 CHUNK = 8 * 1024 * 1024
 # The ZIP follows the fate of the recordings it carries (CSI R241-13): it is locked until the
-# earliest retention end among them, and at least this long so that it can be delivered.
-MIN_LOCK = dt.timedelta(days=1)
+# earliest retention end among them, and is erased with the first of them that goes (the sweep).
+# Held recordings may be past their end: a lock date must lie in the future, hence this minimum.
+MIN_LOCK = dt.timedelta(minutes=1)
 
 HASH_RULE = ("hash = SHA-256(prev_hash + \"\\n\" + canonical) in lowercase hex; canonical = the entry as JSON "
              "with sorted keys, no whitespace, UTF-8, times in UTC with microseconds; prev_hash of entry 1 is "

@@ -173,7 +173,7 @@ def extraction_for_token(*, token: str, user: User, now: dt.datetime | None = No
     e = Extraction.objects.select_related("recording").filter(token_sha256=_digest(token)).first()
     if e is None or e.requested_by_id != getattr(user, "pk", None) or e.expires_at <= now:
         return None
-    if e.recording.status == Recording.Status.ERASED:
+    if e.recording.gone:
         return None
     return e
 
@@ -616,37 +616,3 @@ def access_request_deliver(*, request: AccessRequest, by: User, delivered_on: dt
                            "decision": request.decision, "late": delivered_on > request.deadline,
                            "exports": list(request.exports.values_list("pk", flat=True))})
     return request
-
-
-# --- Erasure: packages follow the fate of their recordings (CSI R241-13) -------------------------
-
-def exports_erase_due(*, now: dt.datetime | None = None) -> list[int]:
-    """Erase the packages whose lock has ended, unless one of their recordings is held for a
-    procedure (the only exception to erasure); their shares stop working. Returns the ids erased.
-
-    A package is locked in the store until the earliest retention end of its recordings, so it goes
-    at the latest when the first of them is erased by the retention sweep.
-    """
-    from evidence.integrations.store import ObjectMissing, get_store
-    from evidence.services import active_holds_q
-
-    now = now or timezone.now()
-    store = get_store()
-    erased = []
-    due = Export.objects.filter(status=Export.Status.READY, retain_until__lte=now).select_related("organisation")
-    for export in due:
-        held = Recording.objects.filter(pk__in=export.items.values("recording_id")).filter(active_holds_q())
-        if held.exists():
-            continue
-        try:
-            store.delete(export.store_key, now=now)
-        except ObjectMissing:
-            pass
-        with transaction.atomic():
-            Export.objects.filter(pk=export.pk).update(status=Export.Status.ERASED, erased_at=now)
-            custody_event_append(action="export.erased", subject=export, organisation=export.organisation,
-                                 actor_label="system:retention", now=now,
-                                 details={"export": export.pk, "store_key": export.store_key, "sha256": export.sha256,
-                                          "retain_until": export.retain_until.isoformat()})
-        erased.append(export.pk)
-    return erased

@@ -10,9 +10,3 @@ def build_export(self, export_id: int) -> str:
     """Build an export package (a few GB at most: bounded by disk speed, see bench/export.py)."""
     export = Export.objects.get(pk=export_id)
     return services.export_build(export=export).status
-
-
-@shared_task(name="disclosure.erase_due")
-def erase_due() -> int:
-    """CSI R241-13: packages follow their recordings; run with the retention sweep (beat)."""
-    return len(services.exports_erase_due())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import tempfile
@@ -20,6 +21,7 @@ from django.conf import settings
 
 from .store import (
     HashingReader,
+    ListedObject,
     ObjectExists,
     ObjectInfo,
     ObjectMissing,
@@ -73,6 +75,17 @@ class _Body:
 
     def close(self) -> None:
         self.raw.close()
+
+
+def _refusal(key: str, what: str, exc: Exception) -> StoreError:
+    """The store's own answer as one of ours: a lock it enforces is a RetentionViolation."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code in ("AccessDenied", "InvalidRequest", "ObjectLocked", "InvalidArgument"):
+            return RetentionViolation(f"{key}: {what} refused by the store ({code}: {message})")
+        return StoreError(f"{key}: {what} failed in the store ({code}: {message})")
+    return StoreError(f"{key}: {what} failed: {exc}")
 
 
 class S3Store(ObjectStore):
@@ -238,16 +251,46 @@ class S3Store(ObjectStore):
             legal_hold=resp.get("ObjectLockLegalHoldStatus") == "ON",
         )
 
-    def versions(self, key: str) -> list[str]:
+    def versions(self, key: str, *, markers: bool = True) -> list[str]:
         found, kwargs = [], {"Bucket": self.bucket, "Prefix": key}
-        while True:
-            resp = self.client.list_object_versions(**kwargs)
-            for v in resp.get("Versions", []) + resp.get("DeleteMarkers", []):
-                if v["Key"] == key:
-                    found.append(v["VersionId"])
-            if not resp.get("IsTruncated"):
-                return found
-            kwargs.update(KeyMarker=resp["NextKeyMarker"], VersionIdMarker=resp["NextVersionIdMarker"])
+        try:
+            while True:
+                resp = self.client.list_object_versions(**kwargs)
+                for v in resp.get("Versions", []) + (resp.get("DeleteMarkers", []) if markers else []):
+                    if v["Key"] == key:
+                        found.append(v["VersionId"])
+                if not resp.get("IsTruncated"):
+                    return found
+                kwargs.update(KeyMarker=resp["NextKeyMarker"], VersionIdMarker=resp["NextVersionIdMarker"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"S3 listing of the versions of {key} failed: {exc}") from exc
+
+    def iter_objects(self, prefix=""):
+        kwargs = {"Bucket": self.bucket, "Prefix": prefix}
+        try:
+            while True:
+                resp = self.client.list_object_versions(**kwargs)
+                for v in resp.get("Versions", []):
+                    yield ListedObject(key=v["Key"], version_id=v.get("VersionId") or "", size=v.get("Size", 0),
+                                       modified=_aware(v["LastModified"]))
+                if not resp.get("IsTruncated"):
+                    return
+                kwargs.update(KeyMarker=resp["NextKeyMarker"], VersionIdMarker=resp["NextVersionIdMarker"])
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"S3 listing of {self.bucket}/{prefix} failed: {exc}") from exc
+
+    def clock(self):
+        """The time in the store's answers (HTTP Date, whole seconds): its locks follow it."""
+        import email.utils
+
+        try:
+            resp = self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"S3 clock of {self.bucket} unreadable: {exc}") from exc
+        date = resp.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        if not date:
+            return super().clock()
+        return email.utils.parsedate_to_datetime(date).astimezone(dt.timezone.utc)
 
     # -- lock management ----------------------------------------------------------------------
     def extend_retention(self, key, version_id, retain_until):
@@ -259,16 +302,31 @@ class S3Store(ObjectStore):
                 f"{key}: retention can only be extended ({info.retain_until.isoformat()} → "
                 f"{retain_until.isoformat()} refused)"
             )
-        self.client.put_object_retention(
-            Bucket=self.bucket, Key=key, VersionId=info.version_id,
-            Retention={"Mode": LOCK_MODE, "RetainUntilDate": retain_until},
-        )
+        try:
+            self.client.put_object_retention(
+                Bucket=self.bucket, Key=key, VersionId=info.version_id,
+                Retention={"Mode": LOCK_MODE, "RetainUntilDate": retain_until},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _refusal(key, "retention change", exc) from exc
 
     def set_legal_hold(self, key, version_id, on):
-        self.client.put_object_legal_hold(
-            Bucket=self.bucket, Key=key, **self._version(version_id),
-            LegalHold={"Status": "ON" if on else "OFF"},
-        )
+        """Legal hold on one version, or on every version of the key when none is named (a version
+        hidden behind a delete marker is still bytes in the store: it is held too)."""
+        _check_key(key)
+        targets = [version_id] if version_id else [v for v in self.versions(key, markers=False)]
+        if not targets:
+            raise ObjectMissing(f"no object {key}")
+        for vid in targets:
+            try:
+                self.client.put_object_legal_hold(
+                    Bucket=self.bucket, Key=key, VersionId=vid, LegalHold={"Status": "ON" if on else "OFF"})
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "NoSuchVersion"):
+                    raise ObjectMissing(f"no object {key}") from exc
+                raise _refusal(key, "legal hold", exc) from exc
+            except BotoCoreError as exc:
+                raise StoreError(f"S3 legal hold of {key} failed: {exc}") from exc
 
     def sweep_incomplete(self, *, older_than):
         # Multipart uploads a killed worker never completed nor aborted: their parts take space
@@ -298,7 +356,12 @@ class S3Store(ObjectStore):
                 continue  # a delete marker
             self._check_deletable(info, now)
         for vid in versions:
-            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=vid)
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=vid)
+            except (ClientError, BotoCoreError) as exc:
+                # The store's own refusal (still locked by its clock, a skewed request, access
+                # denied) is reported like ours: the recording waits for the next sweep.
+                raise _refusal(key, "deletion", exc) from exc
         return len(versions)
 
     @contextlib.contextmanager

@@ -48,6 +48,16 @@ class StoredObject:
 
 
 @dataclass(frozen=True)
+class ListedObject:
+    """One stored version, as a listing shows it (no lock information: see ``head``)."""
+
+    key: str
+    version_id: str
+    size: int
+    modified: dt.datetime
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     key: str
     version_id: str
@@ -287,6 +297,16 @@ class ObjectStore:
         """A path on local disk holding the object's bytes, for programs such as ffmpeg."""
         raise NotImplementedError
 
+    def clock(self) -> dt.datetime:
+        """The store's own time: the one its locks are checked against."""
+        from django.utils import timezone
+
+        return timezone.now()
+
+    def iter_objects(self, prefix: str = "") -> Iterator[ListedObject]:
+        """Every stored version under ``prefix`` (delete markers excluded), for the compliance audit."""
+        raise NotImplementedError
+
     def sweep_incomplete(self, *, older_than: dt.datetime) -> tuple[int, int]:
         """Remove the leftovers of writes that never finished (a worker killed mid-upload) and were
         started before ``older_than``; returns (count, bytes freed when known). Never touches a
@@ -404,6 +424,24 @@ class LocalStore(ObjectStore):
                 count += 1
                 freed += st.st_size if st.st_nlink == 1 else 0
         return count, freed
+
+    def iter_objects(self, prefix=""):
+        base = self.objects
+        if not base.is_dir():
+            raise StoreError(f"the store's directory {base} is missing: is the volume mounted?")
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            rel_dir = os.path.relpath(dirpath, base)
+            for name in sorted(filenames):
+                key = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except FileNotFoundError:
+                    continue  # deleted while listed
+                yield ListedObject(key=key, version_id="", size=st.st_size,
+                                   modified=dt.datetime.fromtimestamp(st.st_mtime, tz=dt.timezone.utc))
 
     def open(self, key, version_id=""):
         obj, _ = self._paths(key)

@@ -20,7 +20,7 @@ def approved_derivative(*, recording: Recording, mode: str) -> Derivative | None
     Public interface for disclosure (exports, access requests). The caller has already checked
     that its user may see ``recording``. Nothing is returned for an erased recording.
     """
-    if recording.status == Recording.Status.ERASED:
+    if recording.gone:
         return None
     return (Derivative.objects.filter(recording=recording, mode=mode, approved_at__isnull=False)
             .order_by("-approved_at", "-id").first())

@@ -440,7 +440,7 @@ def derivative_approve(*, derivative: Derivative, by: User, motif: str = "",
         derivative = Derivative.objects.select_for_update().select_related("job", "recording").get(pk=derivative.pk)
         if derivative.approved_at is not None:
             raise RedactionRefused("cette copie est déjà approuvée")
-        if derivative.recording.status == Recording.Status.ERASED:
+        if derivative.recording.gone:
             raise RedactionRefused("l'enregistrement a été effacé")
         derivative.approved_by, derivative.approved_at = by, now
         derivative.approval_motif = (motif or "").strip()[:2000]

@@ -53,6 +53,7 @@ ROLE_PAGES = {
     "register-export-csv": {"mayor", "dpo", "legal"},
     "api-register": {"mayor", "dpo", "legal"},
     "custody-journal": {"admin", "mayor", "dpo"},
+    "compliance": {"admin", "mayor", "dpo"},
     "api-recording-list": set(ROLES),
     "dashboard": set(ROLES),
     "dashboard-offloads": set(ROLES),
@@ -90,6 +91,8 @@ COVERED_ELSEWHERE = {
     "api-hold-release": "tests/evidence/test_holds_api.py",
     "register-export-pdf": "tests/audit/test_register.py",
     "custody-journal-verify": "tests/audit/test_alerts.py", "custody-alert-acknowledge": "tests/audit/test_alerts.py",
+    **dict.fromkeys(["compliance-run", "compliance-report-json", "compliance-report-pdf"],
+                    "tests/compliance/test_audit.py (page and signed report per role and organisation)"),
 }
 
 # Public by design, with the reason.

@@ -44,22 +44,28 @@ def test_bookmarks_and_track_sent_before_the_clips_are_given_to_them(registered,
     assert collected.details["bookmarks"][0]["category_id"] == "trigger_reason:incident"
 
 
-def test_comments_and_track_are_erased_once_every_clip_of_their_recording_is(registered, clip_library, local_store):
+def test_comments_and_track_are_erased_once_every_clip_of_their_recording_is(registered, clip_library, local_store,
+                                                                             time_machine):
     container = _recording_with_comment_and_track(registered, clip_library)
     attachments = list(AxisObject.objects.filter(container=container))
     assert len(attachments) == 2 and all(local_store.exists(o.store_key) for o in attachments)
     after_retention = max(o.retain_until for o in attachments) + dt.timedelta(days=1)
-
-    assert containers_purge(now=after_retention) == 0  # the clip is still kept
-
-    # As the retention sweep leaves them (it refuses clocks set in the future, hence the update).
+    # A date given to the purge never moves the store's clock: it refuses anything still locked.
     Recording.objects.update(status=Recording.Status.ERASED)
-    assert containers_purge(now=after_retention - dt.timedelta(days=2)) == 0  # the store refuses: too early
-    assert containers_purge(now=after_retention) == 1
+    assert containers_purge(now=after_retention) == 0
+
+    time_machine.move_to(after_retention)  # the clip's month has passed
+    Recording.objects.update(status=Recording.Status.READY)
+    assert containers_purge() == 0  # the clip is still kept
+
+    Recording.objects.update(status=Recording.Status.ERASED)  # as the retention sweep leaves them
+    assert containers_purge() == 1
 
     container.refresh_from_db()
     assert container.purged_at is not None and container.track is None and container.location is None
     assert AxisBookmark.objects.get().description == ""
     assert not any(local_store.exists(o.store_key) for o in attachments)
-    assert CustodyEvent.objects.filter(action="axis.container_purged").count() == 1
-    assert containers_purge(now=after_retention) == 0
+    actions = list(CustodyEvent.objects.filter(subject_type="axis.axisrecording", action__startswith="axis.container_purge")
+                   .values_list("action", flat=True))
+    assert actions == ["axis.container_purge_started", "axis.container_purged"]  # intent, then completion
+    assert containers_purge() == 0

@@ -146,7 +146,7 @@ def test_erased_recording_cannot_be_exported(recordings, users):
     assert response.status_code == 400 and "non extractible" in response.json()["recordings"][0]
 
 
-def test_packages_follow_their_recordings_fate_unless_held(recordings, users, local_store):
+def test_packages_follow_their_recordings_fate_unless_held(recordings, users, local_store, time_machine):
     from evidence import services as evidence_services
 
     made = [api(users["legal"]).post("/api/exports/", body([r]), format="json").json()["id"] for r in recordings]
@@ -156,8 +156,10 @@ def test_packages_follow_their_recordings_fate_unless_held(recordings, users, lo
         evidence_services.hold_place(by=users["legal"], procedure="judicial", reference="PV 2026/9",
                                      recording=recordings[1])
 
-    assert services.exports_erase_due(now=first.retain_until - dt.timedelta(seconds=1)) == []
-    erased = services.exports_erase_due(now=max(first.retain_until, second.retain_until) + dt.timedelta(seconds=1))
+    time_machine.move_to(first.retain_until - dt.timedelta(seconds=1))
+    assert evidence_services.retention_sweep().exports_erased == []
+    time_machine.move_to(max(first.retain_until, second.retain_until) + dt.timedelta(seconds=1))
+    erased = evidence_services.retention_sweep().exports_erased
 
     assert erased == [first.pk]  # the second one's recording is held for a procedure
     first.refresh_from_db()

@@ -94,7 +94,7 @@ def test_held_recording_survives_and_is_erased_at_the_first_sweep_after_release(
 
     assert sweep(paris(2025, 6, 2, 1, 0)).erased == [rec.pk]
     actions = list(CustodyEvent.objects.filter(recording=rec).values_list("action", flat=True))
-    assert actions[-3:] == ["hold.placed", "hold.released", "recording.erased"]
+    assert actions[-4:] == ["hold.placed", "hold.released", "recording.erasure_started", "recording.erased"]
 
 
 def test_intervention_hold_covers_recordings_ingested_after_it(make_volume, clip_library, camera, make_user, local_store):
@@ -115,14 +115,16 @@ def test_a_hold_placed_while_the_sweep_runs_wins(make_volume, clip_library, came
     lawyer = make_user("juriste", role="legal")
     first = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 20, 0))
     second = ingest(make_volume, clip_library["hevc"], paris(2025, 3, 3, 21, 0), name="b.mp4")
-    real_batch = services._erase_batch
+    from evidence.retention import sweep as sweep_module
+
+    real_batch = sweep_module._erase_batch
 
     def a_lawyer_places_a_hold_after_the_first_batch(ids, **kwargs):
         real_batch(ids, **kwargs)
         if ids == [first.pk]:  # the sweep listed `second` as due and unheld before this
             services.hold_place(by=lawyer, procedure="judicial", reference="PV 9", recording=second)
 
-    monkeypatch.setattr(services, "_erase_batch", a_lawyer_places_a_hold_after_the_first_batch)
+    monkeypatch.setattr(sweep_module, "_erase_batch", a_lawyer_places_a_hold_after_the_first_batch)
     report = services.retention_sweep(now=paris(2025, 6, 1), batch_size=1)
 
     assert report.erased == [first.pk]
@@ -181,13 +183,17 @@ def test_a_crash_mid_sweep_then_a_rerun_erases_each_recording_once(make_volume, 
         sweep(paris(2025, 6, 1))
     monkeypatch.setattr(type(local_store), "delete", real_delete)
     assert not local_store.exists(recs[0].store_key)  # deleted before the crash...
-    assert Recording.objects.get(pk=recs[0].pk).status == "ready"  # ...but the transaction never committed
+    # ...after the intent was logged: the log is true although the completion never came.
+    assert {Recording.objects.get(pk=r.pk).status for r in recs} == {Recording.Status.ERASING}
+    assert CustodyEvent.objects.filter(action="recording.erasure_started").count() == 3
+    assert not CustodyEvent.objects.filter(action="recording.erased").exists()
 
     report = sweep(paris(2025, 6, 1))
 
     assert sorted(report.erased) == sorted(r.pk for r in recs)
     for rec in recs:
         assert Recording.objects.get(pk=rec.pk).status == Recording.Status.ERASED
+        assert CustodyEvent.objects.filter(recording=rec, action="recording.erasure_started").count() == 1
         assert CustodyEvent.objects.filter(recording=rec, action="recording.erased").count() == 1
         assert not any(local_store.exists(k) for k, _ in services.recording_store_keys(rec))
     assert sweep(paris(2025, 6, 1)).erased == []
@@ -207,9 +213,22 @@ def test_sweep_command_dry_run_lists_without_erasing_and_refuses_a_future_clock(
         call_command("retention", "sweep", "--now", "2999-01-01T00:00:00+00:00")
 
 
+def test_a_french_commune_cannot_leave_the_legal_month(org, local_store):
+    """CSI L241-2, R241-13: the period is the law's; a longer one would lock personal data irreversibly."""
+    with pytest.raises(services.RetentionRefused, match="R241-13"):
+        services.organisation_set_retention(organisation=org, retention="P1Y")
+    with pytest.raises(CommandError, match="one month"):
+        call_command("retention", "policy", org.slug, "--set", "P1Y")
+    org.refresh_from_db()
+    assert org.retention == "P1M" and not CustodyEvent.objects.filter(action="organisation.retention_changed").exists()
+
+
 def test_longer_policy_extends_locks_and_a_shorter_one_never_shortens_them(
     make_volume, clip_library, camera, org, local_store, monkeypatch
 ):
+    # An organisation under another legal framework declares its own period (ARCHITECTURE.md §1).
+    org.jurisdiction = "custom"
+    org.save(update_fields=["jurisdiction"])
     rec = ingest(make_volume, clip_library["h264"], dt.datetime.now(PARIS) - dt.timedelta(days=2))
     before = rec.retain_until
 

@@ -32,11 +32,14 @@ def test_anonymous_health_is_the_overall_status_only(client, local_store, verifi
 
 def test_the_bearer_token_sees_every_component(client, settings, local_store, verified_log):
     settings.TEMOIN_METRICS_TOKEN = TOKEN
+    from audit.compliance.services import compliance_audit_run
+
+    assert compliance_audit_run(triggered_by="test").ok  # the daily audit has run
 
     body = client.get("/api/health/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
     wrong = client.get("/api/health/", HTTP_AUTHORIZATION="Bearer not-the-token").json()
 
-    assert set(body["components"]) == {"database", "broker", "store", "workers", "custody"}
+    assert set(body["components"]) == {"database", "broker", "store", "workers", "custody", "compliance"}
     assert all(c["status"] == "ok" for c in body["components"].values()), body
     assert body["components"]["custody"]["details"]["last_ok"] is True
     assert "components" not in wrong

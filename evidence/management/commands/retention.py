@@ -51,7 +51,9 @@ class Command(BaseCommand):
         verb = "would erase" if dry_run else "erased"
         todo = [pk for pk in report.due if pk not in report.held] if dry_run else report.erased
         self.stdout.write(f"retention sweep at {now.isoformat()}: {verb} {len(todo)}, "
-                          f"held {len(report.held)}, refused {len(report.refused)}")
+                          f"held {len(report.held)}, refused {len(report.refused)}"
+                          + (f", export packages erased {len(report.exports_erased)}" if report.exports_erased else "")
+                          + (f", interrupted collections settled {len(report.settled)}" if report.settled else ""))
         for pk in todo:
             self.stdout.write(self._line(recs[pk]))
         for pk in report.held:
@@ -72,7 +74,7 @@ class Command(BaseCommand):
         if period:
             try:
                 moved = services.organisation_set_retention(organisation=organisation, retention=period, basis=basis)
-            except ValueError as exc:
+            except (ValueError, services.RetentionRefused) as exc:
                 raise CommandError(str(exc)) from exc
             organisation.refresh_from_db()
             self.stdout.write(f"retention of {org} set to {period}; {moved} recording(s) kept longer")

@@ -1,0 +1,74 @@
+"""Docking clips through the real pipeline at a chosen time, and reading what the audit says."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo
+
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from audit.models import CustodyEvent
+from evidence import services
+from evidence.models import Recording
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+def paris(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=PARIS)
+
+
+def dock(make_volume, clips: dict, started_at: dt.datetime, *, serial="BWC-0042", intervention="", keep=False,
+         ingest_at: dt.datetime | None = None, mtime: dt.datetime | None = None, device: dict | None = None,
+         sidecar: bool = True) -> list[Recording]:
+    """One docking of ``clips`` ({name: path}) recorded at ``started_at``, offloaded at ``ingest_at``
+    (default: six hours later) through offload_session_start / offload_item_pull / finish."""
+    sidecars = {}
+    if sidecar:
+        for i, name in enumerate(clips):
+            sidecars[name.rsplit(".", 1)[0] + ".json"] = {
+                "started_at": (started_at + dt.timedelta(minutes=i)).isoformat(), "intervention": intervention,
+                "officer": "M042", "trigger_reason": "incident", "subject_notified": True}
+    volume = make_volume(serial, clips, sidecars, device=device)
+    if mtime is not None:
+        for name in clips:
+            os.utime(volume / name, (mtime.timestamp(), mtime.timestamp()))
+    ingest_at = ingest_at or started_at + dt.timedelta(hours=6)
+    session = services.offload_session_start(volume=volume, now=ingest_at, keep=keep)
+    recordings = []
+    for item in session.items.order_by("path"):
+        item = services.offload_item_pull(item=item, now=ingest_at)
+        if item.recording_id:
+            recordings.append(Recording.objects.get(pk=item.recording_id))
+    services.offload_session_finish(session=session, now=ingest_at)
+    return recordings
+
+
+def actions(recording: Recording) -> list[str]:
+    return list(CustodyEvent.objects.filter(recording=recording).order_by("seq").values_list("action", flat=True))
+
+
+def audit(*args) -> tuple[int, str]:
+    """`manage.py compliance audit` as an operator runs it: (exit code, output)."""
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("compliance", "audit", *args, stdout=out, stderr=err)
+        return 0, out.getvalue()
+    except CommandError as exc:
+        return exc.returncode, out.getvalue() + err.getvalue() + str(exc)
+    except SystemExit as exc:
+        return exc.code, out.getvalue() + err.getvalue()
+
+
+def violations(**kwargs) -> list:
+    from audit.compliance.services import compliance_check
+
+    found, _ctx = compliance_check(**kwargs)
+    return found
+
+
+def rules(found) -> set[str]:
+    return {v.rule for v in found}
