@@ -43,7 +43,7 @@ RUN groupadd --system --gid 10001 temoin \
 WORKDIR /app
 
 # Dependencies first, so that a code change does not reinstall them: the exact versions and
-# hashes of requirements.lock (the runtime dependencies of pyproject.toml, locked with pip-tools;
+# hashes of requirements.lock (the runtime dependencies of pyproject.toml, locked with uv;
 # tests/deploy/test_runtime_install.py installs and runs the same set).
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock

@@ -36,13 +36,15 @@ $(VENV)/.installed: requirements-test.lock pyproject.toml setup.py audit/_chains
 	@touch $@
 
 # After a change of pyproject.toml's dependencies: the same versions where they still fit, the
-# newest allowed otherwise (pip-tools). `make lock UPGRADE=--upgrade` moves everything forward.
-PIP_COMPILE = TEMOIN_BUILD_EXTENSIONS=0 $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe \
-	--strip-extras --no-emit-index-url --no-emit-find-links $(UPGRADE)
+# newest allowed otherwise (uv pip compile). `make lock UPGRADE=--upgrade` moves everything forward.
+# --universal: one lock for every Python 3.11 and platform (markers kept), so the image's Python,
+# Debian's and a developer's install the same set.
+UV_COMPILE = TEMOIN_BUILD_EXTENSIONS=0 $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet $(UPGRADE)
 lock: $(VENV)/.installed
-	$(PY) -m pip install --quiet 'pip-tools>=7.4'
-	$(PIP_COMPILE) --output-file requirements.lock pyproject.toml
-	$(PIP_COMPILE) --extra test --constraint requirements.lock --output-file requirements-test.lock pyproject.toml
+	$(PY) -m pip install --quiet 'uv>=0.5'
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra test --constraint requirements.lock -o requirements-test.lock
 
 # Ceph RGW, the object store with enforced Object Lock that the tests also run on (.ci/run starts
 # it; stop it when you are done: it keeps about 0.5 GB of memory).

@@ -26,8 +26,20 @@ LOCK = ROOT / "requirements.lock"
 VENVS = ROOT / "var" / "runtime-venv"
 
 
+def runtime_python() -> str:
+    """Python 3.11 of the system when there is one: the compose rehearsal runs the install as an
+    unprivileged user, who may not reach an interpreter under root's home (pyenv)."""
+    for candidate in ("/usr/local/bin/python3.11", "/usr/bin/python3.11"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return sys.executable
+
+
 def runtime_venv() -> Path:
-    digest = hashlib.sha256(LOCK.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    python = runtime_python()
+    version = subprocess.run([python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True,
+                             check=True).stdout
+    digest = hashlib.sha256(LOCK.read_bytes() + python.encode() + version.encode()).hexdigest()[:16]
     venv = VENVS / digest
     VENVS.mkdir(parents=True, exist_ok=True)
     with open(VENVS / ".lock", "w") as guard:
@@ -36,7 +48,7 @@ def runtime_venv() -> Path:
             for old in VENVS.iterdir():
                 if old.is_dir():
                     shutil.rmtree(old)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+            subprocess.run([python, "-m", "venv", str(venv)], check=True, timeout=300)
             proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet",
                                    "--disable-pip-version-check", "--require-hashes", "--no-deps", "-r", str(LOCK)],
                                   capture_output=True, text=True, timeout=1200)
@@ -64,7 +76,8 @@ def scratch_database(suffix: str) -> str:
     require_service("PostgreSQL", url.startswith(("postgres://", "postgresql://")),
                     "set DATABASE_URL=postgres://… (the runtime install runs on PostgreSQL)")
     parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'temoin'}_{suffix}"
+    # Unique: pytest-xdist may run two tests of a module in two processes at once.
+    name = f"{parts.path.lstrip('/') or 'temoin'}_{suffix}_{secrets.token_hex(3)}"
     import psycopg
 
     try:
