@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from .deploy.compose import dockerfile_instructions as _dockerfile_instructions
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -133,25 +135,6 @@ def _dependencies(service: dict) -> dict[str, str]:
 def _required(service: dict, dependency: str) -> bool:
     spec = (service.get("depends_on") or {}).get(dependency) or {}
     return spec.get("required", True) if isinstance(spec, dict) else True
-
-
-def _dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    instructions, pending = [], ""
-    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        full = (pending + stripped).strip()
-        pending = ""
-        keyword, _, arguments = full.partition(" ")
-        instructions.append((keyword.upper(), arguments.strip()))
-    return instructions
 
 
 def _manage_py_subcommands() -> set[str]:
