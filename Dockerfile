@@ -35,16 +35,18 @@ RUN apt-get update \
 RUN groupadd --system --gid 10001 temoin \
     && useradd --system --uid 10001 --gid temoin --home-dir /var/lib/temoin --no-create-home \
         --shell /usr/sbin/nologin temoin \
-    && install -d -o temoin -g temoin -m 0750 /var/lib/temoin
+    && install -d -o temoin -g temoin -m 0750 /var/lib/temoin \
+    && install -d -o temoin -g temoin -m 0700 /var/lib/temoin/keys
+# /var/lib/temoin/keys exists in the image, owned by temoin: a new named volume mounted there
+# (temoin-keys in compose.yaml) starts as a copy of it, so the custody signing key can be created.
 
 WORKDIR /app
 
-# Dependencies first, from pyproject.toml alone, so that a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# Dependencies first, so that a code change does not reinstall them: the exact versions and
+# hashes of requirements.lock (the runtime dependencies of pyproject.toml, locked with uv;
+# tests/deploy/test_runtime_install.py installs and runs the same set).
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 
 COPY . .
 COPY --from=chainscan /src/audit/_chainscan.*.so audit/
@@ -54,6 +56,8 @@ RUN TEMOIN_BUILD_EXTENSIONS=0 pip install --no-deps . \
 
 # Static files into STATIC_ROOT (TEMOIN_DATA_DIR/static). The key only lets settings load here;
 # the real one comes from the environment at run time.
+# With DJANGO_DEBUG=false they get hashed names and gzip copies (WhiteNoise's manifest storage),
+# which the web process needs at run time.
 RUN DJANGO_SECRET_KEY=build-only-not-a-secret DJANGO_DEBUG=false \
         python manage.py collectstatic --noinput \
     && chown -R temoin:temoin /var/lib/temoin

@@ -1,7 +1,7 @@
 # Témoin — two commands do everything on a fresh machine:
 #   make run    set up, then run Témoin on the embedded default with demo data (http://127.0.0.1:8000/)
 #   make test   set up, then run the whole test suite
-.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload
+.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload lock ceph-start ceph-stop
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -26,11 +26,32 @@ build-deps:
 	  fi; \
 	fi
 
-$(VENV)/.installed: pyproject.toml setup.py audit/_chainscan.c | build-deps
+# Exact versions from the lock files (docs/deployment.md, "Dependencies"): requirements.lock for
+# the runtime (what the image installs), requirements-test.lock for it plus the test tools.
+$(VENV)/.installed: requirements-test.lock pyproject.toml setup.py audit/_chainscan.c | build-deps
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements-test.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
+
+# After a change of pyproject.toml's dependencies: the same versions where they still fit, the
+# newest allowed otherwise (uv pip compile). `make lock UPGRADE=--upgrade` moves everything forward.
+# --universal: one lock for every Python 3.11 and platform (markers kept), so the image's Python,
+# Debian's and a developer's install the same set.
+UV_COMPILE = TEMOIN_BUILD_EXTENSIONS=0 $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --quiet $(UPGRADE)
+lock: $(VENV)/.installed
+	$(PY) -m pip install --quiet 'uv>=0.5'
+	$(UV_COMPILE) -o requirements.lock
+	$(UV_COMPILE) --extra test --constraint requirements.lock -o requirements-test.lock
+
+# Ceph RGW, the object store with enforced Object Lock that the tests also run on (.ci/run starts
+# it; stop it when you are done: it keeps about 0.5 GB of memory).
+ceph-start:
+	bash deploy/ceph/rgw.sh start
+ceph-stop:
+	bash deploy/ceph/rgw.sh stop
 
 ffmpeg:
 	@if ! command -v ffmpeg >/dev/null 2>&1 || ! command -v ffprobe >/dev/null 2>&1; then \

@@ -186,6 +186,14 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "evidence" / "dashboard" / "static"]
 STATIC_ROOT = Path(env.str("TEMOIN_STATIC_ROOT", default=str(DATA_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Production (DJANGO_DEBUG=false): WhiteNoise serves the files collected by `collectstatic` (the
+# image runs it at build time) with hashed names, cached for a year, and gzip-compressed copies.
+# With debug on (`make run`, the tests) the files are served as they are, no collectstatic needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage" if DEBUG
+                    else "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -5,11 +5,13 @@ environment. Under CI=true a test that needs a missing service fails instead of 
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,9 @@ def local_store(tmp_path, settings):
 # --- S3: moto's standalone server over real HTTP ---------------------------------------------
 
 class MotoS3:
+    # moto takes any keys.
+    access_key = secret_key = "testing"
+
     def __init__(self):
         from moto.server import ThreadedMotoServer
 
@@ -86,21 +91,61 @@ def moto_s3():
     server.stop()
 
 
+# --- S3 with Object Lock enforced: Ceph's RADOS Gateway (deploy/ceph/rgw.sh) -----------------
+# moto lets retention be shortened and COMPLIANCE be switched to GOVERNANCE; Ceph RGW refuses, as
+# a production store must. .ci/run installs and starts it; here the script starts it when its
+# packages are installed (idempotent, about 6 s when the cluster exists). Leave it running between
+# runs, or stop it with `deploy/ceph/rgw.sh stop`.
+CEPH_SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "ceph" / "rgw.sh"
+
+
+@dataclasses.dataclass(frozen=True)
+class CephRGW:
+    url: str
+    access_key: str
+    secret_key: str
+
+
+def ceph_rgw_start() -> CephRGW:
+    """The gateway started by deploy/ceph/rgw.sh; fails under CI=true when it cannot run, else skips."""
+    if not shutil.which("radosgw"):
+        require_service("Ceph RGW", False, "not installed: deploy/ceph/rgw.sh install, as root")
+    try:
+        proc = subprocess.run(["bash", str(CEPH_SCRIPT), "start"], capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as exc:
+        require_service("Ceph RGW", False, f"deploy/ceph/rgw.sh start took too long: {exc}")
+    require_service("Ceph RGW", proc.returncode == 0, f"deploy/ceph/rgw.sh start failed: {proc.stderr[-2000:]}")
+    values = dict(line.split("=", 1) for line in proc.stdout.split() if "=" in line)
+    return CephRGW(url=values["TEMOIN_CEPH_S3_URL"], access_key=values["TEMOIN_CEPH_ACCESS_KEY"],
+                   secret_key=values["TEMOIN_CEPH_SECRET_KEY"])
+
+
+@pytest.fixture(scope="session")
+def ceph_rgw():
+    return ceph_rgw_start()
+
+
+S3_SERVERS = {"moto": "moto_s3", "ceph": "ceph_rgw"}
+
+
 @pytest.fixture
-def s3_store(moto_s3, settings, request):
+def s3_store(settings, request):
+    """The S3 store on a bucket of the test's own, with Object Lock. moto by default;
+    ``@pytest.mark.parametrize("s3_store", ["moto", "ceph"], indirect=True)`` runs a test on both."""
     from evidence.integrations.s3 import S3Store
 
     import re
     import uuid
 
+    server = request.getfixturevalue(S3_SERVERS[getattr(request, "param", "moto")])
     # One bucket per test: S3 names allow lowercase letters, digits and hyphens only.
     slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:30].strip("-")
     bucket = f"ev-{slug}-{uuid.uuid4().hex[:8]}"
     settings.STORE_BACKEND = "s3"
-    settings.S3_ENDPOINT_URL = moto_s3.url
+    settings.S3_ENDPOINT_URL = server.url
     settings.S3_BUCKET = bucket
-    settings.S3_ACCESS_KEY_ID = "testing"
-    settings.S3_SECRET_ACCESS_KEY = "testing"
+    settings.S3_ACCESS_KEY_ID = server.access_key
+    settings.S3_SECRET_ACCESS_KEY = server.secret_key
     settings.S3_PART_SIZE = 5 * 1024 * 1024
     store_module.reset_store()
     store = store_module.get_store()

@@ -1,7 +1,7 @@
 """Static checks of the production deployment: compose.yaml, Dockerfile, deploy/minio-init.sh.
 
-There is no Docker engine on the development machines, so these tests read the files instead of
-running them. They catch the drift that breaks a deployment without anyone noticing: a management
+There is no Docker engine on the development machines, so these tests read the files; the
+services themselves are run by tests/deploy/test_compose_rehearsal.py. They catch the drift that breaks a deployment without anyone noticing: a management
 command renamed in the code but not in compose, a queue name that no worker consumes, a bucket
 created without Object Lock, a secret that silently defaults to an empty string.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from .deploy.compose import dockerfile_instructions as _dockerfile_instructions
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "compose.yaml"
@@ -33,6 +35,7 @@ PRODUCTION_SERVICES = {
     "dock-worker",
     "dockd",
     "beat",
+    "proxy",
 }
 # Every service that runs the Témoin code and so needs a migrated database.
 TEMOIN_SERVICES = {"web", "worker-media", "dock-worker", "dockd", "beat"}
@@ -129,23 +132,9 @@ def _dependencies(service: dict) -> dict[str, str]:
     return {name: (spec or {}).get("condition", "service_started") for name, spec in depends_on.items()}
 
 
-def _dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
-    instructions, pending = [], ""
-    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
-        stripped = line.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        full = (pending + stripped).strip()
-        pending = ""
-        keyword, _, arguments = full.partition(" ")
-        instructions.append((keyword.upper(), arguments.strip()))
-    return instructions
+def _required(service: dict, dependency: str) -> bool:
+    spec = (service.get("depends_on") or {}).get(dependency) or {}
+    return spec.get("required", True) if isinstance(spec, dict) else True
 
 
 def _manage_py_subcommands() -> set[str]:
@@ -252,6 +241,69 @@ def test_compose_shares_one_environment_between_temoin_services(services):
             assert env.get(key) == reference.get(key), f"{name} has a different {key}"
 
 
+@pytest.mark.parametrize("name", sorted(TEMOIN_SERVICES | {"proxy"}))
+def test_every_long_running_service_has_a_healthcheck(services, name):
+    healthcheck = services[name].get("healthcheck") or {}
+    assert healthcheck.get("test") and not healthcheck.get("disable"), f"{name} has no healthcheck"
+
+
+def test_the_web_healthcheck_asks_the_health_endpoint_not_a_tcp_port(services):
+    words = " ".join(str(w) for w in services["web"]["healthcheck"]["test"])
+    assert "/api/health/" in words and "config.ops.health" in words
+
+
+@pytest.mark.parametrize("name", ["worker-media", "dock-worker"])
+def test_worker_healthchecks_ping_their_own_worker(services, name):
+    words = " ".join(str(w) for w in services[name]["healthcheck"]["test"])
+    node = _option(_argv(services[name]), "-n", "--hostname").replace("%h", "$$HOSTNAME")
+    assert "inspect ping" in words and f"-d {node}" in words
+
+
+def test_every_temoin_service_reads_temoin_env(services):
+    for name in TEMOIN_SERVICES | {"migrate"}:
+        env_file = services[name].get("env_file")
+        assert env_file == "temoin.env", f"{name}: env_file {env_file!r}"
+
+
+def _settings_variables() -> set[str]:
+    text = (ROOT / "config" / "settings.py").read_text(encoding="utf-8")
+    return set(re.findall(r'env(?:\.[a-z_]+)?\(\s*"([A-Z][A-Z0-9_]+)"', text))
+
+
+def _example_variables() -> set[str]:
+    text = (ROOT / "deploy" / "temoin.env.example").read_text(encoding="utf-8")
+    return set(re.findall(r"^#?\s?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def test_every_setting_reaches_the_containers_through_compose_or_temoin_env(services):
+    # Compose sets some; every other setting is documented in temoin.env's example, which the
+    # containers read (env_file). A setting in neither could not be changed in production.
+    set_by_compose = set(_environment(services["web"])) | set(_environment(services["dockd"]))
+    not_for_production = {"CELERY_TASK_ALWAYS_EAGER", "TEMOIN_STORE", "TEMOIN_STORE_ROOT",
+                          "TEMOIN_STORE_VERIFY_FROM_DISK", "TEMOIN_STATIC_ROOT", "TEMOIN_CUSTODY_KEY"}
+    missing = _settings_variables() - set_by_compose - _example_variables() - not_for_production
+    assert not missing, f"settings no deployment can set: {sorted(missing)}"
+
+
+def test_temoin_env_is_never_overridden_by_compose(services):
+    # environment wins over env_file: a variable in both would silently ignore the operator's value.
+    for name in TEMOIN_SERVICES | {"migrate"}:
+        overlap = set(_environment(services[name])) & _example_variables()
+        assert not overlap, f"{name} sets {sorted(overlap)}, which temoin.env documents"
+
+
+def test_the_proxy_serves_https_in_front_of_web_with_the_documented_certificates(services):
+    proxy = services["proxy"]
+    assert proxy.get("profiles") == ["proxy"]
+    assert _dependencies(proxy).get("web") == "service_healthy"
+    mounts = {m["target"]: m["source"] for m in _mounts(proxy)}
+    assert (ROOT / mounts["/etc/caddy/Caddyfile"]).resolve() == (ROOT / "deploy" / "caddy" / "Caddyfile")
+    assert "TEMOIN_TLS_DIR" in mounts["/certs"] and "deploy/tls" in mounts["/certs"]
+    assert (ROOT / "deploy" / "tls" / "README.md").is_file()
+    published = {str(port).split(":")[-1] for port in proxy["ports"]}
+    assert published == {"443", "80"}
+
+
 def test_production_settings_turn_debug_off_and_point_at_the_services(services):
     env = _environment(services["web"])
     assert env["DJANGO_DEBUG"].lower() == "false"
@@ -279,6 +331,19 @@ def test_web_waits_for_migrations_and_the_locked_bucket(services):
     assert dependencies.get("minio-init") == "service_completed_successfully"
     assert dependencies.get("postgres") == "service_healthy"
     assert dependencies.get("redis") == "service_healthy"
+
+
+def test_minio_is_optional_and_the_bucket_is_checked_whichever_s3_server_holds_it(services):
+    # MinIO only with the `minio` profile (Ceph RGW or another S3 server otherwise); then the
+    # dependency on minio-init is dropped, and `migrate` (which every service waits for) makes and
+    # checks the locked bucket itself.
+    assert services["minio"].get("profiles") == ["minio"] == services["minio-init"].get("profiles")
+    for name in TEMOIN_SERVICES | {"migrate"}:
+        if "minio-init" in (services[name].get("depends_on") or {}):
+            assert not _required(services[name], "minio-init"), name
+    words = " ".join(_argv(services["migrate"]))
+    assert "deploy/store-init.py" in words and (ROOT / "deploy" / "store-init.py").is_file()
+    assert words.index("migrate") < words.index("custody export-key") < words.index("store-init.py")
 
 
 @pytest.mark.parametrize("name", sorted(TEMOIN_SERVICES))
@@ -466,4 +531,16 @@ def test_dockerfile_serves_with_gunicorn_by_default():
 
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_image():
     patterns = {line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()}
-    assert {".env", ".git", ".venv"} <= patterns
+    assert {".env", ".git", ".venv", "temoin.env", "deploy/tls"} <= patterns
+
+
+def test_the_image_creates_the_keys_directory_owned_by_its_user():
+    # A new named volume mounted on /var/lib/temoin/keys starts as a copy of the image's directory:
+    # without it, the volume is root's and `migrate` cannot create the custody signing key.
+    runs = " ".join(arguments for keyword, arguments in _dockerfile_instructions() if keyword == "RUN")
+    assert re.search(r"install -d -o temoin -g temoin -m 07\d0 /var/lib/temoin/keys", runs)
+
+
+def test_the_image_collects_static_files_with_debug_off():
+    runs = [arguments for keyword, arguments in _dockerfile_instructions() if keyword == "RUN"]
+    assert any("DJANGO_DEBUG=false" in run and "collectstatic" in run for run in runs)

@@ -302,14 +302,75 @@ def check_compliance(*, now: dt.datetime | None = None) -> ComponentHealth:
     return ComponentHealth("compliance", OK, "every legal invariant held at the last audit", details)
 
 
-def health_report(*, now: dt.datetime | None = None, worker_timeout: float | None = None) -> HealthReport:
+COMPONENTS = ("database", "broker", "store", "workers", "custody", "compliance")
+
+
+def health_report(*, now: dt.datetime | None = None, worker_timeout: float | None = None,
+                  only: list[str] | None = None) -> HealthReport:
+    """Every component's health, or only those named in ``only`` (a process's own dependencies)."""
     now = now or timezone.now()
-    components = [
-        _timed("database", check_database),
-        _timed("broker", check_broker),
-        _timed("store", check_store),
-        _timed("workers", lambda: check_workers(timeout=worker_timeout)),
-        _timed("custody", lambda: check_custody(now=now)),
-        _timed("compliance", lambda: check_compliance(now=now)),
-    ]
-    return HealthReport(checked_at=now, components=components)
+    checks = {
+        "database": check_database,
+        "broker": check_broker,
+        "store": check_store,
+        "workers": lambda: check_workers(timeout=worker_timeout),
+        "custody": lambda: check_custody(now=now),
+        "compliance": lambda: check_compliance(now=now),
+    }
+    unknown = sorted(set(only or ()) - set(checks))
+    if unknown:
+        raise ValueError(f"unknown health component(s): {', '.join(unknown)} (known: {', '.join(COMPONENTS)})")
+    return HealthReport(checked_at=now, components=[_timed(name, check) for name, check in checks.items()
+                                                    if not only or name in only])
+
+
+# --- Compose healthchecks ------------------------------------------------------------------------
+# `python -m config.ops.health [COMPONENT…]` runs the checks of /sante/ in the calling process and
+# exits 0 when none fails: the healthcheck of dockd and beat, which serve no HTTP (compose.yaml).
+# `--url URL` asks a web process instead (the healthcheck of `web`): the request carries the first
+# allowed host name and X-Forwarded-Proto, as the TLS proxy's would, so that neither the host
+# check nor the redirect to HTTPS turns it away.
+
+def _ask_web(url: str, components: list[str]) -> int:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if components:
+        url += ("&" if "?" in url else "?") + urllib.parse.urlencode([("composant", c) for c in components])
+    host = next((h for h in settings.ALLOWED_HOSTS if h and "*" not in h and not h.startswith(".")), None)
+    headers = {"X-Forwarded-Proto": "https", "Accept": "application/json"} | ({"Host": host} if host else {})
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
+            print(response.read().decode(errors="replace"))
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"{url}: HTTP {exc.code} {exc.read().decode(errors='replace')[:500]}")
+    except OSError as exc:
+        print(f"{url}: {exc}")
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m config.ops.health",
+                                     description="Témoin's health checks (/sante/) for a compose healthcheck.")
+    parser.add_argument("components", nargs="*", choices=COMPONENTS, metavar="COMPONENT",
+                        help=f"among {', '.join(COMPONENTS)} (default: all)")
+    parser.add_argument("--url", help="ask this web process's /api/health/ instead of checking here")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    if args.url:
+        return _ask_web(args.url, args.components)
+    import django
+
+    django.setup()
+    report = health_report(only=args.components or None)
+    for component in report.components:
+        print(f"{component.name}: {component.status} — {component.message}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -10,6 +10,7 @@ import hmac
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import BadRequest
 from django.http import HttpResponse, JsonResponse
 from django.template import Engine, RequestContext
 from django.views.decorators.cache import never_cache
@@ -36,7 +37,11 @@ def ops_access(request) -> bool:
 
 
 def _report(request):
-    report = health_report()
+    # ?composant=database&composant=store: only these (the healthcheck of a web process).
+    try:
+        report = health_report(only=request.GET.getlist("composant") or None)
+    except ValueError as exc:  # an unknown component: a typo in a healthcheck must not pass
+        raise BadRequest(str(exc)) from exc
     return report, report.as_dict(detailed=ops_access(request))
 
 

@@ -10,6 +10,10 @@ from pathlib import Path
 import ffmpeg
 from django.conf import settings
 
+# ffprobe reads a container's index, not the whole file: a probe that takes minutes is a program
+# stuck on a hostile or damaged file, and it must not hold a worker until the task time limit.
+PROBE_TIMEOUT = 120
+
 BROWSER_VIDEO = {"h264"}
 BROWSER_AUDIO = {"aac", "mp3"}
 BROWSER_CONTAINERS = {"mov", "mp4", "m4a", "3gp", "3g2", "mj2"}
@@ -77,12 +81,18 @@ def _threads() -> dict:
     return {"threads": n} if n else {}
 
 
-def probe(path: str | Path) -> MediaInfo:
+def _ffprobe(path: str | Path, *options: str) -> dict:
+    """ffprobe's JSON for ``path`` (what ``ffmpeg.probe`` does, with a timeout)."""
+    args = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", *options, str(path)]
     try:
-        data = ffmpeg.probe(str(path))
-    except ffmpeg.Error as exc:
-        tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-        raise MediaError("ffprobe cannot read this file", "\n".join(tail)) from exc
+        proc = _run(args, timeout=PROBE_TIMEOUT)
+    except MediaError as exc:
+        raise MediaError(f"ffprobe cannot read this file ({exc})", exc.detail) from exc
+    return json.loads(proc.stdout.decode("utf-8", errors="replace"))
+
+
+def probe(path: str | Path) -> MediaInfo:
+    data = _ffprobe(path)
     fmt = data.get("format", {})
     info = MediaInfo(format_name=fmt.get("format_name", ""))
     try:
@@ -255,11 +265,7 @@ def to_json(info: MediaInfo) -> str:
 def video_rate(path: str | Path) -> tuple[str, float, int | None]:
     """The first video stream's frame rate as ffmpeg writes it ("30000/1001"), as a float, and
     its frame count when the container states it."""
-    try:
-        data = ffmpeg.probe(str(path), select_streams="v:0")
-    except ffmpeg.Error as exc:
-        tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
-        raise MediaError("ffprobe cannot read this file", "\n".join(tail)) from exc
+    data = _ffprobe(path, "-select_streams", "v:0")
     streams = data.get("streams") or []
     if not streams:
         raise MediaError("no video stream in this file")
@@ -276,6 +282,30 @@ def video_rate(path: str | Path) -> tuple[str, float, int | None]:
     return rate, fps, count
 
 
+class _Deadline:
+    """Kills a piped ffmpeg still running after ``timeout`` seconds (default: the task time limit),
+    as ``_run`` does for the others: a stuck decoder must not hold a worker forever."""
+
+    def __init__(self, proc: subprocess.Popen, timeout: float | None):
+        import threading
+
+        self.timeout = timeout or settings.TEMOIN_TASK_TIME_LIMIT
+        self.expired = False
+        self._timer = threading.Timer(self.timeout, self._expire, args=(proc,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self, proc: subprocess.Popen) -> None:
+        self.expired = True
+        proc.kill()
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def explain(self, message: str) -> str:
+        return f"ffmpeg took longer than {self.timeout:.0f} s" if self.expired else message
+
+
 class RawVideoReader:
     """Frames of a video as raw bytes (``pix_fmt``), read from an ffmpeg pipe.
 
@@ -284,7 +314,8 @@ class RawVideoReader:
     raises MediaError if ffmpeg failed before the end.
     """
 
-    def __init__(self, args: list[str], *, width: int, height: int, channels: float, every: int):
+    def __init__(self, args: list[str], *, width: int, height: int, channels: float, every: int,
+                 timeout: float | None = None):
         import tempfile
 
         self.args, self.width, self.height, self.every = args, width, height, every
@@ -292,6 +323,7 @@ class RawVideoReader:
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr,
                                      bufsize=self.frame_size * 2)
+        self._deadline = _Deadline(self.proc, timeout)
         self.complete = False
 
     def __iter__(self):
@@ -312,11 +344,12 @@ class RawVideoReader:
             self.proc.kill()
         self.proc.stdout.close()
         code = self.proc.wait()
+        self._deadline.cancel()
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-5:]
         self._stderr.close()
         if exc_type is None and self.complete and code != 0:
-            raise MediaError(f"ffmpeg failed while decoding (exit {code})", "\n".join(tail))
+            raise MediaError(self._deadline.explain(f"ffmpeg failed while decoding (exit {code})"), "\n".join(tail))
         return False
 
 
@@ -350,12 +383,13 @@ def raw_video_reader(src: str | Path, *, width: int | None = None, every: int = 
 class RawVideoWriter:
     """Feeds raw frames to an ffmpeg encoder; ``close()`` waits for it and raises on failure."""
 
-    def __init__(self, args: list[str]):
+    def __init__(self, args: list[str], *, timeout: float | None = None):
         import tempfile
 
         self.args = args
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+        self._deadline = _Deadline(self.proc, timeout)
         self.frames = 0
 
     def write(self, frame: bytes) -> None:
@@ -373,11 +407,12 @@ class RawVideoWriter:
             except BrokenPipeError:
                 pass
         code = self.proc.wait()
+        self._deadline.cancel()
         self._stderr.seek(0)
         tail = self._stderr.read().decode(errors="replace").strip().splitlines()[-5:]
         self._stderr.close()
         if code != 0:
-            raise MediaError(f"ffmpeg failed while encoding (exit {code})", "\n".join(tail))
+            raise MediaError(self._deadline.explain(f"ffmpeg failed while encoding (exit {code})"), "\n".join(tail))
 
     def abort(self) -> None:
         self.proc.kill()

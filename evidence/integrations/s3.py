@@ -162,16 +162,28 @@ class S3Store(ObjectStore):
                 version_id = resp.get("VersionId", "")
             else:
                 version_id = self._multipart(key, reader, first, nxt, content_type, lock)
-            # moto (and possibly other servers) ignore lock headers on multipart uploads.
-            self.client.put_object_retention(
-                Bucket=self.bucket, Key=key, VersionId=version_id,
-                Retention={"Mode": LOCK_MODE, "RetainUntilDate": retain_until},
-                BypassGovernanceRetention=False,
-            )
+            self._lock_at_least(key, version_id, retain_until)
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"S3 upload of {key} failed: {exc}") from exc
         return StoredObject(key=key, version_id=version_id or "", size=reader.size,
                             sha256=reader.sha256.hexdigest())
+
+    def _lock_at_least(self, key: str, version_id: str, retain_until) -> None:
+        """Lock the new version in COMPLIANCE mode until ``retain_until``, unless it already is.
+
+        Lock headers on multipart uploads are ignored (moto, Ceph RGW 16): the version then has
+        no lock (moto) or the bucket's default retention (Ceph), which may end later than
+        ``retain_until``; a real server refuses to shorten it, so a later end is kept.
+        """
+        head = self.client.head_object(Bucket=self.bucket, Key=key, **self._version(version_id))
+        until = head.get("ObjectLockRetainUntilDate")
+        if head.get("ObjectLockMode") == LOCK_MODE and until and _aware(until) >= retain_until:
+            return
+        self.client.put_object_retention(
+            Bucket=self.bucket, Key=key, VersionId=version_id,
+            Retention={"Mode": LOCK_MODE, "RetainUntilDate": retain_until},
+            BypassGovernanceRetention=False,
+        )
 
     def _multipart(self, key, reader, first, nxt, content_type, lock) -> str:
         upload = self.client.create_multipart_upload(
