@@ -337,6 +337,8 @@ def exports_follow_recordings(*, now: dt.datetime, report: SweepReport | None = 
     for export in (exports_carrying(erased_ids.values_list("pk", flat=True))
                    .select_related("organisation").order_by("pk")):
         retry = export.status == Export.Status.ERASING
+        if retry and _still_locked(export.store_key, now):
+            continue  # refused once and logged; tried again when the store's lock ends
         if not retry:
             Export.objects.filter(pk=export.pk).update(status=Export.Status.ERASING, erasure_started_at=now)
         carried = list(export.items.filter(recording__status__in=[Recording.Status.ERASED, Recording.Status.ERASING])
@@ -358,6 +360,20 @@ def exports_follow_recordings(*, now: dt.datetime, report: SweepReport | None = 
     if report is not None:
         report.exports_erased.extend(erased)
     return erased
+
+
+def _still_locked(key: str, now: dt.datetime) -> bool:
+    """A package sent in parts may carry the bucket's default lock (a day on Ceph RGW and MinIO),
+    later than its recordings' end."""
+    from ..integrations.store import ObjectMissing
+
+    if not key:
+        return False
+    try:
+        until = get_store().head(key).retain_until
+    except (ObjectMissing, StoreError):
+        return False
+    return until is not None and until > min(now, timezone.now())
 
 
 def _axis_containers_follow(*, now: dt.datetime) -> None:
