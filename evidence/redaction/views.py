@@ -22,7 +22,7 @@ from evidence.integrations import ffmpeg
 from evidence.integrations.store import StoreError, get_store
 
 from . import services
-from .models import Mode, RedactionJob
+from .models import Audio, Mode, RedactionJob
 from .selectors import derivatives_visible_to, redaction_jobs_visible_to, redaction_recordings_for
 
 SESSION_KEY = "redaction-consultation-{}"
@@ -77,6 +77,9 @@ def job_detail(request, pk: int):
     derivatives = list(derivatives_visible_to(user=request.user).filter(job=job))
     for d in derivatives:
         d.preview_url = reverse("redaction-derivative-media", args=[token, d.pk]) if token else ""
+        d.watched = services.derivative_watched_by(derivative=d, user=request.user)
+        d.requested_by_me = job.created_by_id == request.user.pk
+        d.left_ranges = [{"first": a, "last": b} for a, b in (d.second_look or {}).get("ranges", [])]
     tracks = list(job.tracks.all())
     return render(request, "redaction/job_detail.html", {
         "job": job, "r": job.recording, "tracks": tracks, "derivatives": derivatives,
@@ -118,13 +121,17 @@ def editor(request, pk: int):
     consultation, token = _live_consultation(request, job.recording)
     tracks = list(job.tracks.all())
     context = {"job": job, "r": job.recording, "tracks": tracks, "consultation": consultation,
-               "motifs": evidence_services.CONSULTATION_MOTIFS,
+               "motifs": evidence_services.CONSULTATION_MOTIFS, "audio_choices": Audio.choices,
                "mute_rows": job.mute_ranges + [["", ""]] * 3}
     if consultation is not None:
         frame_url = reverse("redaction-frame", args=[token, job.pk, 0])
+        try:
+            start = max(0, min(int(request.GET.get("image", 0)), (job.frame_count or 1) - 1))
+        except ValueError:
+            start = 0
         context["editor_data"] = {
             "fps": job.fps, "frameCount": job.frame_count, "width": job.width, "height": job.height,
-            "every": int(job.params.get("every", 5)), "mode": job.mode,
+            "every": int(job.params.get("every", 5)), "mode": job.mode, "start": start,
             "frameUrl": frame_url[: -len("0.jpg")],
             "tracks": [{"number": t.number, "kind": t.kind, "label": t.get_kind_display(), "keyframes": t.keyframes,
                         "first": t.first_frame, "last": t.last_frame, "kept": t.kept, "subject": t.is_subject}
@@ -167,7 +174,9 @@ def review_save(request, pk: int):
     try:
         services.redaction_review_save(job=job, by=request.user, tracks=edits,
                                        decisions=_decisions(request.POST, job.tracks.all()),
-                                       mute_ranges=_mute_ranges(request.POST))
+                                       mute_ranges=_mute_ranges(request.POST),
+                                       audio=request.POST.get("audio") or None,
+                                       audio_reason=request.POST.get("audio_reason", ""))
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except services.RedactionRefused as exc:
@@ -209,6 +218,44 @@ def derivative_approve(request, pk: int):
     return redirect("redaction-job", pk=derivative.job_id)
 
 
+@login_required
+@require_POST
+def derivative_cover(request, pk: int):
+    """One click: the faces the second look found on this copy become zones to blur."""
+    derivative = get_object_or_404(derivatives_visible_to(user=request.user), pk=pk)
+    try:
+        services.redaction_cover_faces_left(derivative=derivative, by=request.user)
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except services.RedactionRefused as exc:
+        messages.error(request, _("Rien n'a été ajouté : %(reason)s.") % {"reason": exc})
+        return redirect("redaction-job", pk=derivative.job_id)
+    messages.success(request, _("Les visages trouvés par la vérification sont ajoutés aux zones floutées : "
+                                "relisez-les, puis produisez une nouvelle copie."))
+    first = derivative.faces_left[0]["frame"] if derivative.faces_left else 0
+    return redirect(reverse("redaction-editor", args=[derivative.job_id]) + f"?image={first}")
+
+
+@login_required
+@require_POST
+def derivative_watched(request, pk: int):
+    """The job page's player reports that the copy was played through (seconds actually played)."""
+    derivative = get_object_or_404(derivatives_visible_to(user=request.user), pk=pk)
+    consultation, _token = _live_consultation(request, derivative.recording)
+    if consultation is None:
+        raise Http404("aucune consultation en cours")
+    try:
+        played = float(request.POST.get("played", ""))
+    except ValueError:
+        return HttpResponse(status=400)
+    try:
+        viewing = services.derivative_watched(derivative=derivative, by=request.user, consultation=consultation,
+                                              played_seconds=played)
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    return HttpResponse(json.dumps({"coverage": round(viewing.coverage, 3)}), content_type="application/json")
+
+
 # --- Media under a consultation --------------------------------------------------------------
 
 def _consulted_job(request, token: str, pk: int) -> RedactionJob:
@@ -229,7 +276,7 @@ def frame_image(request, token: str, pk: int, frame: int):
     rec = job.recording
     try:
         with get_store().local_path(rec.playback_key, rec.playback_version_id) as path:
-            data = ffmpeg.frame_jpeg(path, at=(frame + 0.5) / (job.fps or 25))
+            data = ffmpeg.frame_jpeg_index(path, index=frame, fps=job.fps or 25)
     except (StoreError, ffmpeg.MediaError) as exc:
         raise Http404("image indisponible") from exc
     response = HttpResponse(data, content_type="image/jpeg")

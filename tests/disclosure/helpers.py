@@ -76,7 +76,15 @@ def approved_copy(recording, mode: str, by):
         redaction.redaction_review_save(job=job, by=by, decisions={track.number: {"kept": True, "is_subject": True}})
     redaction.redaction_render_request(job=job, by=by)
     derivative = Derivative.objects.filter(job=job).latest("created_at")
-    return redaction.derivative_approve(derivative=derivative, by=by, motif="relu")
+    # Issue 15/16: approved by someone other than the requester, who played the copy through.
+    from accounts.models import User
+    from evidence.services import consultation_open
+
+    approver = User.objects.create_user(username=f"approbateur.{job.pk}", organisation=by.organisation, role="legal")
+    consultation, _ = consultation_open(recording=recording, by=approver, motif="relecture de la copie")
+    redaction.derivative_watched(derivative=derivative, by=approver, consultation=consultation,
+                                 played_seconds=job.duration)
+    return redaction.derivative_approve(derivative=derivative, by=approver, motif="relu")
 
 
 def redaction_ready() -> bool:

@@ -71,3 +71,57 @@ def psnr(a, b) -> float:
 def rms(samples: bytes) -> float:
     data = np.frombuffer(samples, dtype="<i2").astype(np.float64)
     return float(np.sqrt(np.mean(data ** 2))) if data.size else 0.0
+
+
+# --- The labelled set (tests/redaction/data/faces.json) -----------------------------------------
+
+def labelled_clips() -> dict:
+    import json
+    from pathlib import Path
+
+    return json.loads((Path(__file__).parent / "data" / "faces.json").read_text())["clips"]
+
+
+def covered(mask: np.ndarray, box, *, at_least: float = 0.9) -> bool:
+    """A labelled face is covered when at least ``at_least`` of its box lies under the blur."""
+    x, y, w, h = (int(round(v)) for v in box)
+    part = mask[max(0, y):y + h, max(0, x):x + w]
+    return part.size > 0 and float(part.mean()) >= at_least
+
+
+def blur_mask(boxes, width: int, height: int, *, margin: float = 0.2) -> np.ndarray:
+    """Where ``blur_region`` changes pixels for these boxes (each widened by ``margin``)."""
+    mask = np.zeros((height, width), bool)
+    for x, y, w, h in boxes:
+        mx, my = int(w * margin), int(h * margin)
+        mask[max(0, y - my):y + h + my, max(0, x - mx):x + w + mx] = True
+    return mask
+
+
+def face_frames_covered(faces: dict, boxes: dict, width: int, height: int, *, scale: float = 1.0,
+                        shift: tuple = (0, 0)) -> tuple[int, int, list[int]]:
+    """(frames whose every labelled face is covered, frames with a face, the frames left uncovered).
+
+    ``faces``: {frame: [[x, y, w, h], …]} in the clip's own pixels; ``scale``/``shift`` map them
+    into the analysed video's pixels; ``boxes``: ``services.frame_boxes`` of the analysis."""
+    ok, total, missed = 0, 0, []
+    for frame, labels in faces.items():
+        if not labels:
+            continue
+        total += 1
+        mask = blur_mask(boxes.get(int(frame), []), width, height)
+        if all(covered(mask, [b[0] * scale + shift[0], b[1] * scale + shift[1], b[2] * scale, b[3] * scale])
+               for b in labels):
+            ok += 1
+        else:
+            missed.append(int(frame))
+    return ok, total, sorted(missed)
+
+
+def watch(derivative, user):
+    """``user`` opens a consultation and plays the whole copy, as the job page's player reports it."""
+    from evidence.services import consultation_open
+
+    consultation, _ = consultation_open(recording=derivative.recording, by=user, motif="Relecture de la copie floutée")
+    return services.derivative_watched(derivative=derivative, by=user, consultation=consultation,
+                                       played_seconds=derivative.job.duration)

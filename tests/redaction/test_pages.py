@@ -160,6 +160,15 @@ def test_the_approver_watches_the_copy_then_approves_it(job, chef, make_user):
     assert url in page
     part = c.get(url, HTTP_RANGE="bytes=0-99")
     assert part.status_code == 206 and len(b"".join(part.streaming_content)) == 100
+    assert derivative.check_passed is True and "aucun visage reconnaissable" in page
+    # Approving before having played the copy through is refused, with a log entry.
+    refused = c.post(f"/floutage/copies/{derivative.pk}/approbation/", {"motif": "Vérifiée"}, follow=True)
+    assert "visionnez la copie en entier" in refused.content.decode()
+    assert CustodyEvent.objects.get(action="redaction.approval_refused").details["reason"] == "not_watched"
+    # The player reports the seconds actually played.
+    watched = c.post(f"/floutage/copies/{derivative.pk}/visionnage/", {"played": str(job.duration)})
+    assert watched.status_code == 200 and json.loads(watched.content)["coverage"] == 1.0
+    assert CustodyEvent.objects.get(action="redaction.copy_watched").actor == dpo
     response = c.post(f"/floutage/copies/{derivative.pk}/approbation/", {"motif": "Vérifiée"})
     assert response.status_code == 302
     derivative.refresh_from_db()
@@ -167,3 +176,41 @@ def test_the_approver_watches_the_copy_then_approves_it(job, chef, make_user):
     assert client_for(make_user("agent.x", role="officer")).post(
         f"/floutage/copies/{derivative.pk}/approbation/").status_code == 404
     assert Derivative.objects.filter(approved_at__isnull=False).count() == 1
+
+
+def test_the_editor_shows_the_frames_the_copy_is_made_of(job, chef, recording, local_store):
+    """Issue 16: the editor's frame 0 showed the clip's frame 1 (a seek to the middle of a frame)."""
+    import cv2
+    import numpy as np
+
+    from .helpers import frames
+
+    c = client_for(chef)
+    token = _consult(c, job)
+    with local_store.local_path(recording.store_key) as path:
+        decoded, _, _ = frames(path)
+    assert len(decoded) == job.frame_count
+    for k in (0, 1, job.frame_count // 2, job.frame_count - 1):
+        image = c.get(f"/floutage/m/{token}/{job.pk}/{k}.jpg")
+        assert image.status_code == 200, k
+        shown = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR).astype(float)
+        errors = [float(np.mean((shown - f.astype(float)) ** 2)) for f in decoded]
+        assert int(np.argmin(errors)) == k, (k, int(np.argmin(errors)))
+
+
+def test_the_requester_is_refused_approval_with_a_clear_message_on_the_page(job, chef):
+    face = job.tracks.first()
+    from evidence.redaction import services
+
+    services.redaction_review_save(job=job, by=chef, decisions={face.number: {"kept": True, "is_subject": True}})
+    derivative = render(job, chef)
+    c = client_for(chef)
+    page = c.get(f"/floutage/{job.pk}/").content.decode()
+    assert "une autre personne habilitée doit l'approuver" in page
+    response = c.post(f"/floutage/copies/{derivative.pk}/approbation/", {}, follow=True)
+    assert "Approbation refusée" in response.content.decode()
+    assert "contrôle à quatre yeux" in response.content.decode()
+    derivative.refresh_from_db()
+    assert not derivative.approved
+    event = CustodyEvent.objects.get(action="redaction.approval_refused")
+    assert event.actor == chef and event.details["reason"] == "requester"

@@ -6,9 +6,9 @@ from evidence.integrations import ffmpeg
 from evidence.redaction import services
 from evidence.redaction.detection import box_at
 from evidence.redaction.models import Derivative, RedactionJob, Track
-from evidence.redaction.selectors import approved_derivative
+from evidence.redaction.selectors import approved_derivative, derivative_anonymity, derivative_is_fully_anonymised
 
-from .helpers import analysed_job, frames, object_sha256, offload_clip, psnr, region, render, rms, sharpness
+from .helpers import analysed_job, frames, object_sha256, offload_clip, psnr, region, render, rms, sharpness, watch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -21,6 +21,10 @@ def recording(make_volume, carphone_clip, camera, local_store):
 @pytest.fixture
 def chef(make_user):
     return make_user("chef.durand", role="supervisor")
+
+
+def anonymity(derivative):
+    return derivative_anonymity(derivative=derivative)
 
 
 def _derivative_path(store, derivative):
@@ -42,7 +46,8 @@ def test_full_anonymisation_blurs_every_detected_face_in_every_frame_and_never_t
     with _derivative_path(local_store, derivative) as out_path, \
             local_store.local_path(recording.store_key) as orig_path:
         info = ffmpeg.probe(out_path)
-        assert (info.video_codec, info.audio_codec, info.pix_fmt) == ("h264", "aac", "yuv420p")
+        # No sound by default: voices identify people too (CSI R241-13).
+        assert (info.video_codec, info.audio_codec, info.pix_fmt) == ("h264", "", "yuv420p")
         out_frames, _, _ = frames(out_path)
         orig_frames, _, _ = frames(orig_path)
     assert len(out_frames) == len(orig_frames) == job.frame_count
@@ -61,7 +66,10 @@ def test_full_anonymisation_blurs_every_detected_face_in_every_frame_and_never_t
     actions = list(CustodyEvent.objects.filter(recording=recording, action__startswith="redaction.")
                    .values_list("action", flat=True))
     assert actions == ["redaction.requested", "redaction.analysed", "redaction.render_requested",
-                       "redaction.rendered"]
+                       "redaction.rendered", "redaction.checked"]
+    # The second look on the copy found no face left: every frame was looked at.
+    assert derivative.check_passed is True and derivative.faces_left == []
+    assert derivative.second_look["frames"] == job.frame_count and derivative.second_look["boxes_measured"] > 0
 
 
 def test_access_request_copy_keeps_the_chosen_person_sharp_and_blurs_the_others(recording, make_user, local_store):
@@ -106,7 +114,8 @@ def test_a_training_copy_cannot_leave_anyone_unblurred(recording, chef):
 
 def test_muting_silences_the_chosen_range_and_nothing_else(recording, chef, local_store):
     job = analysed_job(recording, chef, mode="all")
-    services.redaction_review_save(job=job, by=chef, mute_ranges=[["1.0", "2.0"]])
+    services.redaction_review_save(job=job, by=chef, mute_ranges=[["1.0", "2.0"]], audio="kept",
+                                   audio_reason="exercice d'écoute des sommations")
     derivative = render(job, chef)
     rate = 16000
     with _derivative_path(local_store, derivative) as out_path, \
@@ -130,6 +139,7 @@ def test_an_approved_copy_is_what_disclosure_gets(recording, chef, make_user, lo
     job = analysed_job(recording, chef, mode="all")
     derivative = render(job, chef)
     assert approved_derivative(recording=recording, mode="all") is None
+    watch(derivative, legal)
     services.derivative_approve(derivative=derivative, by=legal, motif="Copie vérifiée image par image")
     got = approved_derivative(recording=recording, mode="all")
     assert got == derivative and got.approved_by == legal
@@ -154,3 +164,84 @@ def test_officers_cannot_redact(recording, officer):
     with pytest.raises(PermissionError):
         services.redaction_job_create(recording=recording, by=officer, mode="all", motif="formation")
     assert not RedactionJob.objects.exists()
+
+
+def test_a_training_copy_has_no_sound_unless_a_reason_to_keep_it_is_recorded(recording, chef, make_user, local_store):
+    job = analysed_job(recording, chef, mode="all")
+    assert job.audio == "removed"
+    with pytest.raises(services.RedactionRefused, match="indiquez pourquoi"):
+        services.redaction_review_save(job=job, by=chef, audio="kept", audio_reason="")
+    job.refresh_from_db()
+    assert job.audio == "removed"
+    silent = render(job, chef)
+    assert silent.details["audio"] == "removed" and anonymity(silent)["audio"] == "removed"
+    services.redaction_review_save(job=job, by=chef, audio="kept", audio_reason="former à la lecture des sommations")
+    job.refresh_from_db()
+    services.redaction_render_request(job=job, by=chef)
+    loud = job.derivatives.exclude(pk=silent.pk).get()
+    with _derivative_path(local_store, silent) as a, _derivative_path(local_store, loud) as b:
+        assert ffmpeg.probe(a).audio_codec == "" and ffmpeg.probe(b).audio_codec == "aac"
+    assert loud.details["audio_reason"] == "former à la lecture des sommations"
+    event = CustodyEvent.objects.filter(action="redaction.reviewed").latest("seq")
+    assert event.details["audio"] == "kept" and event.details["audio_reason"].startswith("former")
+    legal = make_user("juriste.petit", role="legal")
+    for d in (silent, loud):
+        watch(d, legal)
+        services.derivative_approve(derivative=d, by=legal)
+        d.refresh_from_db()
+        assert derivative_is_fully_anonymised(derivative=d), anonymity(d)
+
+
+def test_the_person_who_requested_a_copy_cannot_approve_it(recording, chef, make_user):
+    job = analysed_job(recording, chef, mode="all")
+    derivative = render(job, chef)
+    watch(derivative, chef)
+    with pytest.raises(services.RedactionRefused, match="une autre personne habilitée doit l'approuver"):
+        services.derivative_approve(derivative=derivative, by=chef)
+    derivative.refresh_from_db()
+    assert not derivative.approved
+    refused = CustodyEvent.objects.get(action="redaction.approval_refused")
+    assert refused.actor == chef and refused.details["reason"] == "requester"
+
+
+def test_a_face_left_on_the_copy_blocks_approval_until_covered_and_the_copy_watched(recording, chef, make_user):
+    """Issue 15/16: in a full anonymisation the reviewer drops the face's track; the second look
+    finds the face on the copy, approval is refused; one click covers it; the new copy passes,
+    and is approved only once the approver has played it through."""
+    legal = make_user("juriste.petit", role="legal")
+    job = analysed_job(recording, chef, mode="all")
+    faces = list(job.tracks.filter(kind=Track.Kind.FACE))
+    services.redaction_review_save(job=job, by=chef, decisions={t.number: {"kept": False} for t in faces})
+    leaky = render(job, chef)
+    assert leaky.check_passed is False
+    left = sorted({f["frame"] for f in leaky.faces_left})
+    # CenterFace on the copy runs on every other frame: it saw the face on (nearly) all of them.
+    assert len(left) >= 0.9 * job.frame_count // 2, len(left)
+    event = CustodyEvent.objects.get(action="redaction.checked")
+    assert event.details["passed"] is False and event.details["faces_left"] == len(leaky.faces_left)
+    assert not derivative_is_fully_anonymised(derivative=leaky)
+
+    watch(leaky, legal)
+    with pytest.raises(services.RedactionRefused, match="visage encore reconnaissable"):
+        services.derivative_approve(derivative=leaky, by=legal)
+    assert CustodyEvent.objects.get(action="redaction.approval_refused").details["reason"] == "faces_left"
+
+    services.redaction_cover_faces_left(derivative=leaky, by=chef)
+    job.refresh_from_db()
+    assert job.status == RedactionJob.Status.REVIEW
+    covers = list(job.tracks.filter(kind=Track.Kind.MANUAL))
+    assert covers and all(t.blurred for t in covers)
+    assert CustodyEvent.objects.filter(action="redaction.reviewed").latest("seq").details[
+        "covered_from_second_look"] == leaky.pk
+    services.redaction_render_request(job=job, by=chef)
+    fixed = job.derivatives.exclude(pk=leaky.pk).get()
+    assert fixed.check_passed is True, fixed.second_look["ranges"]
+
+    with pytest.raises(services.RedactionRefused, match="visionnez la copie en entier"):
+        services.derivative_approve(derivative=fixed, by=legal)
+    assert not fixed.viewings.filter(user=legal).exists()
+    watch(fixed, legal)
+    services.derivative_approve(derivative=fixed, by=legal, motif="vue en entier")
+    fixed.refresh_from_db()
+    assert fixed.approved and derivative_is_fully_anonymised(derivative=fixed)
+    assert CustodyEvent.objects.filter(action="redaction.copy_watched", actor=legal).count() == 2

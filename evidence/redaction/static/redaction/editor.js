@@ -204,5 +204,5 @@
   });
   form.addEventListener("change", draw);
   form.addEventListener("submit", save);
-  load(0);
+  load(data.start || 0);
 }());
