@@ -431,6 +431,10 @@ def redaction_render(*, job: RedactionJob, now: dt.datetime | None = None) -> De
                 obj = store.put_file(key, dst, retain_until=recording.retain_until, content_type="video/mp4")
             except ObjectExists as exc:  # a fresh uuid per render: cannot happen unless reused
                 raise StoreError(str(exc)) from exc
+            from evidence.retention.holds import recording_is_held
+
+            if recording_is_held(recording):  # CSI R241-13: a copy is held with its original
+                store.set_legal_hold(obj.key, obj.version_id, True)
         back_sha, back_size = store.digest(obj.key, obj.version_id)
         if back_sha != obj.sha256 or back_size != obj.size:
             raise StoreError("the redacted copy read back from the store differs from what was written")
@@ -637,7 +641,7 @@ def derivative_approve(*, derivative: Derivative, by: User, motif: str = "",
     derivative = Derivative.objects.select_related("job", "recording").get(pk=derivative.pk)
     if derivative.approved_at is not None:
         raise RedactionRefused("cette copie est déjà approuvée")
-    if derivative.recording.status == Recording.Status.ERASED:
+    if derivative.recording.gone:
         raise RedactionRefused("l'enregistrement a été effacé")
     if by.pk == derivative.job.created_by_id:
         _refuse_approval(derivative, by, "requester",
