@@ -244,7 +244,9 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
     new_clip = existing is None and not OffloadItem.objects.filter(
         session__camera=camera, path=item.path, size=item.size, mtime_ns=item.mtime_ns).exclude(pk=item.pk).exists()
     decision = retention_decide(started_at=start, ingested_at=now, period=org.retention, time_zone=org.time_zone,
-                                clock=CameraClock.from_dict(session.clock), new_clip=new_clip,
+                                clock=CameraClock.from_dict(session.clock).for_clip(
+                                    start, dt.datetime.fromtimestamp(item.mtime_ns / 1e9, tz=dt.timezone.utc)),
+                                new_clip=new_clip,
                                 late_grace=settings.TEMOIN_LATE_DOCKING_GRACE)
     retain_until, basis_text = decision.retain_until, decision.basis
     if existing is not None:  # a retry: what an earlier attempt wrote is locked, perhaps longer

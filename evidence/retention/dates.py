@@ -93,6 +93,15 @@ class CameraClock:
     def checked(self) -> bool:
         return self.offset is not None
 
+    def for_clip(self, started_at: dt.datetime | None, file_time: dt.datetime | None) -> "CameraClock":
+        """The clock as it vouches for one clip. A newest clip's file time proves the clock right only
+        for clips whose own recorded time (sidecar, container) agrees with their file time: a clip
+        dated 2011 in a file written yesterday says nothing true of when it was recorded."""
+        if (self.source == "newest_clip" and started_at is not None and file_time is not None
+                and abs(file_time - started_at) > PREVIOUS_DOCKING_TOLERANCE):
+            return CameraClock(previous_docking=self.previous_docking)
+        return self
+
     def as_dict(self) -> dict:
         return {"source": self.source,
                 "offset_seconds": self.offset.total_seconds() if self.offset is not None else None,

@@ -79,7 +79,8 @@ OTHER_OBJECT_ROUTES = {
                      "api-access-request-recordings", "api-access-request-decision", "api-access-request-copy",
                      "api-access-request-delivery"], "tests/disclosure/test_access_requests.py, test_pages.py"),
     **dict.fromkeys(["redaction-job", "redaction-consultation", "redaction-editor", "redaction-review",
-                     "redaction-render", "redaction-approve", "redaction-frame", "redaction-derivative-media"],
+                     "redaction-render", "redaction-approve", "redaction-frame", "redaction-derivative-media",
+                     "redaction-cover", "redaction-watched"],
                     "tests/redaction/test_pages.py"),
     **dict.fromkeys(["camera-check-out", "camera-check-in"], "tests/devices/test_fleet.py"),
 }

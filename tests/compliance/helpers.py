@@ -19,22 +19,26 @@ def paris(*args) -> dt.datetime:
     return dt.datetime(*args, tzinfo=PARIS)
 
 
-def dock(make_volume, clips: dict, started_at: dt.datetime, *, serial="BWC-0042", intervention="", keep=False,
+def dock(make_volume, clips: dict, started_at: dt.datetime | dict, *, serial="BWC-0042", intervention="", keep=False,
          ingest_at: dt.datetime | None = None, mtime: dt.datetime | None = None, device: dict | None = None,
          sidecar: bool = True) -> list[Recording]:
-    """One docking of ``clips`` ({name: path}) recorded at ``started_at``, offloaded at ``ingest_at``
-    (default: six hours later) through offload_session_start / offload_item_pull / finish."""
+    """One docking of ``clips`` ({name: path}) recorded at ``started_at`` (one time, a minute apart, or
+    {name: time}), files written at ``mtime`` (one time or {name: time}), offloaded at ``ingest_at``
+    (default: six hours after the last) through offload_session_start / offload_item_pull / finish."""
+    starts = started_at if isinstance(started_at, dict) else {
+        name: started_at + dt.timedelta(minutes=i) for i, name in enumerate(clips)}
     sidecars = {}
     if sidecar:
-        for i, name in enumerate(clips):
+        for name in clips:
             sidecars[name.rsplit(".", 1)[0] + ".json"] = {
-                "started_at": (started_at + dt.timedelta(minutes=i)).isoformat(), "intervention": intervention,
+                "started_at": starts[name].isoformat(), "intervention": intervention,
                 "officer": "M042", "trigger_reason": "incident", "subject_notified": True}
     volume = make_volume(serial, clips, sidecars, device=device)
     if mtime is not None:
         for name in clips:
-            os.utime(volume / name, (mtime.timestamp(), mtime.timestamp()))
-    ingest_at = ingest_at or started_at + dt.timedelta(hours=6)
+            when = mtime[name] if isinstance(mtime, dict) else mtime
+            os.utime(volume / name, (when.timestamp(), when.timestamp()))
+    ingest_at = ingest_at or max(starts.values()) + dt.timedelta(hours=6)
     session = services.offload_session_start(volume=volume, now=ingest_at, keep=keep)
     recordings = []
     for item in session.items.order_by("path"):

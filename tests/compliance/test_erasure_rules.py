@@ -287,15 +287,31 @@ def test_a_camera_docked_late_with_a_right_clock_keeps_its_old_clip_a_few_days_f
     settings.TEMOIN_LATE_DOCKING_GRACE = "P3D"
     ingest_at = paris(2025, 5, 10, 8, 0)
     old = paris(2025, 3, 3, 20, 0)
-    recs = dock(make_volume, {"a.mp4": clip_library["h264"], "b.mp4": clip_library["hevc"]}, old,
-                ingest_at=ingest_at, mtime=ingest_at - dt.timedelta(hours=2))  # its newest clip: this morning
+    morning = ingest_at - dt.timedelta(hours=2)  # its newest clip, this morning, proves the clock right
+    starts = {"a.mp4": old, "b.mp4": old + dt.timedelta(minutes=1), "c.mp4": morning}
+    *recs, today = dock(make_volume, {"a.mp4": clip_library["h264"], "b.mp4": clip_library["hevc"],
+                                      "c.mp4": clip_library["h264_noaudio"]}, starts, ingest_at=ingest_at,
+                        mtime={name: start + dt.timedelta(minutes=5) for name, start in starts.items()})
 
-    assert all(r.docked_late for r in recs)
+    assert all(r.docked_late for r in recs) and not today.docked_late
     assert recs[0].retain_until == ingest_at + dt.timedelta(days=3)
     assert "docked after its retention end" in recs[0].retention_basis
     collected = CustodyEvent.objects.get(recording=recs[0], action="recording.collected")
     assert collected.details["docked_late"] is True
     assert services.retention_sweep(now=ingest_at + dt.timedelta(days=3, minutes=1)).erased == [r.pk for r in recs]
+
+
+def test_a_clip_whose_recorded_time_contradicts_its_file_time_counts_from_its_offload(
+    make_volume, clip_library, camera, local_store
+):
+    # The newest clip's file time says the clock is right, but this clip's sidecar says March while
+    # its file was written this morning: nothing says when it was recorded.
+    ingest_at = paris(2025, 5, 10, 8, 0)
+    [rec] = dock(make_volume, {"a.mp4": clip_library["h264"]}, paris(2025, 3, 3, 20, 0), ingest_at=ingest_at,
+                 mtime=ingest_at - dt.timedelta(hours=2))
+
+    assert rec.retain_until == paris(2025, 6, 11) and not rec.docked_late
+    assert rec.retention_basis.startswith("offload time")
 
 
 def test_an_old_clip_from_a_camera_whose_clock_cannot_be_checked_is_kept_a_month_from_its_offload(

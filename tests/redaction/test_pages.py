@@ -175,6 +175,18 @@ def test_the_approver_watches_the_copy_then_approves_it(job, chef, make_user):
     assert derivative.approved_by == dpo and derivative.approval_motif == "Vérifiée"
     assert client_for(make_user("agent.x", role="officer")).post(
         f"/floutage/copies/{derivative.pk}/approbation/").status_code == 404
+    # Covering the faces left and reporting the viewing: 404 for whoever may not redact this copy.
+    from accounts.services import organisation_create
+    from django.db import transaction
+
+    with transaction.atomic():
+        other_org = organisation_create(slug="annecy", name="Police municipale d'Annecy")
+    for outsider in (make_user("agent.y", role="officer"), make_user("maire.z", role="mayor"),
+                     make_user("chef.annecy", role="supervisor", organisation=other_org)):
+        c = client_for(outsider)
+        assert c.post(f"/floutage/copies/{derivative.pk}/couvrir/").status_code == 404, outsider.username
+        assert c.post(f"/floutage/copies/{derivative.pk}/visionnage/", {"played": "1"}).status_code == 404
+    assert CustodyEvent.objects.filter(action="redaction.copy_watched").count() == 1
     assert Derivative.objects.filter(approved_at__isnull=False).count() == 1
 
 
