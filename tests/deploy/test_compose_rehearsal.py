@@ -390,6 +390,9 @@ def test_compose_as_shipped_starts_and_a_docked_camera_ends_verified_played_and_
     assert "would erase 1" in due, due
     now = r.run("web", manage + ["retention", "sweep"]).stdout
     assert "erased 0" in now, now
+    # The law holds over the whole deployment (database, store, custody log): docs/compliance.md.
+    audit = r.run("web", manage + ["compliance", "audit", "--no-record"]).stdout
+    assert " 0 violation(s)" in audit and "FAIL" not in audit, audit
 
 
 def _store_keys(r: Rehearsal, recording_id: int) -> list[str]:
