@@ -48,6 +48,15 @@ DEFAULT_PARAMS = {
     "lead": 3,  # frames covered before a track's first and after its last detection, beyond the step
     "plates": True,
     "plates_every": 4,  # the plate cascade on one frame in four (plates move little; it costs a third of a pass)
+    # The small-face pass: on one frame in ``fine_every``, CenterFace also looks at the analysis
+    # frame enlarged ``fine_scale`` times, at a lower threshold, for faces smaller than
+    # ``fine_max_face`` analysis pixels (a passer-by behind a window, 12–14 px in a 640 px frame:
+    # the network finds nothing under ~20 px). Such faces move little; the tracker bridges the
+    # frames between (docs/redaction.md). 0 turns it off.
+    "fine_every": 2,
+    "fine_scale": 2.0,
+    "fine_threshold": 0.2,
+    "fine_max_face": 32,
     # The second look on the rendered copy: CenterFace on the frames the analysis skipped, and the
     # detail left in every box that was to be blurred (services.second_look).
     "check_threshold": 0.5,
@@ -111,8 +120,9 @@ class HaarDetector:
         self.profile = _load("profile") if faces and profiles else None
         self.plate = _load("plate") if plates else None
 
-    def detect(self, grey: np.ndarray, *, scale: float, plates: bool = True) -> list[Detection]:
+    def detect(self, grey: np.ndarray, *, scale: float, plates: bool = True, fine: dict | None = None) -> list[Detection]:
         """Detections on ``grey`` (the downscaled frame, grey or RGB); boxes in original pixels.
+        (The cascades have no small-face pass: ``fine`` is ignored.)
 
         What each pass costs and finds was measured on hand-annotated real footage
         (docs/redaction.md):
@@ -215,9 +225,20 @@ class CenterFaceDetector:
                  for x, y, a, b, score in zip(x0, y0, bw, bh, heat[0, 0, ys, xs])]
         return _suppress(found)
 
-    def detect(self, rgb: np.ndarray, *, scale: float, plates: bool = True) -> list[Detection]:
-        """Detections on ``rgb`` (the downscaled frame); boxes returned in original pixels."""
-        out = [Detection("face", _rescale(b, scale), s) for b, s in self.faces(rgb)]
+    def detect(self, rgb: np.ndarray, *, scale: float, plates: bool = True, fine: dict | None = None) -> list[Detection]:
+        """Detections on ``rgb`` (the downscaled frame); boxes returned in original pixels.
+
+        ``fine`` ({"scale", "threshold", "max_face"}): also the small-face pass on the enlarged frame.
+        """
+        found = self.faces(rgb)
+        if fine:
+            k = float(fine["scale"])
+            big = cv2.resize(rgb, None, fx=k, fy=k, interpolation=cv2.INTER_LINEAR)
+            limit = float(fine["max_face"]) * k
+            small = [(tuple(int(round(v / k)) for v in b), s)
+                     for b, s in self.faces(big, threshold=float(fine["threshold"])) if max(b[2], b[3]) <= limit]
+            found = _suppress(found + small)
+        out = [Detection("face", _rescale(b, scale), s) for b, s in found]
         if plates and self.plate is not None:
             out += detect_plates(self.plate, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale)
         return out
@@ -265,6 +286,7 @@ class TrackBuilder:
     scores: list[float] = field(default_factory=list)
     missed: int = 0
     order: int = 0  # creation order, for a stable numbering of tracks
+    fine_only: bool = False  # found by the small-face pass alone so far: only that pass can lose it
 
     @property
     def last_box(self):
@@ -295,8 +317,9 @@ class Tracker:
         self.finished: list[TrackBuilder] = []
         self.created = 0
 
-    def update(self, frame: int, detections: list[Detection], *, searched=("face", "plate")) -> None:
-        """Add one detection pass; tracks of a kind this pass did not look for are left as they are."""
+    def update(self, frame: int, detections: list[Detection], *, searched=("face", "plate"), fine: bool = False) -> None:
+        """Add one detection pass; tracks of a kind this pass did not look for are left as they are,
+        and so are the small-face tracks when this pass was not a small-face pass."""
         pairs = []
         for ti, track in enumerate(self.active):
             if track.kind not in searched:
@@ -316,9 +339,10 @@ class Tracker:
             track.keyframes.append([frame, *det.box])
             track.scores.append(det.score)
             track.missed = 0
+            track.fine_only = track.fine_only and fine
         still = []
         for ti, track in enumerate(self.active):
-            if ti not in used_t and track.kind in searched:
+            if ti not in used_t and track.kind in searched and (fine or not track.fine_only):
                 track.missed += 1
                 if track.missed > self.max_missed:
                     self.finished.append(track)
@@ -327,7 +351,8 @@ class Tracker:
         for di, det in enumerate(detections):
             if di not in used_d:
                 self.created += 1
-                still.append(TrackBuilder(det.kind, [[frame, *det.box]], [det.score], order=self.created))
+                still.append(TrackBuilder(det.kind, [[frame, *det.box]], [det.score], order=self.created,
+                                          fine_only=fine and det.kind == "face"))
         self.active = still
 
     def tracks(self) -> list[TrackBuilder]:
@@ -371,7 +396,9 @@ def blur_region(frame: np.ndarray, box, *, margin: float = 0.2, cells: int = 8) 
     if x1 - x0 < 2 or y1 - y0 < 2:
         return
     roi = frame[y0:y1, x0:x1]
-    across = max(2, min(cells, (x1 - x0) // 4))
+    # Blocks of at least 8 pixels: a small face (a passer-by, 14 px) keeps its features in 4-pixel
+    # blocks (bench/redaction.py measured the detail left in the labelled boxes).
+    across = max(2, min(cells, (x1 - x0) // 8))
     down = max(2, min(cells, int(round(across * (y1 - y0) / float(x1 - x0)))))
     small = cv2.resize(roi, (across, down), interpolation=cv2.INTER_AREA)
     frame[y0:y1, x0:x1] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)

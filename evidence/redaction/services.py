@@ -162,12 +162,17 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
     reader = ffmpeg.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24")
     scale = info.width / float(reader.width)
     plates_every = -(-max(every, int(params.get("plates_every", every))) // every) * every
+    fine_every = int(params.get("fine_every", detection.DEFAULT_PARAMS["fine_every"]))
+    fine_every = -(-max(every, fine_every) // every) * every if fine_every > 0 else 0
+    fine_params = {key: params.get(f"fine_{key}", detection.DEFAULT_PARAMS[f"fine_{key}"])
+                   for key in ("scale", "threshold", "max_face")}
     with reader:
         for index, data in reader:
             rgb = np.frombuffer(data, dtype=np.uint8).reshape(reader.height, reader.width, 3)
             plates = index % plates_every == 0
-            tracker.update(index, detector.detect(rgb, scale=scale, plates=plates),
-                           searched=("face", "plate") if plates else ("face",))
+            fine = bool(fine_every) and index % fine_every == 0
+            tracker.update(index, detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None),
+                           searched=("face", "plate") if plates else ("face",), fine=fine)
             last_frame, passes = index, passes + 1
             if progress and time.monotonic() - last_report > PROGRESS_INTERVAL:
                 progress(min(99, 100 * index // expected))
@@ -175,7 +180,8 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
     frame_count = count or (last_frame + every)
     tracks = []
     for t in tracker.tracks():
-        reach = (plates_every if t.kind == "plate" else every) - 1 + lead
+        step = plates_every if t.kind == "plate" else fine_every if t.fine_only else every
+        reach = step - 1 + lead
         frames = [k[0] for k in t.keyframes]
         tracks.append({
             "kind": t.kind, "keyframes": t.keyframes,
