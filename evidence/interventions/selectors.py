@@ -42,15 +42,15 @@ def interventions_visible_to(*, user: User) -> QuerySet[Intervention]:
 
     Annotated with the first start and last end among the recordings the user may see.
     """
-    if not user.is_authenticated or not user.is_active or user.organisation_id is None:
-        return Intervention.objects.none()
-    if user.role not in ORGANISATION_WIDE and user.role != Role.OFFICER:
-        return Intervention.objects.none()
     visible = recordings_visible_to(user=user).exclude(status__in=GONE_STATUSES).values("pk")
-    qs = Intervention.objects.filter(organisation_id=user.organisation_id)
     seen = Q(links__recording__in=visible)
-    qs = qs.annotate(first_start=Min("links__recording__started_at", filter=seen),
-                     last_end=Max("links__recording__ended_at", filter=seen))
+    qs = Intervention.objects.annotate(first_start=Min("links__recording__started_at", filter=seen),
+                                       last_end=Max("links__recording__ended_at", filter=seen))
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None:
+        return qs.none()
+    if user.role not in ORGANISATION_WIDE and user.role != Role.OFFICER:
+        return qs.none()  # the technical administrator never sees evidence
+    qs = qs.filter(organisation_id=user.organisation_id)
     if user.role not in ORGANISATION_WIDE:
         qs = qs.filter(Exists(InterventionLink.objects.filter(intervention=OuterRef("pk"), recording__in=visible)))
     return qs
@@ -123,7 +123,9 @@ def intervention_suggestions_for(*, user: User, intervention: Intervention,
     """Recordings of other cameras, not linked yet, that overlap the intervention in time and came
     within ``radius_m`` of the GPS track (or place) of its first recording. Suggested only: a
     supervisor or the wearer confirms each (services.intervention_suggestion_confirm)."""
-    linked = list(intervention_recordings_visible_to(user=user, intervention=intervention))
+    # The anchor (first track, time span, cameras) is the whole intervention's; only recordings the
+    # user may see are suggested, and nothing of the anchor is returned.
+    linked = list(intervention_linked_recordings(intervention=intervention))
     located = [r for r in linked if _points(r)]
     if not located or user.role not in ORGANISATION_WIDE | {Role.OFFICER}:
         return []
