@@ -119,6 +119,8 @@ def intervention_body(intervention: Intervention, user) -> dict:
 
 def intervention_get(user, reference: str) -> Intervention:
     """The intervention if ``user`` may see it; 404 otherwise (never its existence)."""
+    if not reference or len(reference) > 100 or "\x00" in reference:
+        raise Http404  # no such reference can exist (PostgreSQL text refuses NUL)
     found = selectors.interventions_visible_to(user=user).filter(reference=reference).first()
     if found is None:
         raise Http404
@@ -146,7 +148,10 @@ def _call(fn, **kwargs):
 def _when(value: str | None, name: str):
     if not value:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed but impossible (month 13, 25 o'clock)
+        parsed = None
     if parsed is None:
         raise ValidationError({name: ["expected an ISO 8601 date-time"]})
     return parsed
@@ -169,6 +174,8 @@ class InterventionList(APIView):
     def get(self, request):
         """Interventions with a recording the caller may see (paginated: count, results)."""
         p = request.query_params
+        if "\x00" in p.get("q", ""):
+            raise ValidationError({"q": ["text without NUL characters"]})
         qs = selectors.intervention_search(user=request.user, q=p.get("q", ""),
                                            started_after=_when(p.get("started_after"), "started_after"),
                                            started_before=_when(p.get("started_before"), "started_before"))
@@ -217,8 +224,7 @@ class InterventionRecording(APIView):
                                                                  intervention=intervention).filter(pk=pk).first()
         if recording is None:
             raise Http404
-        _call(services.intervention_unlink, intervention=intervention, recording=recording, by=request.user,
-              motif=str(request.data.get("motif", "") if hasattr(request.data, "get") else ""))
+        _call(services.intervention_unlink, intervention=intervention, recording=recording, by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -27,7 +27,7 @@ ERRORS = {
 
 @login_required
 def intervention_list(request):
-    qs = selectors.intervention_search(user=request.user, q=request.GET.get("q", ""))
+    qs = selectors.intervention_search(user=request.user, q=request.GET.get("q", "").replace("\x00", ""))
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     return render(request, "interventions/intervention_list.html", {"page": page, "q": request.GET.get("q", "")})
 
