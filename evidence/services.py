@@ -676,7 +676,10 @@ from .retention.holds import (  # noqa: E402,F401
     recording_is_held,
     recording_join_held_intervention,
 )
-from .interventions.services import recording_link_named_intervention  # noqa: E402
+from .interventions.services import (  # noqa: E402
+    recording_intervention_retagged,
+    recording_link_named_intervention,
+)
 from .retention.policy import organisation_set_retention  # noqa: E402,F401
 from .retention.sweep import (  # noqa: E402,F401
     TOMBSTONE_CLEARED,
@@ -774,8 +777,8 @@ def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.date
         # CSI R241-13: a hold covers the recordings it was placed on; changing the intervention
         # tag neither brings a recording under a hold nor takes it out of one (holds.py).
         custody_event_append(action="recording.tagged", subject=rec, actor=by, details={"changes": diff})
-        if "intervention" in diff and rec.intervention:
-            recording_link_named_intervention(recording=rec, source="tag", by=by, now=now)  # issue #21
+        if "intervention" in diff:  # issue #21: the link the tag made follows the tag
+            recording_intervention_retagged(recording=rec, old_reference=diff["intervention"][0], by=by, now=now)
     return rec
 
 

@@ -181,6 +181,32 @@ def recording_link_named_intervention(*, recording: Recording, source: str, acto
     return intervention
 
 
+# Links that only restate the recording's intervention tag (or the camera's metadata it came from):
+# they follow the tag when a person changes it. Links made by hand or confirmed stay.
+TAG_SOURCES = {InterventionLink.Source.TAG, InterventionLink.Source.SIDECAR, InterventionLink.Source.AXIS}
+
+
+def recording_intervention_retagged(*, recording: Recording, old_reference: str, by: User,
+                                    now: dt.datetime | None = None) -> Intervention | None:
+    """The recording's intervention tag changed: the link its old tag made goes (logged), and the
+    recording joins the intervention its new tag names (created if new). Holds already placed keep
+    their coverage (CSI R241-13, evidence/retention/holds.py)."""
+    now = now or timezone.now()
+    old_reference = " ".join((old_reference or "").split())[:100]
+    with transaction.atomic():
+        if old_reference:
+            for link in (InterventionLink.objects.select_for_update().select_related("intervention")
+                         .filter(recording=recording, intervention__reference=old_reference,
+                                 intervention__organisation_id=recording.organisation_id, source__in=TAG_SOURCES)):
+                link.delete()
+                custody_event_append(action="intervention.unlinked", subject=recording, actor=by, now=now,
+                                     details={"intervention": link.intervention.reference,
+                                              "intervention_id": link.intervention_id, "source": link.source,
+                                              "reason": "tag changed"})
+        return recording_link_named_intervention(recording=recording, source=InterventionLink.Source.TAG, by=by,
+                                                 now=now)
+
+
 def intervention_clock_correct(*, intervention: Intervention, camera, seconds: float, by: User, motif: str,
                                now: dt.datetime | None = None) -> InterventionClockCorrection | None:
     """Set the correction of one camera's clock within the intervention (0 removes it), logged with

@@ -314,3 +314,16 @@ def test_the_wearer_confirms_a_suggestion_of_their_own_recording(chef, officer, 
     assert response.status_code == 200
     link = InterventionLink.objects.get(recording=a)
     assert (link.source, link.linked_by) == ("suggestion", officer)
+
+
+def test_retagging_moves_the_link_the_tag_made_and_keeps_links_made_by_hand(officer, chef, scene):
+    a, b, c = scene
+    api(officer).patch(f"/api/recordings/{a.pk}/", {"intervention": "PM-30"}, format="json")
+    api(chef).post("/api/interventions/", {"reference": "PM-31", "recordings": [a.pk]}, format="json")
+
+    api(officer).patch(f"/api/recordings/{a.pk}/", {"intervention": "PM-32"}, format="json")
+
+    assert sorted(InterventionLink.objects.filter(recording=a).values_list("intervention__reference", "source")) == [
+        ("PM-31", "manual"), ("PM-32", "tag")]
+    event = CustodyEvent.objects.get(action="intervention.unlinked", recording=a)
+    assert event.details["intervention"] == "PM-30" and event.actor == officer
