@@ -18,6 +18,9 @@ from ..services import CONSULTATION_MOTIFS
 from . import selectors, services
 from .api import intervention_get
 
+# The synchronised player shows up to six videos at once (issue #21); the motif form picks them.
+MAX_PLAYERS = 6
+
 ERRORS = {
     "motif": "Indiquez le motif.",
     "seconds": "Indiquez un nombre de secondes (au plus un jour).",
@@ -72,7 +75,7 @@ def _context(request, intervention, *, consulted=None, error=""):
         "i": intervention, "timeline": timeline, "cameras": list(cameras.values()), "notes": notes,
         "data": data, "consulted": bool(consulted), "motifs": CONSULTATION_MOTIFS,
         "suggestions": suggestions, "officers": officers, "error": error,
-        "can_correct": user.role in services.CLOCK_CORRECTORS,
+        "can_correct": user.role in services.CLOCK_CORRECTORS, "max_players": MAX_PLAYERS,
         "ticks": _ticks(timeline["started_at"], span),
     }
 
@@ -110,6 +113,12 @@ def intervention_consult(request, reference: str):
     detail = request.POST.get("motif_detail", "").strip()
     motif = " — ".join(p for p in (choice, detail) if p)
     recordings = list(selectors.intervention_recordings_visible_to(user=request.user, intervention=intervention))
+    chosen = {int(v) for v in request.POST.getlist("recordings") if v.isdigit()}
+    if chosen:
+        recordings = [r for r in recordings if r.pk in chosen]
+    if len(recordings) > MAX_PLAYERS:
+        context = _context(request, intervention, error=f"Choisissez au plus {MAX_PLAYERS} enregistrements à lire ensemble.")
+        return render(request, "interventions/intervention_detail.html", context, status=400)
     try:
         opened = services.intervention_consult(intervention=intervention, by=request.user, recordings=recordings,
                                                motif=motif)

@@ -108,3 +108,24 @@ def test_the_list_shows_only_interventions_with_a_visible_recording(setting, mak
 
     assert b"PM-2026-0042" not in _client(stranger).get("/interventions/").content
     assert b"PM-2026-0042" in _client(make_user("maire", role="mayor")).get("/interventions/").content
+
+
+def test_the_motif_form_opens_only_the_recordings_chosen_and_at_most_six(setting, chef, camera, officer):
+    mine, theirs, *_ = setting
+    from evidence.interventions.models import Intervention
+    from evidence.interventions.services import intervention_link
+
+    extra = [make_recording(camera=camera, wearer=officer, started_at=T0 + dt.timedelta(seconds=40 + i),
+                            playback_key=f"playback/x{i}.mp4") for i in range(5)]
+    with transaction.atomic():
+        intervention_link(intervention=Intervention.objects.get(), by=chef, recordings=extra)
+    client = _client(chef)
+
+    too_many = client.post("/interventions/PM-2026-0042/consultation/", {"motif_choice": "Contrôle"})
+    chosen = client.post("/interventions/PM-2026-0042/consultation/",
+                         {"motif_choice": "Contrôle", "recordings": [theirs.pk, extra[0].pk]})
+
+    assert too_many.status_code == 400 and b"<video" not in too_many.content
+    assert chosen.status_code == 200 and chosen.content.count(b"<video") == 2
+    assert sorted(CustodyEvent.objects.filter(action="recording.consulted").values_list("recording_id", flat=True)) == \
+        sorted([theirs.pk, extra[0].pk])
