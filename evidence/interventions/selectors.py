@@ -93,6 +93,7 @@ def intervention_timeline(*, intervention: Intervention, recordings: list[Record
                      "clock_correction": corrections.get(rec.camera_id, 0.0)})
         starts.append(start)
         ends.append(end)
+    rows.sort(key=lambda row: (row["started_at"], row["recording"].pk))  # on the shared clock
     begin = min(starts) if starts else None
     for row in rows:
         row["offset_seconds"] = round((row["started_at"] - begin).total_seconds(), 3)
