@@ -114,7 +114,10 @@ class RecordingSerializer(serializers.ModelSerializer):
         ]
 
     def get_interventions(self, obj) -> list[str]:
-        """References of the interventions the recording is linked to (issue #21)."""
+        """References of the interventions the recording is linked to (issue #21); none once erased
+        (the tombstone keeps no intervention, CSI R241-13)."""
+        if obj.gone:
+            return []
         return list(obj.intervention_links.order_by("linked_at", "id").values_list("intervention__reference", flat=True))
 
     def get_retention_rule(self, obj) -> str:
