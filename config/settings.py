@@ -277,6 +277,11 @@ TEMOIN_DEFAULT_RETENTION = env.str("TEMOIN_DEFAULT_RETENTION", default="P1M")
 # needs it, then erased (evidence/retention/dates.py). ISO 8601 duration, days or hours.
 TEMOIN_LATE_DOCKING_GRACE = env.str("TEMOIN_LATE_DOCKING_GRACE", default="P3D")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
+# Map tiles of the intervention page (Leaflet URL template). OpenStreetMap France by default; a
+# sovereign deployment points it at its own tile server. Without tiles the tracks are still drawn.
+TEMOIN_MAP_TILES_URL = env.str("TEMOIN_MAP_TILES_URL", default="https://{s}.tile.openstreetmap.fr/osmfr/{z}/{x}/{y}.png")
+TEMOIN_MAP_TILES_ATTRIBUTION = env.str(
+    "TEMOIN_MAP_TILES_ATTRIBUTION", default="© les contributeurs d'OpenStreetMap, tuiles OSM France")
 TEMOIN_SIDECAR_MAX_BYTES = env.int("TEMOIN_SIDECAR_MAX_BYTES", default=1024 * 1024)
 TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
 # Clips up to this size stay in memory during the pull, so that the read-back compares the stored

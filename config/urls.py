@@ -40,6 +40,7 @@ urlpatterns = [
     path("", include("evidence.dashboard.urls")),
     path("", include("devices.urls")),
     path("", include("config.ops.urls")),
+    path("", include("evidence.interventions.urls")),
     path("api/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),

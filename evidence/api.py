@@ -100,6 +100,7 @@ class RecordingSerializer(serializers.ModelSerializer):
     holds = serializers.SerializerMethodField()
     to_complete = serializers.BooleanField(read_only=True)
     retention_rule = serializers.SerializerMethodField()
+    interventions = serializers.SerializerMethodField()
 
     class Meta:
         model = Recording
@@ -109,8 +110,15 @@ class RecordingSerializer(serializers.ModelSerializer):
             "notice_omitted_reason", "purpose", "intervention", "location", "status", "status_message",
             "retain_until", "retention_rule", "holds", "to_complete", "camera_sha256", "camera_hash_matches",
             "stream_hashes", "playback_method", "ingested_at", "verified_at", "review_state", "reviewed_at",
-            "review_note",
+            "review_note", "interventions",
         ]
+
+    def get_interventions(self, obj) -> list[str]:
+        """References of the interventions the recording is linked to (issue #21); none once erased
+        (the tombstone keeps no intervention, CSI R241-13)."""
+        if obj.gone:
+            return []
+        return list(obj.intervention_links.order_by("linked_at", "id").values_list("intervention__reference", flat=True))
 
     def get_retention_rule(self, obj) -> str:
         """The period and its legal basis, shown wherever a retention end is shown."""

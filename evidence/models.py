@@ -275,3 +275,7 @@ class StoreOrphan(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+# Interventions (issue #21) live in their own package but belong to this app.
+from .interventions.models import Intervention, InterventionClockCorrection, InterventionLink  # noqa: E402,F401

@@ -432,6 +432,8 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
         item.save(update_fields=["status", "message"])
         _session_progress(item.session_id, item.size)
         if recording.status == Recording.Status.STORED:
+            # The sidecar names an intervention: the recording joins it, created if new (logged).
+            recording_link_named_intervention(recording=recording, source="sidecar", actor_label=actor_label)
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
     if recording.intervention and recording.status == Recording.Status.STORED:
         recording_join_held_intervention(recording=recording)  # the camera names a held intervention
@@ -674,6 +676,10 @@ from .retention.holds import (  # noqa: E402,F401
     recording_is_held,
     recording_join_held_intervention,
 )
+from .interventions.services import (  # noqa: E402
+    recording_intervention_retagged,
+    recording_link_named_intervention,
+)
 from .retention.policy import organisation_set_retention  # noqa: E402,F401
 from .retention.sweep import (  # noqa: E402,F401
     TOMBSTONE_CLEARED,
@@ -771,6 +777,8 @@ def recording_tag(*, recording: Recording, by: User, changes: dict, now: dt.date
         # CSI R241-13: a hold covers the recordings it was placed on; changing the intervention
         # tag neither brings a recording under a hold nor takes it out of one (holds.py).
         custody_event_append(action="recording.tagged", subject=rec, actor=by, details={"changes": diff})
+        if "intervention" in diff:  # issue #21: the link the tag made follows the tag
+            recording_intervention_retagged(recording=rec, old_reference=diff["intervention"][0], by=by, now=now)
     return rec
 
 

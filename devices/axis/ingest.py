@@ -34,6 +34,7 @@ from evidence.integrations.store import (
 )
 from evidence.models import LIVE_STATUSES, Recording
 from evidence.retention import CameraClock, retention_decide
+from evidence.interventions.services import recording_link_named_intervention
 from evidence.retention.holds import recording_join_held_intervention
 
 from . import formats, services, wsgi_body
@@ -291,6 +292,8 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
         status_message="", camera_sha256="", camera_hash_matches=None,
         **services.clip_values(container, start, stop, metadata),
     )
+    if (metadata.get("Intervention") or "").strip():  # issue #21: linked once verified
+        values["intervention"] = " ".join(metadata["Intervention"].split())[:100]
     if existing is not None and not store.exists(existing.recording.store_key):
         # Sent again after a failed upload that stored nothing: the same recording and key.
         recording = existing.recording
@@ -451,6 +454,9 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
                                              "lock_mode": info.mode, "retain_until": info.retain_until.isoformat(),
                                              "duplicate_of": other}),
         ])
+        if recording.status == Recording.Status.STORED:
+            # The Axis metadata names an intervention: the recording joins it, created if new (logged).
+            recording_link_named_intervention(recording=recording, source="axis", actor_label=ACTOR)
         if recording.status == Recording.Status.STORED and (status == AxisRecording.Status.COMPLETE or rejected):
             # Rejected content never gets "Status: Complete" (the specification leaves it out).
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))

@@ -433,10 +433,18 @@ def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list
     officer = get("officer", request_row.officer)
     if officer and any(ord(c) < 32 for c in officer):
         raise ValidationError({"officer": [_("Matricule sans caractère de contrôle attendu.")]})
+    intervention = None
+    if params.get("intervention"):  # issue #21: search among one intervention's recordings
+        from evidence.interventions.selectors import interventions_visible_to
+
+        intervention = interventions_visible_to(user=user).filter(reference=params["intervention"].strip()).first()
+        if intervention is None:
+            raise ValidationError({"intervention": [_("Intervention inconnue.")]})
     found = selectors.access_request_candidates(user=user, start=start, end=end, place=place, radius_m=radius,
-                                                officer=officer)
+                                                officer=officer, intervention=intervention)
     criteria = {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,
-                "place": place, "radius_m": radius, "officer": officer or None}
+                "place": place, "radius_m": radius, "officer": officer or None,
+                "intervention": intervention.reference if intervention else None}
     _call(services.access_request_search_record, request=request_row, by=user, criteria=criteria,
           found=[r.pk for r in found])
     return found, criteria
@@ -446,7 +454,8 @@ class AccessRequestCandidates(APIView):
     @extend_schema(responses={200: CandidatesSchema}, parameters=[
         OpenApiParameter("start", OpenApiTypes.DATETIME), OpenApiParameter("end", OpenApiTypes.DATETIME),
         OpenApiParameter("lat", OpenApiTypes.FLOAT), OpenApiParameter("lon", OpenApiTypes.FLOAT),
-        OpenApiParameter("radius_m", OpenApiTypes.INT), OpenApiParameter("officer", OpenApiTypes.STR)])
+        OpenApiParameter("radius_m", OpenApiTypes.INT), OpenApiParameter("officer", OpenApiTypes.STR),
+        OpenApiParameter("intervention", OpenApiTypes.STR, description="an intervention's reference")])
     def get(self, request, pk: int):
         """Candidate recordings by time window, place (within ``radius_m`` of lat/lon) and officer."""
         r = _request_for(request, pk)

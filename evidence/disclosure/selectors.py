@@ -87,7 +87,8 @@ def _near(recording: Recording, place, radius_m: float) -> bool:
 
 
 def access_request_candidates(*, user: User, start: dt.datetime | None = None, end: dt.datetime | None = None,
-                              place=None, radius_m: float | None = None, officer: str = "") -> list[Recording]:
+                              place=None, radius_m: float | None = None, officer: str = "",
+                              intervention=None) -> list[Recording]:
     """Recordings that may show the requester: overlapping the time window, near the place (its
     location or any point of its track within ``radius_m``), worn by the officer described."""
     if user.role not in ACCESS_REQUEST_HANDLERS:
@@ -101,6 +102,8 @@ def access_request_candidates(*, user: User, start: dt.datetime | None = None, e
         from django.db.models import Q
 
         qs = qs.filter(Q(ended_at__gt=start) | Q(ended_at__isnull=True, started_at__gte=start))
+    if intervention is not None:  # the recordings linked to one intervention (issue #21)
+        qs = qs.filter(intervention_links__intervention=intervention)
     officer = (officer or "").strip()
     if officer:
         from django.db.models import Q

@@ -194,10 +194,15 @@ def extraction_download_record(*, extraction: Extraction, by: User, byte_range: 
 
 def export_create(*, recordings: list[Recording], by: User, purpose: str, recipient: str, motif: str,
                   redaction: str = Redaction.NONE, access_request: AccessRequest | None = None,
-                  now: dt.datetime | None = None) -> Export:
+                  intervention=None, now: dt.datetime | None = None) -> Export:
     """Register the export (one ``recording.extracted`` per recording, then ``export.created``) and
     queue the building of the package. The caller has checked the recordings are visible to ``by``.
+    With ``intervention``, the recordings are those linked to it at this moment (issue #21).
     """
+    if intervention is not None:
+        from evidence.interventions.selectors import intervention_recordings_visible_to
+
+        recordings = list(intervention_recordings_visible_to(user=by, intervention=intervention))
     if access_request is not None:
         # LIL art. 105: the copy for a data subject, made by the DPO, blurs the other people.
         if by.role not in ACCESS_REQUEST_HANDLERS:

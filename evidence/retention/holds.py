@@ -72,8 +72,8 @@ def hold_place(*, by: User, procedure: str, reference: str, recording: Recording
         else:
             intervention = intervention.strip()
             covered = list(Recording.objects.select_for_update().filter(
-                organisation_id=by.organisation_id, intervention=intervention,
-            ).exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING]))
+                pk__in=_intervention_recordings(by.organisation_id, intervention).values("pk"),
+            ).exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING]).order_by("pk"))
         hold = Hold.objects.create(
             organisation_id=by.organisation_id, procedure=procedure, reference=reference,
             recording=recording, intervention=intervention if recording is None else "",
@@ -90,6 +90,18 @@ def hold_place(*, by: User, procedure: str, reference: str, recording: Recording
                                  motif=motif, details={"procedure": procedure, "reference": reference,
                                                                 "intervention": hold.intervention, "recordings": []})
     return hold
+
+
+def _intervention_recordings(organisation_id, reference: str):
+    """The recordings linked to the intervention at this moment (issue #21); for a number no
+    intervention was ever created under, the recordings tagged with it."""
+    from ..interventions.models import Intervention
+    from ..interventions.selectors import intervention_linked_recordings
+
+    intervention = Intervention.objects.filter(organisation_id=organisation_id, reference=reference).first()
+    if intervention is not None:
+        return intervention_linked_recordings(intervention=intervention)
+    return Recording.objects.filter(organisation_id=organisation_id, intervention=reference)
 
 
 def _check_holdable(recording: Recording) -> None:

@@ -41,6 +41,14 @@ RECORDING_ROUTES = {
     "api-recording-holds", "api-recording-review", "api-recording-extractions",
 }
 
+# Routes about one intervention (issue #21): whoever sees none of its recordings gets 404 on every
+# method; the intervention shows only the recordings the user may see (tests/interventions).
+INTERVENTION_ROUTES = {
+    "intervention-detail", "intervention-consult", "intervention-clock", "intervention-suggestions",
+    "api-intervention", "api-intervention-recording", "api-intervention-recordings", "api-intervention-suggestions",
+    "api-intervention-holds", "api-intervention-exports", "api-intervention-clock", "api-intervention-consultations",
+}
+
 # Pages and endpoints without an object: who may open them (the others get 403 or 404; never 200).
 ROLE_PAGES = {
     # name: roles that get 200
@@ -64,6 +72,8 @@ ROLE_PAGES = {
     "access-request-create": {"dpo"},
     "api-access-requests": {"dpo", "mayor"},
     "redaction-jobs": {"supervisor", "legal", "dpo"},
+    "intervention-list": set(ROLES),  # admin gets an empty list, never evidence
+    "api-interventions": set(ROLES),
 }
 
 # Routes about another object (an export, a share, an access request, a redaction job, a camera),
@@ -136,7 +146,7 @@ def _client(user):
 
 
 def test_every_route_is_in_the_matrix():
-    placed = RECORDING_ROUTES | set(ROLE_PAGES) | set(COVERED_ELSEWHERE) | set(PUBLIC) | set(OTHER_OBJECT_ROUTES)
+    placed = RECORDING_ROUTES | INTERVENTION_ROUTES | set(ROLE_PAGES) | set(COVERED_ELSEWHERE) | set(PUBLIC) | set(OTHER_OBJECT_ROUTES)
     missing = sorted({name for _pattern, name in _routes()} - placed)
     assert not missing, f"routes with no authorisation rule in tests/authz/test_matrix.py: {missing}"
 
@@ -208,3 +218,60 @@ def test_actions_on_a_visible_recording_follow_section_1(world, role):
     assert hold == (201 if role in {"supervisor", "legal"} else 403)
     assert review == (200 if role == "supervisor" else 403)
     assert tag == (200 if role in {"officer", "supervisor"} else 403)
+
+
+# --- Interventions (issue #21) ---------------------------------------------------------------------
+
+def _intervention_url(pattern: str, reference: str, pk: int) -> str:
+    return "/" + pattern.replace("<path:reference>", reference).replace("<int:pk>", str(pk))
+
+
+@pytest.fixture
+def intervention(world):
+    from django.db import transaction
+
+    from evidence.interventions.services import intervention_create
+
+    users, rec, _ = world
+    with transaction.atomic():
+        return intervention_create(by=users["supervisor"], reference="PM-1", recordings=[rec])
+
+
+@pytest.mark.parametrize("outsider", OUTSIDERS)
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_whoever_sees_none_of_an_interventions_recordings_gets_404_on_every_route_about_it(
+        world, intervention, outsider, method):
+    users, rec, _ = world
+    client = _client(users[outsider])
+    routes = [(p, n) for p, n in _routes() if n in INTERVENTION_ROUTES]
+    assert {n for _p, n in routes} == INTERVENTION_ROUTES
+    assert {resolve(_intervention_url(p, "PM-1", rec.pk)).url_name for p, _n in routes} == INTERVENTION_ROUTES
+    answers = {n: getattr(client, method)(_intervention_url(p, "PM-1", rec.pk)).status_code for p, n in routes}
+    nowhere = {n: getattr(client, method)(_intervention_url(p, "PM-404", rec.pk)).status_code for p, n in routes}
+    leaks = {n: s for n, s in answers.items() if s != 404 and not (s == 405 and nowhere[n] == 405)}
+    assert leaks == {}
+
+
+@pytest.mark.parametrize("viewer", ["officer", "supervisor", "legal", "dpo", "mayor"])
+def test_who_may_see_an_interventions_recording_reads_the_intervention(world, intervention, viewer):
+    users, rec, _ = world
+    client = _client(users[viewer])
+    assert client.get("/interventions/PM-1/").status_code == 200
+    body = client.get("/api/interventions/PM-1/").json()
+    assert [r["id"] for r in body["recordings"]] == [rec.pk]
+    assert [i["reference"] for i in client.get("/api/interventions/").json()["results"]] == ["PM-1"]
+
+
+@pytest.mark.parametrize("role", ["officer", "supervisor", "legal", "dpo", "mayor"])
+def test_actions_on_a_visible_intervention_follow_section_1(world, intervention, role):
+    users, rec, _ = world
+    client = _client(users[role])
+    hold = client.post("/api/interventions/PM-1/holds/", {"procedure": "judicial", "reference": "PV 1"},
+                       content_type="application/json").status_code
+    clock = client.post("/api/interventions/PM-1/clock/", {"camera": rec.camera.serial, "seconds": 1,
+                                                           "motif": "horloge"},
+                        content_type="application/json").status_code
+    unlink = client.delete(f"/api/interventions/PM-1/recordings/{rec.pk}/").status_code
+    assert hold == (201 if role in {"supervisor", "legal"} else 403)
+    assert clock == (200 if role in {"supervisor", "legal"} else 403)
+    assert unlink == (204 if role == "supervisor" else 403)
