@@ -56,6 +56,8 @@ def recording_detail(request, pk: int):
     events = recording.custody_events.order_by("seq")
     return render(request, "evidence/recording_detail.html", {
         "r": recording, "events": events, "holds": holds_for_recording(recording=recording),
+        # The interventions this recording is linked to (issue 21): their pages filter by the same selector.
+        "interventions": recording.intervention_links.select_related("intervention").order_by("intervention__reference"),
         "procedures": Procedure.choices,
         "can_place_hold": request.user.role in services.HOLD_PLACERS and not recording.gone,
         "can_release_hold": request.user.role in services.HOLD_RELEASERS,

@@ -129,3 +129,15 @@ def test_the_motif_form_opens_only_the_recordings_chosen_and_at_most_six(setting
     assert chosen.status_code == 200 and chosen.content.count(b"<video") == 2
     assert sorted(CustodyEvent.objects.filter(action="recording.consulted").values_list("recording_id", flat=True)) == \
         sorted([theirs.pk, extra[0].pk])
+
+
+def test_the_recording_page_and_the_menu_lead_to_the_intervention(setting, officer, make_user):
+    mine, _theirs, nearby, _durand = setting
+
+    page = _client(officer).get(f"/enregistrements/{mine.pk}/").content.decode()
+    assert 'href="/interventions/PM-2026-0042/"' in page and "voir l'intervention" in page
+    assert 'href="/interventions/"' in page  # the menu
+    unlinked = _client(make_user("chef2", role="supervisor")).get(f"/enregistrements/{nearby.pk}/").content.decode()
+    assert "voir l'intervention" not in unlinked
+    admin_page = _client(make_user("admin.tech", role="admin")).get("/").content.decode()
+    assert 'href="/interventions/"' not in admin_page
