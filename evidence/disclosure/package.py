@@ -26,7 +26,7 @@ from pathlib import Path
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.chain import canonical_from_row, check_checkpoints, FULL_COLUMNS
+from audit.chain import canonical_from_row, check_checkpoints, FULL_COLUMNS, prove_entries
 from audit.integrations import signing
 from audit.models import Checkpoint, CustodyEvent
 from audit.services import custody_checkpoint_create
@@ -44,8 +44,14 @@ MIN_LOCK = dt.timedelta(minutes=1)
 
 HASH_RULE = ("hash = SHA-256(prev_hash + \"\\n\" + canonical) in lowercase hex; canonical = the entry as JSON "
              "with sorted keys, no whitespace, UTF-8, times in UTC with microseconds; prev_hash of entry 1 is "
-             "\"0\" * 64. Each segment runs from an exported item's event, entry after entry, to a signed "
-             "checkpoint whose Ed25519 signature fixes the hash reached.")
+             "\"0\" * 64.")
+TREE_RULE = ("Each segment runs from an exported item's event to the first signed checkpoint at or after it. "
+             "Its entries are the leaves of a Merkle tree (RFC 9162 section 2.1): leaf = SHA-256(0x00 + "
+             "\"<seq>:<hash>\"), node = SHA-256(0x01 + left + right), the entries in seq order. The package "
+             "carries, for each segment, the root (signed with the manifest), the audit path of each item event "
+             "and the audit path of the checkpoint's entry, whose hash the checkpoint's Ed25519 signature fixes. "
+             "Other entries appear only as the hashes of those paths: their content never leaves the log. The "
+             "links between entries were recomputed by the deployment before signing (audit.chain.prove_entries).")
 
 README = """Export Témoin n° {id} — {purpose}
 Destinataire / recipient : {recipient}
@@ -93,13 +99,45 @@ def _canonical(row: dict) -> bytes:
     return bytes(row["canonical"]) if row["canonical"] is not None else canonical_from_row(row)
 
 
+def _leaf(seq: int, digest: str) -> bytes:
+    return hashlib.sha256(b"\x00" + f"{seq}:{digest}".encode()).digest()
+
+
+def merkle_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """The levels of an RFC 9162 tree, leaves first: a last node without a sibling moves up as it is."""
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        up = [hashlib.sha256(b"\x01" + below[i] + below[i + 1]).digest() for i in range(0, len(below) - 1, 2)]
+        if len(below) % 2:
+            up.append(below[-1])
+        levels.append(up)
+    return levels
+
+
+def merkle_path(levels: list[list[bytes]], index: int) -> list[str]:
+    """The audit path of leaf ``index`` (RFC 9162 section 2.1.3.1), from the leaf up, hex."""
+    path = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling].hex())
+        index >>= 1
+    return path
+
+
+class CustodyNotProven(RuntimeError):
+    pass
+
+
 def custody_proof(*, recording_ids: list[int], export: Export) -> dict:
-    """The item events and the chain segments proving them, each up to a signed checkpoint.
+    """The item events and, for each, a Merkle audit path to a segment ending on a signed checkpoint.
 
     A new checkpoint is signed first, so that every event written so far (the extraction itself
-    included) ends on a signature. Segments hold every entry between an item event and its
-    checkpoint, with canonical bytes: an entry's hash can only be checked from its bytes, and a
-    segment whose in-between entries were hashes alone could be re-linked by a forger.
+    included) ends on a signature. The package discloses the content of its own items' events only:
+    every other entry is present at most as a hash on an audit path (issue 15; RGPD art. 5-1-c,
+    minimisation). The deployment first proves the segments from the stored bytes (prove_entries),
+    and refuses to sign a package over a chain that does not verify.
     """
     custody_checkpoint_create(reason=Checkpoint.Reason.MANUAL)
     key = signing.public_key()
@@ -108,33 +146,43 @@ def custody_proof(*, recording_ids: list[int], export: Export) -> dict:
     latest = valid[-1].statement["seq"] if valid else 0
     item_q = Q(recording_id__in=recording_ids) | Q(subject_type="disclosure.export", subject_id=str(export.pk))
     seqs = list(CustodyEvent.objects.filter(item_q, seq__lte=latest).order_by("seq").values_list("seq", flat=True))
-    # Each event ends on the first signed checkpoint at or after it; overlapping segments merge.
+    proof = prove_entries(seqs)
+    if not proof.ok:
+        raise CustodyNotProven("custody chain does not verify: " + "; ".join(p.message for p in proof.problems))
+    # Each event ends on the first signed checkpoint at or after it; events sharing it share a segment.
     ranges: list[list] = []
     for s in seqs:
         end = next(c for c in valid if c.statement["seq"] >= s)
-        hi = end.statement["seq"]
-        if ranges and s <= ranges[-1][1]:
-            continue  # already inside the previous segment (its checkpoint is the same one)
-        ranges.append([s, hi, end])
-    segments, used = [], {}
-    for lo, hi, end in ranges:
-        rows = CustodyEvent.objects.filter(seq__gte=lo, seq__lte=hi).order_by("seq").values(*FULL_COLUMNS)
-        entries = [{"seq": r["seq"], "prev_hash": r["prev_hash"], "hash": r["hash"],
-                    "canonical_b64": base64.b64encode(_canonical(r)).decode()} for r in rows.iterator(chunk_size=2000)]
-        segments.append({"from_seq": lo, "to_seq": hi, "checkpoint_seq": end.statement["seq"], "entries": entries})
+        if ranges and ranges[-1][2] is end:
+            continue
+        ranges.append([s, end.statement["seq"], end])
+    segments, where, used = [], {}, {}
+    for number, (lo, hi, end) in enumerate(ranges):
+        hashes = list(CustodyEvent.objects.filter(seq__gte=lo, seq__lte=hi).order_by("seq")
+                      .values_list("seq", "hash").iterator(chunk_size=5000))
+        if [h[0] for h in hashes[:1] + hashes[-1:]] != [lo, hi] or len(hashes) != hi - lo + 1:
+            raise CustodyNotProven(f"custody entries #{lo}–#{hi} are not contiguous")
+        levels = merkle_levels([_leaf(q, h) for q, h in hashes])
+        for q in seqs:
+            if lo <= q <= hi:
+                where[q] = (number, merkle_path(levels, q - lo))
+        segments.append({"from_seq": lo, "to_seq": hi, "size": hi - lo + 1, "root": levels[-1][0].hex(),
+                         "checkpoint_seq": hi, "checkpoint_path": merkle_path(levels, hi - lo)})
         used[end.checkpoint.pk] = end.checkpoint
     events = []
     for r in CustodyEvent.objects.filter(seq__in=seqs).order_by("seq").values(*FULL_COLUMNS):
         canonical = _canonical(r)
         readable = json.loads(canonical)
+        number, path = where[r["seq"]]
         readable.update({"prev_hash": r["prev_hash"], "hash": r["hash"],
-                         "action_label": CustodyEvent(action=r["action"]).action_label})
+                         "action_label": CustodyEvent(action=r["action"]).action_label,
+                         "canonical_b64": base64.b64encode(canonical).decode(), "segment": number, "path": path})
         events.append(readable)
     checkpoints = [{"seq": cp.seq, "payload": cp.payload, "signature": cp.signature, "key_id": cp.key_id,
                     "algorithm": "Ed25519", "created_at": _utc(cp.created_at)}
                    for cp in sorted(used.values(), key=lambda c: (c.seq, c.pk))]
-    return {"hash_rule": HASH_RULE, "genesis_hash": "0" * 64, "events": events, "segments": segments,
-            "checkpoints": checkpoints}
+    return {"hash_rule": HASH_RULE, "tree_rule": TREE_RULE, "genesis_hash": "0" * 64, "events": events,
+            "segments": segments, "checkpoints": checkpoints}
 
 
 def _recording_meta(recording, item, derivative, path: str) -> dict:
