@@ -148,6 +148,20 @@ def _derivatives_for(recordings, redaction: str) -> dict:
     return found
 
 
+def _check_anonymous(derivatives: dict) -> None:
+    """LEGAL.md rule 6 (CSI R241-13): a training copy leaves only fully anonymised — approved by
+    another person who watched it, no face left at the second look, sound removed or kept for a
+    stated reason (evidence.redaction.selectors.derivative_anonymity)."""
+    from evidence.redaction.selectors import derivative_anonymity
+
+    for recording_id, d in derivatives.items():
+        anonymity = derivative_anonymity(derivative=d)
+        if not anonymity["fully_anonymised"]:
+            raise DisclosureError(
+                _("La copie de l'enregistrement n° %(id)s n'est pas entièrement anonymisée : %(why)s.")
+                % {"id": recording_id, "why": " ; ".join(anonymity["reasons"])}, "redaction")
+
+
 def _check_extractable(recordings) -> None:
     bad = [r for r in recordings if r.status not in EXTRACTABLE or not r.sha256]
     if bad:
@@ -254,6 +268,8 @@ def export_create(*, recordings: list[Recording], by: User, purpose: str, recipi
         raise DisclosureError(_("200 enregistrements au plus par export."), "recordings")
     _check_extractable(unique)
     derivatives = _derivatives_for(unique, redaction)
+    if purpose == ExportPurpose.TRAINING:
+        _check_anonymous(derivatives)
     now = now or timezone.now()
     with transaction.atomic():
         export = Export.objects.create(

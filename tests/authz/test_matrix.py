@@ -59,6 +59,7 @@ ROLE_PAGES = {
     "dashboard-offloads": set(ROLES),
     "fleet": {"admin", "supervisor"},
     "users": {"admin"},
+    "role-approvals": {"mayor"},  # issue 15: four eyes on privileged roles
     "disclosure-list": {"supervisor", "legal", "mayor", "dpo"},
     "access-request-list": {"dpo", "mayor"},
     "access-request-create": {"dpo"},

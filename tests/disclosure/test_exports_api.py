@@ -45,10 +45,15 @@ def test_redacted_export_is_refused_naming_recordings_without_an_approved_copy(r
     assert not Export.objects.exists()
 
 
-def test_training_export_of_an_approved_anonymised_copy_verifies(recordings, users, local_store, tmp_path):
+def test_a_training_package_names_no_person_place_intervention_camera_nor_time(recordings, users, local_store,
+                                                                              tmp_path, org):
+    """Issue 15 (LEGAL.md rule 6, CSI R241-13): files, file names, manifest, container metadata."""
+    import json
+    import subprocess
+
     if not redaction_ready():
         pytest.fail("evidence.redaction.services is missing: the redacted path cannot be tested")
-    rec = recordings[1]
+    rec = recordings[0]  # sound, a place, an intervention number, camera BWC-0042, officer M042
     derivative = approved_copy(rec, "all", users["legal"])
     response = api(users["legal"]).post("/api/exports/", body([rec], purpose="training", redaction="all"),
                                         format="json")
@@ -56,12 +61,30 @@ def test_training_export_of_an_approved_anonymised_copy_verifies(recordings, use
     detail = api(users["legal"]).get(f"/api/exports/{response.json()['id']}/").json()
     assert detail["status"] == "ready", detail
     root = extract_zip(download(api(users["legal"]), detail["download_url"]), tmp_path / "z")
+
     m = manifest(root)
-    (meta,) = m["recordings"]
-    with local_store.local_path(derivative.store_key) as p:
-        assert (root / meta["file"]).read_bytes() == p.read_bytes()
-    assert meta["redacted"]["sha256"] == derivative.sha256 != rec.sha256
-    assert meta["redacted"]["original_sha256"] == rec.sha256
+    assert m["format"] == "temoin-training/1" and "recordings" not in m and "custody" not in m
+    (video,) = m["videos"]
+    assert video["file"] == "videos/video-01.mp4" and video["audio"] == "removed"
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert names == sorted(["videos/video-01.mp4", "public_key.pem", "verify.py", "LISEZMOI.txt", "manifest.json",
+                            "manifest.sig"])
+    secrets = ["M042", users["officer"].username, "BWC-0042", "INT-2026-17", "45.5646", "5.9178", org.name,
+               org.slug, "Chambéry", users["legal"].username, derivative.approved_by.username, str(rec.uuid),
+               rec.sha256, derivative.sha256, f"{rec.started_at:%Y-%m-%d}", f"{rec.started_at:%d/%m/%Y}",
+               f"{rec.started_at:%H:%M}"]
+    for p in root.rglob("*"):
+        data = p.read_bytes() if p.is_file() else b""
+        for secret in secrets:
+            assert secret.encode() not in data and secret not in str(p.relative_to(root)), (secret, p)
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(root / video["file"])],
+        capture_output=True, check=True).stdout)
+    assert [s["codec_type"] for s in probe["streams"]] == ["video"]  # no sound, no data (GPS) track
+    tags = {**probe["format"].get("tags", {}), **probe["streams"][0].get("tags", {})}
+    assert not {k for k in tags if k.lower() not in ("major_brand", "minor_version", "compatible_brands",
+                                                     "language", "vendor_id", "handler_name")}, tags
+    assert tags.get("handler_name", "") in ("", "VideoHandler") and "creation_time" not in tags
     result = run_verify(root)
     assert result.returncode == 0, result.stdout
 

@@ -419,6 +419,21 @@ def check_recordings(root, manifest, events, report):
                        "no proven storage event carries the original's SHA-256")
 
 
+def check_training(manifest, report):
+    """A training package carries no custody proof (its entries name people): its videos are
+    described by the signed manifest only."""
+    print("3. Copies de formation anonymisées / Anonymised training copies")
+    for video in manifest.get("videos", []):
+        where = str(video.get("file"))
+        if video.get("file") not in manifest.get("files", {}):
+            report.bad(where, "vidéo non listée dans le manifeste", "video not listed in the manifest")
+        elif video.get("audio") != "removed" and not video.get("audio_reason"):
+            report.bad(where, "son conservé sans raison indiquée", "sound kept without a stated reason")
+        else:
+            report.ok(where + " : son " + ("supprimé" if video.get("audio") == "removed" else "conservé (" +
+                      str(video.get("audio_reason")) + ")"), where + ": sound " + str(video.get("audio")))
+
+
 def main(argv):
     root = os.path.abspath(argv[1] if len(argv) > 1 else os.path.dirname(os.path.abspath(__file__)))
     report = Report()
@@ -434,10 +449,17 @@ def main(argv):
           + str(export.get("recipient")))
     key = check_manifest_signature(root, manifest_bytes, report)
     check_files(root, manifest, report)
+    if manifest.get("format") == "temoin-training/1":
+        check_training(manifest, report)
+        return conclude(report)
     checkpoints = check_checkpoints(manifest, key, report)
     segments = check_segments(manifest, checkpoints, report)
     events = check_events(manifest, segments, report)
     check_recordings(root, manifest, events, report)
+    return conclude(report)
+
+
+def conclude(report):
     print()
     if report.problems:
         print("RÉSULTAT : NE CONCORDE PAS — " + str(len(report.problems)) + " problème(s) : "
