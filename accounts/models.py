@@ -22,6 +22,9 @@ class Organisation(models.Model):
     )
     time_zone = models.CharField(max_length=64, default="Europe/Paris")
     jurisdiction = models.CharField(max_length=8, choices=Jurisdiction.choices, default=Jurisdiction.FRANCE)
+    # ARCHITECTURE.md §1: the DPO handles access requests and reads the register; seeing every
+    # recording is the organisation's recorded choice (issue 15), off by default.
+    dpo_sees_recordings = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

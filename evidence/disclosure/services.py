@@ -95,6 +95,9 @@ def _text(value, field: str, message: str, max_length: int) -> str:
     value = (value or "").strip() if isinstance(value, str) else ""
     if not value:
         raise DisclosureError(message, field)
+    # Issue 17 finding 5: NUL and lone surrogates have no place in a recipient or a motif.
+    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise DisclosureError(_("Caractère non autorisé (caractère nul ou invalide)."), field)
     if len(value) > max_length:
         raise DisclosureError(_("%(n)s caractères au plus.") % {"n": max_length}, field)
     return value

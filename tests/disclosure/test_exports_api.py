@@ -190,3 +190,26 @@ def test_packages_follow_their_recordings_fate_unless_held(recordings, users, lo
     assert local_store.exists(second.store_key)
     assert CustodyEvent.objects.filter(action="export.erased", subject_id=str(first.pk)).exists()
     assert api(users["legal"]).get(f"/api/exports/{first.pk}/download/").status_code == 404
+
+
+def test_hostile_bodies_get_a_400_with_a_message_never_a_500_nor_a_rounded_number(recordings, users):
+    """Issue 17 finding 5 on the disclosure routes: a JSON list for an object, NUL in a recipient,
+    7.9 for a recording number, a number beyond 64 bits."""
+    client = api(users["legal"])
+    rec = recordings[0]
+    as_list = client.post("/api/exports/", [body(recordings)], format="json")
+    nul = client.post("/api/exports/", body(recordings, recipient="Parquet\x00de Chambéry"), format="json")
+    fraction = client.post("/api/exports/", {**body(recordings), "recordings": [rec.pk + 0.9]}, format="json")
+    huge = client.post("/api/exports/", {**body(recordings), "recordings": [2 ** 64]}, format="json")
+    extraction = client.post(f"/api/recordings/{rec.pk}/extractions/", ["judicial"], format="json")
+    dpo = api(users["dpo"]).post("/api/access-requests/", {
+        "requester_name": "Jean Martin", "identity_checked": True, "identity_check_method": "CNI",
+        "received_on": "2026-01-31", "description": "contrôle", "radius_m": 7.9}, format="json")
+
+    assert as_list.status_code == 400 and "Objet JSON attendu" in as_list.json()["detail"][0]
+    assert nul.status_code == 400 and "Caractère non autorisé" in nul.json()["recipient"][0]
+    assert fraction.status_code == 400 and "recordings" in fraction.json()
+    assert huge.status_code == 400 and "recordings" in huge.json()
+    assert extraction.status_code == 400 and "Objet JSON attendu" in extraction.json()["detail"][0]
+    assert dpo.status_code == 400 and "radius_m" in dpo.json()
+    assert not Export.objects.exists()
