@@ -163,12 +163,12 @@ def _report_event(e, tz) -> dict:
     return row
 
 
-def _wearer_rows(rows: list[dict], events, user) -> list[dict]:
+def _wearer_rows(rows: list[dict], events, user, own_in_full: bool = True) -> list[dict]:
     """The agent's variant: their own entries in full; others' by role, without motif, recipients
     or details (the hash stays: the proof is the same)."""
     out = []
     for row, e in zip(rows, events):
-        if e.actor_id == user.pk:
+        if own_in_full and e.actor_id == user.pk:
             out.append(row)
             continue
         if e.actor_id is not None and e.actor is not None:
@@ -182,7 +182,7 @@ def _wearer_rows(rows: list[dict], events, user) -> list[dict]:
     return out
 
 
-def recording_custody_report(*, recording, user, now=None) -> dict:
+def recording_custody_report(*, recording, user, now=None, restricted: bool | None = None) -> dict:
     """Everything the custody report shows: identifiers, hashes, every entry, and the proof that
     those entries are unaltered parts of the signed chain (audit.chain.prove_entries)."""
     from zoneinfo import ZoneInfo
@@ -201,6 +201,9 @@ def recording_custody_report(*, recording, user, now=None) -> dict:
     # procedures (a citizen's access request, a disciplinary extraction) stay with supervisor, legal
     # staff, DPO and mayor (RGPD art. 5-1-c; LIL art. 107 for the data subjects).
     wearer_view = user is not None and getattr(user, "role", None) == Role.OFFICER
+    subject_copy = bool(restricted)  # a data subject's copy (disclosure/package.py): nobody's entries in full
+    if restricted is not None:
+        wearer_view = restricted
     events = list(recording_custody_events(recording=recording).select_related("actor"))
     proof = prove_entries([e.seq for e in events])
     key = signing.public_key()
@@ -226,7 +229,7 @@ def recording_custody_report(*, recording, user, now=None) -> dict:
     for problem in proof.problems:
         lines.append(f"{problem.label} (entrée n° {problem.seq}) : {problem.message}")
     if wearer_view:
-        lines.append("Version de l'agent : les noms des tiers, les motifs et les destinataires des démarches faites "
+        lines.append(("Version remise à la personne filmée" if subject_copy else "Version de l'agent") + " : les noms des tiers, les motifs et les destinataires des démarches faites "
                      "par d'autres sont réservés au responsable de service, au service juridique, au DPO et au "
                      "maire ; les empreintes, identiques, prouvent la même chaîne.")
     latest = verification_latest()
@@ -266,7 +269,8 @@ def recording_custody_report(*, recording, user, now=None) -> dict:
         "generated_by": (user.get_full_name() or user.username) if user is not None else "système",
         "identifiers": identifiers,
         "hashes": hashes,
-        "events": (_wearer_rows([_report_event(e, tz) for e in events], events, user) if wearer_view
+        "events": (_wearer_rows([_report_event(e, tz) for e in events], events, user, not subject_copy)
+                   if wearer_view
                    else [_report_event(e, tz) for e in events]),
         "wearer_view": wearer_view,
         "verification": {"ok": proof.ok, "headline": headline, "lines": lines, "proof": proof},

@@ -126,6 +126,28 @@ def merkle_path(levels: list[list[bytes]], index: int) -> list[str]:
     return path
 
 
+# What a data subject's copy proves (LIL art. 105; issue 15): the bytes' custody (collected,
+# stored, verified), the redacted copy handed over, and this export, nothing about other people's
+# requests or procedures on the same recording.
+SUBJECT_COPY_ACTIONS = {"recording.collected", "recording.stored", "recording.verified"}
+
+
+def _disclosed(row: dict, export: Export) -> bool:
+    if export.purpose != "access_request":
+        return True
+    if row["subject_type"] == "disclosure.export":
+        return row["subject_id"] == str(export.pk)
+    if row["action"] in SUBJECT_COPY_ACTIONS:
+        return True
+    details = row["details"] or {}
+    if row["action"] == "recording.extracted":
+        return details.get("export") == export.pk
+    if row["subject_type"] == "redaction.derivative":
+        return int(row["subject_id"]) in set(export.items.exclude(derivative_id=None)
+                                             .values_list("derivative_id", flat=True))
+    return False
+
+
 class CustodyNotProven(RuntimeError):
     pass
 
@@ -145,7 +167,9 @@ def custody_proof(*, recording_ids: list[int], export: Export) -> dict:
                    key=lambda c: c.statement["seq"])
     latest = valid[-1].statement["seq"] if valid else 0
     item_q = Q(recording_id__in=recording_ids) | Q(subject_type="disclosure.export", subject_id=str(export.pk))
-    seqs = list(CustodyEvent.objects.filter(item_q, seq__lte=latest).order_by("seq").values_list("seq", flat=True))
+    rows = CustodyEvent.objects.filter(item_q, seq__lte=latest).order_by("seq").values(
+        "seq", "action", "subject_type", "subject_id", "details")
+    seqs = [r["seq"] for r in rows if _disclosed(r, export)]
     proof = prove_entries(seqs)
     if not proof.ok:
         raise CustodyNotProven("custody chain does not verify: " + "; ".join(p.message for p in proof.problems))
@@ -445,7 +469,10 @@ def build(*, export: Export, now: dt.datetime | None = None) -> Built:
     pem = signing.public_key_pem(key)
     fingerprint = signing.key_id(key)
 
-    reports = {r.pk: pdf.custody_report_pdf(recording_custody_report(recording=r, user=export.requested_by, now=now))
+    # A data subject's copy carries the report without other people's names, motifs or recipients.
+    restricted = export.purpose == "access_request"
+    reports = {r.pk: pdf.custody_report_pdf(recording_custody_report(recording=r, user=export.requested_by, now=now,
+                                                                     restricted=restricted))
                for r in recordings}
     readme = README.format(id=export.pk, purpose=export.get_purpose_display(), recipient=export.recipient,
                            fingerprint=fingerprint).encode()
