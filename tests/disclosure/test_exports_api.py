@@ -132,8 +132,9 @@ def test_export_fails_loudly_when_the_store_returns_other_bytes(recordings, user
     assert api(users["legal"]).get(f"/api/exports/{export_id}/").json()["status"] == "failed"
 
 
+# The DPO sees only the recordings of open access requests (issue 15): 404, as for anyone who cannot see them.
 @pytest.mark.parametrize("role,expected", [
-    ("officer", 403), ("other_officer", 404), ("supervisor", 201), ("legal", 201), ("dpo", 403), ("mayor", 403),
+    ("officer", 403), ("other_officer", 404), ("supervisor", 201), ("legal", 201), ("dpo", 404), ("mayor", 403),
     ("admin", 404)])
 def test_export_creation_role_matrix(recordings, users, role, expected, monkeypatch):
     monkeypatch.setattr(services, "export_enqueue", lambda **kw: None)
@@ -213,3 +214,20 @@ def test_hostile_bodies_get_a_400_with_a_message_never_a_500_nor_a_rounded_numbe
     assert extraction.status_code == 400 and "Objet JSON attendu" in extraction.json()["detail"][0]
     assert dpo.status_code == 400 and "radius_m" in dpo.json()
     assert not Export.objects.exists()
+
+
+def test_the_export_list_is_paginated_with_a_bounded_number_of_queries(recordings, users, monkeypatch,
+                                                                       django_assert_max_num_queries):
+    """Issue 15 item 6: no more ``[:200]`` and one query per export."""
+    monkeypatch.setattr(services, "export_enqueue", lambda **kw: None)  # stays queued: nothing built
+    for n in range(51):
+        services.export_create(recordings=recordings, by=users["legal"], purpose="judicial",
+                               recipient="Parquet de Chambéry", motif=f"Réquisition n° {n}")
+    client = api(users["legal"])
+    with django_assert_max_num_queries(12):
+        first = client.get("/api/exports/").json()
+    second = client.get("/api/exports/?page=2").json()
+
+    assert first["count"] == 51 and len(first["results"]) == 50 and first["next"].endswith("?page=2")
+    assert len(second["results"]) == 1 and second["next"] is None
+    assert all(len(e["recordings"]) == 2 for e in first["results"])

@@ -106,7 +106,7 @@ def test_download_link_expires_and_is_bound_to_its_author(recordings, users):
     ("other_officer", False, 404),  # does not see it at all
     ("supervisor", True, 201),
     ("legal", True, 201),
-    ("dpo", True, 403),
+    ("dpo", False, 404),            # issue 15: sees only the recordings of open access requests
     ("mayor", True, 403),
     ("admin", False, 404),          # never sees media
 ])
