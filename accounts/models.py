@@ -22,6 +22,9 @@ class Organisation(models.Model):
     )
     time_zone = models.CharField(max_length=64, default="Europe/Paris")
     jurisdiction = models.CharField(max_length=8, choices=Jurisdiction.choices, default=Jurisdiction.FRANCE)
+    # ARCHITECTURE.md §1: the DPO handles access requests and reads the register; seeing every
+    # recording is the organisation's recorded choice (issue 15), off by default.
+    dpo_sees_recordings = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -48,6 +51,11 @@ class User(AbstractUser):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.OFFICER)
     matricule = models.CharField(max_length=32, blank=True)
     grade = models.CharField(max_length=64, blank=True)
+    # Four eyes (issue 15, CSI R241-12): a privileged role the administrator grants waits here for the
+    # mayor's approval; meanwhile the account keeps its former role, or, new, cannot sign in.
+    pending_role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    pending_role_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    pending_role_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

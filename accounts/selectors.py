@@ -16,3 +16,11 @@ def grantees_for(*, user: User) -> QuerySet[User]:
     if not user.is_authenticated or user.role != Role.SUPERVISOR or user.organisation_id is None:
         return User.objects.none()
     return User.objects.filter(organisation_id=user.organisation_id, is_active=True, role=Role.OFFICER)
+
+
+def role_requests_for(*, user: User) -> QuerySet[User]:
+    """Privileged roles awaiting the mayor's approval in the mayor's own organisation (issue 15)."""
+    if not user.is_authenticated or user.role != Role.MAYOR or user.organisation_id is None:
+        return User.objects.none()
+    return (User.objects.filter(organisation_id=user.organisation_id).exclude(pending_role="")
+            .select_related("pending_role_by").order_by("pending_role_at", "pk"))

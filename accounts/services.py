@@ -1,4 +1,5 @@
 from django.db import transaction
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from audit.services import custody_event_append
@@ -36,18 +37,25 @@ def user_create(*, username: str, organisation: Organisation, role: str, matricu
     """
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(Role.values)}")
+    # Four eyes (issue 15): a privileged account the administrator creates stays closed (it cannot
+    # sign in, its token is refused) until the mayor approves its role. The deployment's operator
+    # at the console (``by`` None: adduser, demo) creates the first accounts directly.
+    pending = by is not None and role in PRIVILEGED_ROLES
     with transaction.atomic():
         user = User(username=username, organisation=organisation, role=role, matricule=matricule,
-                    first_name=first_name, last_name=last_name)
+                    first_name=first_name, last_name=last_name, is_active=not pending)
+        if pending:
+            user.pending_role, user.pending_role_by, user.pending_role_at = role, by, timezone.now()
         if password:
             user.set_password(password)
         else:
             user.set_unusable_password()
         user.save()
         token = Token.objects.create(user=user)
-        custody_event_append(action="role.granted", subject=user, organisation=organisation, actor=by,
-                             actor_label="" if by else "system:cli",
-                             details={"username": username, "role": role, "matricule": matricule})
+        custody_event_append(action="role.requested" if pending else "role.granted", subject=user,
+                             organisation=organisation, actor=by, actor_label="" if by else "system:cli",
+                             details={"username": username, "role": role, "matricule": matricule,
+                                      "pending_approval": pending or None})
     return user, token.key
 
 
@@ -65,6 +73,15 @@ def access_failure_record(*, username: str, ip_address: str = "", reason: str = 
 
 
 ADMINISTRATORS = {Role.ADMIN}
+# Roles that see evidence beyond one's own recordings, or the register (ARCHITECTURE.md §1): granted
+# by the administrator only with the approval of the mayor (CSI R241-12: the administrator never
+# decides who sees evidence).
+PRIVILEGED_ROLES = {Role.SUPERVISOR, Role.LEGAL, Role.DPO, Role.MAYOR}
+APPROVERS = {Role.MAYOR}
+
+
+class RoleApprovalRefused(PermissionError):
+    pass
 
 
 def _check_admin(by: User, user: User) -> None:
@@ -79,15 +96,61 @@ def user_role_change(*, user: User, role: str, by: User) -> User:
         raise ValueError(f"role: one of {', '.join(Role.values)}")
     if user.pk == by.pk:
         raise ValueError("role: an administrator does not change their own role")
+    if role in PRIVILEGED_ROLES and role != user.role:
+        # Four eyes (issue 15): the role waits for the mayor; the account keeps its former one.
+        with transaction.atomic():
+            user.pending_role, user.pending_role_by, user.pending_role_at = role, by, timezone.now()
+            user.save(update_fields=["pending_role", "pending_role_by", "pending_role_at"])
+            custody_event_append(action="role.requested", subject=user, organisation=user.organisation, actor=by,
+                                 details={"username": user.username, "from": user.role, "to": role,
+                                          "pending_approval": True})
+        return user
     with transaction.atomic():
         old = user.role
         if old == role:
             return user
         user.role = role
-        user.save(update_fields=["role"])
+        user.pending_role, user.pending_role_by, user.pending_role_at = "", None, None
+        user.save(update_fields=["role", "pending_role", "pending_role_by", "pending_role_at"])
         custody_event_append(action="role.changed", subject=user, organisation=user.organisation, actor=by,
                              details={"username": user.username, "from": old, "to": role})
         # A new role may need the second factor, or give wider access: sessions start again.
+        _end_sessions(user)
+    return user
+
+
+def _refuse(user: User, by: User, message: str) -> None:
+    """A refused approval is a clear message and a custody entry (issue 15)."""
+    with transaction.atomic():
+        custody_event_append(action="role.approval_refused", subject=user, organisation=user.organisation, actor=by,
+                             details={"username": user.username, "role": user.pending_role or None,
+                                      "reason": message})
+    raise RoleApprovalRefused(message)
+
+
+def user_role_decide(*, user: User, by: User, approve: bool, motif: str = "") -> User:
+    """The mayor approves (or refuses) a privileged role the administrator asked for (CSI R241-12)."""
+    if by.organisation_id != user.organisation_id:
+        raise PermissionError("compte d'une autre organisation")
+    if by.role not in APPROVERS or not by.is_active:
+        _refuse(user, by, "seul le maire (ou l'autorité désignée par l'organisation) approuve un rôle habilité.")
+    if user.pk == by.pk or user.pending_role_by_id == by.pk:
+        _refuse(user, by, "on n'approuve pas un rôle qu'on a soi-même demandé ou qui est le sien.")
+    if not user.pending_role:
+        _refuse(user, by, "aucun rôle n'attend d'approbation pour ce compte.")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        role, requested_by = user.pending_role, user.pending_role_by
+        old = user.role
+        if approve:
+            user.role = role
+            user.is_active = True
+        user.pending_role, user.pending_role_by, user.pending_role_at = "", None, None
+        user.save(update_fields=["role", "is_active", "pending_role", "pending_role_by", "pending_role_at"])
+        custody_event_append(action="role.approved" if approve else "role.refused", subject=user,
+                             organisation=user.organisation, actor=by, motif=motif,
+                             details={"username": user.username, "from": old, "to": role,
+                                      "requested_by": requested_by.username if requested_by else None})
         _end_sessions(user)
     return user
 

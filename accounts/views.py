@@ -71,16 +71,23 @@ def users(request):
                 candidate = User(username=username, first_name=request.POST.get("first_name", ""),
                                  last_name=request.POST.get("last_name", ""))
                 validate_password(password, candidate)  # Django's validators (length, common, similarity)
-                services.user_create(username=username, organisation=request.user.organisation,
-                                     role=request.POST.get("role", ""), matricule=request.POST.get("matricule", ""),
-                                     password=password, first_name=candidate.first_name,
-                                     last_name=candidate.last_name, by=request.user)
-                messages.success(request, f"Compte {username} créé.")
+                created, _token = services.user_create(
+                    username=username, organisation=request.user.organisation, role=request.POST.get("role", ""),
+                    matricule=request.POST.get("matricule", ""), password=password,
+                    first_name=candidate.first_name, last_name=candidate.last_name, by=request.user)
+                messages.success(request, f"Compte {username} créé." + (
+                    f" Le rôle « {created.get_pending_role_display()} » attend l'approbation du maire : le compte "
+                    "ne peut pas se connecter d'ici là (CSI R241-12)." if created.pending_role else ""))
             else:
                 target = get_object_or_404(org_users, pk=request.POST.get("user") or 0)
                 if action == "role":
                     services.user_role_change(user=target, role=request.POST.get("role", ""), by=request.user)
-                    messages.success(request, f"Rôle de {target.username} : {target.get_role_display()}.")
+                    if target.pending_role:
+                        messages.success(request, f"Rôle « {target.get_pending_role_display()} » demandé pour "
+                                                  f"{target.username} : il attend l'approbation du maire, le compte "
+                                                  f"garde d'ici là le rôle « {target.get_role_display()} ».")
+                    else:
+                        messages.success(request, f"Rôle de {target.username} : {target.get_role_display()}.")
                 elif action == "deactivate":
                     services.user_deactivate(user=target, by=request.user, motif=request.POST.get("motif", ""))
                     messages.success(request, f"Compte {target.username} désactivé.")
@@ -99,3 +106,30 @@ def users(request):
     rows = [(u, u.pk in enrolled) for u in org_users.order_by("-is_active", "role", "last_name", "username")]
     return render(request, "accounts/users.html", {"rows": rows, "roles": Role.choices,
                                                    "second_factor_roles": sf.SECOND_FACTOR_ROLES})
+
+
+@login_required
+def role_approvals(request):
+    """The mayor approves or refuses the privileged roles the administrator asked for (issue 15,
+    CSI R241-12: four eyes on who sees evidence)."""
+    from django.contrib import messages
+    from django.core.exceptions import PermissionDenied
+    from django.shortcuts import get_object_or_404
+
+    from . import services
+    from .selectors import role_requests_for
+
+    if request.user.role not in services.APPROVERS or request.user.organisation_id is None:
+        raise PermissionDenied("l'approbation des rôles revient au maire")
+    pending = role_requests_for(user=request.user)
+    if request.method == "POST":
+        target = get_object_or_404(pending, pk=request.POST.get("user") or 0)
+        approve = request.POST.get("decision") == "approve"
+        try:
+            services.user_role_decide(user=target, by=request.user, approve=approve,
+                                      motif=request.POST.get("motif", "")[:2000])
+            messages.success(request, f"Rôle de {target.username} {'approuvé' if approve else 'refusé'}.")
+        except PermissionError as exc:
+            messages.error(request, f"Refusé : {exc}")
+        return redirect("role-approvals")
+    return render(request, "accounts/role_approvals.html", {"pending": pending})

@@ -153,7 +153,36 @@ def details_summary(details: dict, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def recording_custody_report(*, recording, user, now=None) -> dict:
+WITHHELD = "réservé aux personnes habilitées"
+
+
+def _report_event(e, tz) -> dict:
+    row = {"seq": e.seq, "when": _fmt_time(e.occurred_at, tz), "author": e.actor_label, "action": e.action_label,
+           "motif": e.motif, "recipients": ", ".join(map(str, e.recipients or [])),
+           "details": details_summary(e.details), "hash": e.hash}
+    return row
+
+
+def _wearer_rows(rows: list[dict], events, user, own_in_full: bool = True) -> list[dict]:
+    """The agent's variant: their own entries in full; others' by role, without motif, recipients
+    or details (the hash stays: the proof is the same)."""
+    out = []
+    for row, e in zip(rows, events):
+        if own_in_full and e.actor_id == user.pk:
+            out.append(row)
+            continue
+        if e.actor_id is not None and e.actor is not None:
+            author = e.actor.get_role_display()
+        elif str(e.actor_label).startswith("external:"):
+            author = "destinataire externe"
+        else:
+            author = "système"
+        out.append({**row, "author": author, "motif": WITHHELD if e.motif else "",
+                    "recipients": WITHHELD if e.recipients else "", "details": ""})
+    return out
+
+
+def recording_custody_report(*, recording, user, now=None, restricted: bool | None = None) -> dict:
     """Everything the custody report shows: identifiers, hashes, every entry, and the proof that
     those entries are unaltered parts of the signed chain (audit.chain.prove_entries)."""
     from zoneinfo import ZoneInfo
@@ -163,8 +192,18 @@ def recording_custody_report(*, recording, user, now=None) -> dict:
     from .chain import prove_entries
     from .integrations import signing
 
+    from accounts.models import Role
+
     now = now or timezone.now()
     tz = ZoneInfo(recording.organisation.time_zone or "Europe/Paris")
+    # Issue 15: an agent (the wearer, or one individually authorised) reads what was done with the
+    # recording, not who else asked for it nor why: third parties' names, motifs and recipients of
+    # procedures (a citizen's access request, a disciplinary extraction) stay with supervisor, legal
+    # staff, DPO and mayor (RGPD art. 5-1-c; LIL art. 107 for the data subjects).
+    wearer_view = user is not None and getattr(user, "role", None) == Role.OFFICER
+    subject_copy = bool(restricted)  # a data subject's copy (disclosure/package.py): nobody's entries in full
+    if restricted is not None:
+        wearer_view = restricted
     events = list(recording_custody_events(recording=recording).select_related("actor"))
     proof = prove_entries([e.seq for e in events])
     key = signing.public_key()
@@ -189,6 +228,10 @@ def recording_custody_report(*, recording, user, now=None) -> dict:
                      f"le prochain point de contrôle signé.")
     for problem in proof.problems:
         lines.append(f"{problem.label} (entrée n° {problem.seq}) : {problem.message}")
+    if wearer_view:
+        lines.append(("Version remise à la personne filmée" if subject_copy else "Version de l'agent") + " : les noms des tiers, les motifs et les destinataires des démarches faites "
+                     "par d'autres sont réservés au responsable de service, au service juridique, au DPO et au "
+                     "maire ; les empreintes, identiques, prouvent la même chaîne.")
     latest = verification_latest()
     if latest is not None:
         lines.append(f"Dernière vérification du journal entier : {_fmt_time(latest.started_at, tz)}, "
@@ -226,9 +269,10 @@ def recording_custody_report(*, recording, user, now=None) -> dict:
         "generated_by": (user.get_full_name() or user.username) if user is not None else "système",
         "identifiers": identifiers,
         "hashes": hashes,
-        "events": [{"seq": e.seq, "when": _fmt_time(e.occurred_at, tz), "author": e.actor_label,
-                    "action": e.action_label, "motif": e.motif, "recipients": ", ".join(map(str, e.recipients or [])),
-                    "details": details_summary(e.details), "hash": e.hash} for e in events],
+        "events": (_wearer_rows([_report_event(e, tz) for e in events], events, user, not subject_copy)
+                   if wearer_view
+                   else [_report_event(e, tz) for e in events]),
+        "wearer_view": wearer_view,
         "verification": {"ok": proof.ok, "headline": headline, "lines": lines, "proof": proof},
         "key_fingerprint": fingerprint,
         "how_to_verify": "Chaque empreinte d'événement est le SHA-256 de l'empreinte précédente, d'un saut de ligne "

@@ -30,6 +30,7 @@ urlpatterns = [
     path("connexion/code/", account_views.otp_verify, name="otp-verify"),
     path("connexion/code/activation/", account_views.otp_setup, name="otp-setup"),
     path("utilisateurs/", account_views.users, name="users"),
+    path("utilisateurs/habilitations/", account_views.role_approvals, name="role-approvals"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),

@@ -6,20 +6,44 @@ from accounts.models import Role, User
 
 from .models import Recording, RecordingUserObjectPermission
 
-# Roles that see every recording of their organisation.
+# Roles whose perimeter is their organisation (dashboards, holds). Among them the DPO sees, of the
+# recordings themselves, those selected for an open access request (ARCHITECTURE.md §1: access
+# requests and the register), unless the organisation records that its DPO sees all of them
+# (Organisation.dpo_sees_recordings, issue 15): see recordings_visible_to.
 ORGANISATION_WIDE = {Role.SUPERVISOR, Role.LEGAL, Role.DPO, Role.MAYOR}
+
+
+def _dpo_selected(user: User):
+    from evidence.disclosure.models import AccessRequest
+
+    return (AccessRequest.objects.filter(organisation_id=user.organisation_id, closed_at__isnull=True)
+            .exclude(recordings=None).values_list("recordings", flat=True))
+
+
+def access_request_search_base(*, user: User) -> QuerySet[Recording]:
+    """The recordings a DPO searches to answer an access request (times, places, officers, to
+    select the ones that show the requester): the organisation's. Pages and media stay behind
+    ``recordings_visible_to``."""
+    if not user.is_authenticated or not user.is_active or user.organisation_id is None or user.role != Role.DPO:
+        return Recording.objects.none()
+    return (Recording.objects.select_related("camera", "wearer").exclude(status=Recording.Status.DUPLICATE)
+            .filter(organisation_id=user.organisation_id))
 
 
 def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
     """The one place that decides which recordings a user may see; nothing else filters.
 
-    The wearer sees only their own recordings; supervisors, legal staff, DPO and mayor see their
-    organisation's; the technical administrator never sees evidence.
+    The wearer sees only their own recordings; supervisors, legal staff and mayor see their
+    organisation's; the DPO those selected for an open access request (all of them when the
+    organisation records so); the technical administrator never sees evidence; a pending account
+    (issue 15: inactive until the mayor approves its role) sees nothing.
     """
     qs = Recording.objects.select_related("camera", "wearer").exclude(status=Recording.Status.DUPLICATE)
     if not user.is_authenticated or not user.is_active or user.organisation_id is None:
         return qs.none()
     qs = qs.filter(organisation_id=user.organisation_id)
+    if user.role == Role.DPO and not user.organisation.dpo_sees_recordings:
+        return qs.filter(pk__in=_dpo_selected(user))
     if user.role in ORGANISATION_WIDE:
         return qs
     if user.role == Role.OFFICER:

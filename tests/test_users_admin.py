@@ -29,17 +29,26 @@ def test_the_administrator_creates_an_account_with_a_checked_password(admin_clie
     assert event.actor == admin and event.details["username"] == "agent.neuf"
 
 
-def test_role_change_and_deactivation_are_logged_and_end_the_sessions(admin_client, officer):
+def test_role_change_and_deactivation_are_logged_and_end_the_sessions(admin_client, officer, make_user):
     admin, client = admin_client
     officer_client = sign_in(Client(), officer)
     assert officer_client.get("/").status_code == 200
 
     client.post("/utilisateurs/", {"action": "role", "user": officer.pk, "role": "supervisor"})
     officer.refresh_from_db()
-    assert officer.role == "supervisor"
+    assert (officer.role, officer.pending_role) == ("officer", "supervisor")  # waits for the mayor
+    mayor = make_user("maire", role="mayor")
+    sign_in(Client(), mayor).post("/utilisateurs/habilitations/", {"user": officer.pk, "decision": "approve"})
+    officer.refresh_from_db()
+    assert (officer.role, officer.pending_role) == ("supervisor", "")
     assert officer_client.get("/").status_code == 302  # signed out: logs in again, with a second factor
+    assert CustodyEvent.objects.get(action="role.approved").details == {
+        "username": officer.username, "from": "officer", "to": "supervisor", "requested_by": admin.username}
+    client.post("/utilisateurs/", {"action": "role", "user": officer.pk, "role": "officer"})
+    officer.refresh_from_db()
+    assert officer.role == "officer"  # a role that gives less needs no approval
     assert CustodyEvent.objects.get(action="role.changed").details == {
-        "username": officer.username, "from": "officer", "to": "supervisor"}
+        "username": officer.username, "from": "supervisor", "to": "officer"}
 
     client.post("/utilisateurs/", {"action": "deactivate", "user": officer.pk, "motif": "mutation"})
     officer.refresh_from_db()
@@ -69,3 +78,77 @@ def test_other_roles_and_other_organisations_cannot_manage_accounts(make_user, o
     assert response.status_code == 404
     officer.refresh_from_db()
     assert officer.is_active
+
+
+# --- Four eyes on privileged roles (issue 15, CSI R241-12) ---------------------------------------
+
+@pytest.mark.parametrize("role", ["supervisor", "legal", "dpo", "mayor"])
+def test_a_privileged_account_the_administrator_creates_alone_sees_nothing_until_the_mayor_approves(
+        admin_client, make_user, officer, role):
+    from rest_framework.authtoken.models import Token
+
+    from evidence.models import Recording  # noqa: F401 - the list below is the evidence API
+
+    admin, client = admin_client
+    mayor = make_user("maire", role="mayor") if role != "mayor" else make_user("maire.actuel", role="mayor")
+    client.post("/utilisateurs/", {"action": "create", "username": "nouveau.compte", "role": role,
+                                   "password": "cheval-agrafe-2026-lune"})
+    user = User.objects.get(username="nouveau.compte")
+    assert "en attente de l'approbation du maire" in client.get("/utilisateurs/").content.decode()
+    assert (user.is_active, user.pending_role, user.pending_role_by) == (False, role, admin)
+    token = Token.objects.get(user=user).key
+    api = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api.get("/api/recordings/").status_code == 401  # the pending account sees nothing
+    requested = CustodyEvent.objects.get(action="role.requested")
+    assert requested.actor == admin and requested.details["pending_approval"] is True
+    assert not CustodyEvent.objects.filter(action="role.granted", subject_id=str(user.pk)).exists()
+
+    mayor_client = sign_in(Client(), mayor)
+    page = mayor_client.get("/utilisateurs/habilitations/")
+    assert page.status_code == 200 and "nouveau.compte" in page.content.decode()
+    mayor_client.post("/utilisateurs/habilitations/", {"user": user.pk, "decision": "approve", "motif": "arrêté 12"})
+
+    user.refresh_from_db()
+    assert (user.is_active, user.role, user.pending_role) == (True, role, "")
+    assert api.get("/api/recordings/").status_code == 200
+    approved = CustodyEvent.objects.get(action="role.approved")
+    assert approved.actor == mayor and approved.motif == "arrêté 12" and approved.details["to"] == role
+
+
+def test_the_administrator_cannot_approve_and_the_mayor_cannot_approve_their_own_request(admin_client, make_user,
+                                                                                         officer):
+    from accounts import services
+
+    admin, client = admin_client
+    mayor = make_user("maire", role="mayor")
+    client.post("/utilisateurs/", {"action": "role", "user": officer.pk, "role": "legal"})
+    officer.refresh_from_db()
+
+    with pytest.raises(services.RoleApprovalRefused, match="seul le maire"):
+        services.user_role_decide(user=officer, by=admin, approve=True)
+    assert client.get("/utilisateurs/habilitations/").status_code == 403
+    with pytest.raises(services.RoleApprovalRefused, match="soi-même"):
+        services.user_role_decide(user=mayor, by=mayor, approve=True)  # nothing pending for the mayor: refused too
+    refused = CustodyEvent.objects.filter(action="role.approval_refused").order_by("seq")
+    assert [e.actor for e in refused] == [admin, mayor]
+    officer.refresh_from_db()
+    assert (officer.role, officer.pending_role) == ("officer", "legal")
+
+    sign_in(Client(), mayor).post("/utilisateurs/habilitations/", {"user": officer.pk, "decision": "refuse",
+                                                                   "motif": "pas de besoin"})
+    officer.refresh_from_db()
+    assert (officer.role, officer.pending_role, officer.is_active) == ("officer", "", True)
+    assert CustodyEvent.objects.get(action="role.refused").motif == "pas de besoin"
+
+
+def test_a_mayor_of_another_organisation_sees_no_request(admin_client, make_user, officer):
+    from accounts.services import organisation_create
+
+    admin, client = admin_client
+    client.post("/utilisateurs/", {"action": "role", "user": officer.pk, "role": "dpo"})
+    other = organisation_create(slug="aix", name="Police municipale d'Aix-les-Bains")
+    aix_mayor = sign_in(Client(), make_user("maire.aix", role="mayor", organisation=other))
+    assert "agent.martin" not in aix_mayor.get("/utilisateurs/habilitations/").content.decode()
+    assert aix_mayor.post("/utilisateurs/habilitations/", {"user": officer.pk, "decision": "approve"}).status_code == 404
+    officer.refresh_from_db()
+    assert officer.pending_role == "dpo"

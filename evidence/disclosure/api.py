@@ -15,10 +15,11 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from evidence.selectors import recordings_visible_to
+from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
 from .models import AccessRequest, Export, LegalGround
@@ -79,6 +80,8 @@ class ExportSchema(serializers.Serializer):
 
 class ExportListSchema(serializers.Serializer):
     count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
     results = ExportSchema(many=True)
 
 
@@ -139,6 +142,8 @@ class AccessRequestSchema(AccessRequestCreateSchema):
 
 class AccessRequestListSchema(serializers.Serializer):
     count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
     results = AccessRequestSchema(many=True)
 
 
@@ -190,17 +195,36 @@ def _call(fn, **kwargs):
         raise ValidationError({exc.field: [str(exc)]}) from exc
 
 
+def _data(request) -> dict:
+    """The JSON body, which must be an object (issue 17 finding 5: a list gave a 500)."""
+    from collections.abc import Mapping
+
+    if not isinstance(request.data, Mapping):
+        raise ValidationError({"detail": [_("Objet JSON attendu.")]})
+    return request.data
+
+
+def _strict_int(v) -> int:
+    """An integer as written: 7.9, "7.9", true or 2**63 are refused, never rounded (issue 17)."""
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise ValueError(v)
+    n = int(v.strip()) if isinstance(v, str) else v
+    if not 0 <= n < 2 ** 63:
+        raise ValueError(v)
+    return n
+
+
 def _int_list(value, field: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise ValidationError({field: [_("Liste de numéros d'enregistrements attendue.")]})
     try:
-        return [int(v) for v in value if not isinstance(v, bool)]
+        return [_strict_int(v) for v in value]
     except (TypeError, ValueError):
         raise ValidationError({field: [_("Liste de numéros d'enregistrements attendue.")]}) from None
 
 
-def _visible_recordings(user, ids: list[int]):
-    found = {r.pk: r for r in recordings_visible_to(user=user).filter(pk__in=ids)}
+def _visible_recordings(user, ids: list[int], base=None):
+    found = {r.pk: r for r in (base if base is not None else recordings_visible_to(user=user)).filter(pk__in=ids)}
     if len(found) != len(set(ids)):
         raise NotFound(_("Enregistrement introuvable."))
     return [found[i] for i in dict.fromkeys(ids)]
@@ -241,7 +265,7 @@ class RecordingExtraction(APIView):
     def post(self, request, pk: int):
         """{"purpose", "recipient", "motif"[, "redaction"]} → {"download_url", "expires_at"}; logged first."""
         recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
-        d = request.data
+        d = _data(request)
         extraction, token = _call(services.extraction_create, recording=recording, by=request.user,
                                   purpose=d.get("purpose") or "", recipient=d.get("recipient"), motif=d.get("motif"),
                                   redaction=d.get("redaction") or "none")
@@ -256,7 +280,7 @@ class RecordingExtraction(APIView):
 def export_body(export: Export, request) -> dict:
     body = {"id": export.pk, "uuid": str(export.uuid), "status": export.status, "progress": export.progress,
             "purpose": export.purpose, "recipient": export.recipient, "motif": export.motif,
-            "redaction": export.redaction, "recordings": list(export.items.values_list("recording_id", flat=True)),
+            "redaction": export.redaction, "recordings": [i.recording_id for i in export.items.all()],
             "created_at": export.created_at, "finished_at": export.finished_at,
             "status_message": export.status_message or None, "access_request": export.access_request_id}
     if export.status == Export.Status.READY:
@@ -269,13 +293,16 @@ def export_body(export: Export, request) -> dict:
 class ExportList(APIView):
     @extend_schema(responses={200: ExportListSchema})
     def get(self, request):
-        exports = selectors.exports_visible_to(user=request.user)[:200]
-        return Response({"count": len(exports), "results": [export_body(e, request) for e in exports]})
+        # Paginated (50 a page, ?page=n), items prefetched: no longer the first 200 with a query each.
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(
+            selectors.exports_visible_to(user=request.user).prefetch_related("items"), request, view=self)
+        return paginator.get_paginated_response([export_body(e, request) for e in page])
 
     @extend_schema(request=ExportRequestSchema, responses={201: ExportCreatedSchema})
     def post(self, request):
         """{"recordings": [ids], "purpose", "recipient", "motif", "redaction"} → {"id", "status"}."""
-        d = request.data
+        d = _data(request)
         recordings = _visible_recordings(request.user, _int_list(d.get("recordings"), "recordings"))
         export = _call(services.export_create, recordings=recordings, by=request.user,
                        purpose=d.get("purpose") or "", recipient=d.get("recipient"), motif=d.get("motif"),
@@ -296,7 +323,7 @@ class ExportShares(APIView):
     def post(self, request, pk: int):
         """{"recipient", "expires_at", "max_downloads"} → {"id", "url"}."""
         export = get_object_or_404(selectors.exports_visible_to(user=request.user), pk=pk)
-        d = request.data
+        d = _data(request)
         max_downloads = d.get("max_downloads")
         if isinstance(max_downloads, str) and max_downloads.isdigit():
             max_downloads = int(max_downloads)
@@ -312,7 +339,7 @@ class ShareRevoke(APIView):
     @extend_schema(request=ShareRevokeSchema, responses={200: ShareRevokedSchema})
     def post(self, request, pk: int):
         share = get_object_or_404(selectors.shares_visible_to(user=request.user), pk=pk)
-        share = _call(services.share_revoke, share=share, by=request.user, motif=request.data.get("motif") or "")
+        share = _call(services.share_revoke, share=share, by=request.user, motif=_data(request).get("motif") or "")
         return Response({"id": share.pk, "revoked_at": share.revoked_at})
 
 
@@ -326,7 +353,7 @@ def access_request_body(r: AccessRequest, today: dt.date) -> dict:
         "window_end": r.window_end, "place": r.place, "radius_m": r.radius_m, "officer": r.officer,
         "deadline": r.deadline, "overdue": r.closed_at is None and r.deadline < today, "extended": r.extended,
         "extension_notice_on": r.extension_notice_on, "extension_notice": r.extension_notice,
-        "recordings": list(r.recordings.values_list("pk", flat=True)), "decision": r.decision or None,
+        "recordings": [x.pk for x in r.recordings.all()], "decision": r.decision or None,
         "legal_ground": r.legal_ground or None, "decision_note": r.decision_note, "decided_at": r.decided_at,
         "delivered_on": r.delivered_on, "delivery_means": r.delivery_means, "closed": r.closed_at is not None,
         "exports": list(r.exports.values_list("pk", flat=True)),
@@ -352,9 +379,9 @@ def _radius(value):
     if value in (None, ""):
         return None
     try:
-        return int(value)
+        return _strict_int(value)
     except (TypeError, ValueError):
-        raise ValidationError({"radius_m": [_("Rayon en mètres attendu.")]}) from None
+        raise ValidationError({"radius_m": [_("Rayon en mètres attendu (nombre entier).")]}) from None
 
 
 class AccessRequestList(APIView):
@@ -366,12 +393,14 @@ class AccessRequestList(APIView):
         qs = (selectors.access_requests_visible_to(user=request.user).order_by("deadline", "id")
               if request.query_params.get("all") else selectors.access_requests_open(user=request.user))
         today = timezone.localdate()
-        return Response({"count": qs.count(), "results": [access_request_body(r, today) for r in qs[:500]]})
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(qs.prefetch_related("recordings"), request, view=self)
+        return paginator.get_paginated_response([access_request_body(r, today) for r in page])
 
     @extend_schema(request=AccessRequestCreateSchema, responses={201: AccessRequestSchema})
     def post(self, request):
         _readable(request)
-        d = request.data
+        d = _data(request)
         identity_checked = d.get("identity_checked")
         received = d.get("received_on")
         r = _call(services.access_request_register, by=request.user, requester_name=d.get("requester_name"),
@@ -399,7 +428,7 @@ class AccessRequestExtension(APIView):
     @extend_schema(request=ExtensionSchema, responses={200: AccessRequestSchema})
     def post(self, request, pk: int):
         r = _request_for(request, pk)
-        d = request.data
+        d = _data(request)
         r = _call(services.access_request_extend, request=r, by=request.user,
                   notice_on=_date(d.get("notice_on"), "notice_on"), notice=d.get("notice"))
         return Response(access_request_body(r, timezone.localdate()))
@@ -468,8 +497,10 @@ class AccessRequestRecordings(APIView):
     def post(self, request, pk: int):
         """{"recordings": [ids]}: the recordings that show the requester."""
         r = _request_for(request, pk)
-        ids = request.data.get("recordings")
-        recordings = _visible_recordings(request.user, _int_list(ids, "recordings")) if ids else []
+        ids = _data(request).get("recordings")
+        # The DPO selects among the search's results (ARCHITECTURE.md §1), not among what they may play.
+        recordings = _visible_recordings(request.user, _int_list(ids, "recordings"),
+                                         access_request_search_base(user=request.user)) if ids else []
         r = _call(services.access_request_select, request=r, by=request.user, recordings=recordings)
         return Response(access_request_body(r, timezone.localdate()))
 
@@ -478,7 +509,7 @@ class AccessRequestDecision(APIView):
     @extend_schema(request=DecisionSchema, responses={200: AccessRequestSchema})
     def post(self, request, pk: int):
         r = _request_for(request, pk)
-        d = request.data
+        d = _data(request)
         r = _call(services.access_request_decide, request=r, by=request.user, decision=d.get("decision") or "",
                   legal_ground=d.get("legal_ground") or "", note=d.get("note") or "")
         return Response(access_request_body(r, timezone.localdate()))
@@ -498,7 +529,7 @@ class AccessRequestDelivery(APIView):
     @extend_schema(request=DeliverySchema, responses={200: AccessRequestSchema})
     def post(self, request, pk: int):
         r = _request_for(request, pk)
-        d = request.data
+        d = _data(request)
         r = _call(services.access_request_deliver, request=r, by=request.user,
                   delivered_on=_date(d.get("delivered_on"), "delivered_on"), means=d.get("means"))
         return Response(access_request_body(r, timezone.localdate()))

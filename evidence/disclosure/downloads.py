@@ -20,6 +20,13 @@ def _serve(request, *, key: str, version: str, content_type: str, filename: str,
                            disposition=f'attachment; filename="{filename}"')
 
 
+def _served(bounds, size: int) -> services.Served:
+    """What the one Range parser (evidence.media.range_bounds, werkzeug's) granted: the counters
+    count these bytes, never the header's text."""
+    start, length, _status = bounds
+    return services.Served(start, length, size)
+
+
 def _size(key: str, version: str) -> int:
     return stored_size(key, version, missing="fichier indisponible")
 
@@ -34,7 +41,7 @@ def extraction_download(request, token: str):
     bounds = range_bounds(request, size)
     if bounds is None:
         return range_refused(size)
-    services.extraction_download_record(extraction=extraction, by=user, byte_range=request.headers.get("Range", ""))
+    services.extraction_download_record(extraction=extraction, by=user, served=_served(bounds, size))
     content_type = "video/mp4" if extraction.filename.endswith(".mp4") else "application/octet-stream"
     return _serve(request, key=extraction.store_key, version=extraction.store_version_id, content_type=content_type,
                   filename=extraction.filename, bounds=bounds, size=size)
@@ -50,7 +57,7 @@ def export_download(request, pk: int):
     bounds = range_bounds(request, size)
     if bounds is None:
         return range_refused(size)
-    services.export_download_record(export=export, by=user, byte_range=request.headers.get("Range", ""))
+    services.export_download_record(export=export, by=user, served=_served(bounds, size))
     return _serve(request, key=export.store_key, version=export.store_version_id, content_type="application/zip",
                   filename=export.filename, bounds=bounds, size=size)
 
@@ -75,7 +82,7 @@ def share_public(request, token: str):
         return _gone(request, share, reason)
     return render(request, "disclosure/share_public.html", {
         "share": share, "export": share.export, "token": token,
-        "remaining": share.max_downloads - share.downloads,
+        "remaining": max(0, share.max_downloads - share.downloads),
         "recordings": share.export.items.count(),
     })
 
@@ -92,7 +99,7 @@ def share_download(request, token: str):
         if bounds is None:
             return range_refused(size)
     try:
-        share = services.share_download_begin(share=share, byte_range=request.headers.get("Range", ""),
+        share = services.share_download_begin(share=share, served=_served(bounds, size) if bounds else None,
                                               client=_client(request))
     except services.ShareUnavailable as exc:
         return _gone(request, share, exc.reason)

@@ -57,7 +57,8 @@ class Extraction(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     token_sha256 = models.CharField(max_length=64, unique=True)
-    downloads = models.PositiveIntegerField(default=0)
+    downloads = models.PositiveIntegerField(default=0)  # whole copies served: ceil(bytes_served / size)
+    bytes_served = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -101,7 +102,8 @@ class Export(models.Model):
     size = models.BigIntegerField(null=True, blank=True)
     manifest_sha256 = models.CharField(max_length=64, blank=True)
     retain_until = models.DateTimeField(null=True, blank=True)
-    downloads = models.PositiveIntegerField(default=0)
+    downloads = models.PositiveIntegerField(default=0)  # whole copies served: ceil(bytes_served / size)
+    bytes_served = models.PositiveBigIntegerField(default=0)
     erasure_started_at = models.DateTimeField(null=True, blank=True)
     erased_at = models.DateTimeField(null=True, blank=True)
 
@@ -137,7 +139,10 @@ class Share(models.Model):
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     max_downloads = models.PositiveIntegerField()
+    # The limit is on bytes (issue 17): max_downloads × the package's size, whatever the Range headers;
+    # downloads = ceil(bytes_served / size), the copies handed out.
     downloads = models.PositiveIntegerField(default=0)
+    bytes_served = models.PositiveBigIntegerField(default=0)
     views = models.PositiveIntegerField(default=0)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
@@ -150,6 +155,10 @@ class Share(models.Model):
 
     def __str__(self) -> str:
         return f"partage n° {self.pk} ({self.recipient})"
+
+    @property
+    def exhausted(self) -> bool:
+        return self.bytes_served >= self.max_downloads * (self.export.size or 0)
 
 
 class LegalGround(models.TextChoices):

@@ -26,7 +26,7 @@ from pathlib import Path
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.chain import canonical_from_row, check_checkpoints, FULL_COLUMNS
+from audit.chain import canonical_from_row, check_checkpoints, FULL_COLUMNS, prove_entries
 from audit.integrations import signing
 from audit.models import Checkpoint, CustodyEvent
 from audit.services import custody_checkpoint_create
@@ -44,8 +44,14 @@ MIN_LOCK = dt.timedelta(minutes=1)
 
 HASH_RULE = ("hash = SHA-256(prev_hash + \"\\n\" + canonical) in lowercase hex; canonical = the entry as JSON "
              "with sorted keys, no whitespace, UTF-8, times in UTC with microseconds; prev_hash of entry 1 is "
-             "\"0\" * 64. Each segment runs from an exported item's event, entry after entry, to a signed "
-             "checkpoint whose Ed25519 signature fixes the hash reached.")
+             "\"0\" * 64.")
+TREE_RULE = ("Each segment runs from an exported item's event to the first signed checkpoint at or after it. "
+             "Its entries are the leaves of a Merkle tree (RFC 9162 section 2.1): leaf = SHA-256(0x00 + "
+             "\"<seq>:<hash>\"), node = SHA-256(0x01 + left + right), the entries in seq order. The package "
+             "carries, for each segment, the root (signed with the manifest), the audit path of each item event "
+             "and the audit path of the checkpoint's entry, whose hash the checkpoint's Ed25519 signature fixes. "
+             "Other entries appear only as the hashes of those paths: their content never leaves the log. The "
+             "links between entries were recomputed by the deployment before signing (audit.chain.prove_entries).")
 
 README = """Export Témoin n° {id} — {purpose}
 Destinataire / recipient : {recipient}
@@ -93,13 +99,67 @@ def _canonical(row: dict) -> bytes:
     return bytes(row["canonical"]) if row["canonical"] is not None else canonical_from_row(row)
 
 
+def _leaf(seq: int, digest: str) -> bytes:
+    return hashlib.sha256(b"\x00" + f"{seq}:{digest}".encode()).digest()
+
+
+def merkle_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """The levels of an RFC 9162 tree, leaves first: a last node without a sibling moves up as it is."""
+    levels = [leaves]
+    while len(levels[-1]) > 1:
+        below = levels[-1]
+        up = [hashlib.sha256(b"\x01" + below[i] + below[i + 1]).digest() for i in range(0, len(below) - 1, 2)]
+        if len(below) % 2:
+            up.append(below[-1])
+        levels.append(up)
+    return levels
+
+
+def merkle_path(levels: list[list[bytes]], index: int) -> list[str]:
+    """The audit path of leaf ``index`` (RFC 9162 section 2.1.3.1), from the leaf up, hex."""
+    path = []
+    for level in levels[:-1]:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling].hex())
+        index >>= 1
+    return path
+
+
+# What a data subject's copy proves (LIL art. 105; issue 15): the bytes' custody (collected,
+# stored, verified), the redacted copy handed over, and this export, nothing about other people's
+# requests or procedures on the same recording.
+SUBJECT_COPY_ACTIONS = {"recording.collected", "recording.stored", "recording.verified"}
+
+
+def _disclosed(row: dict, export: Export) -> bool:
+    if export.purpose != "access_request":
+        return True
+    if row["subject_type"] == "disclosure.export":
+        return row["subject_id"] == str(export.pk)
+    if row["action"] in SUBJECT_COPY_ACTIONS:
+        return True
+    details = row["details"] or {}
+    if row["action"] == "recording.extracted":
+        return details.get("export") == export.pk
+    if row["subject_type"] == "redaction.derivative":
+        return int(row["subject_id"]) in set(export.items.exclude(derivative_id=None)
+                                             .values_list("derivative_id", flat=True))
+    return False
+
+
+class CustodyNotProven(RuntimeError):
+    pass
+
+
 def custody_proof(*, recording_ids: list[int], export: Export) -> dict:
-    """The item events and the chain segments proving them, each up to a signed checkpoint.
+    """The item events and, for each, a Merkle audit path to a segment ending on a signed checkpoint.
 
     A new checkpoint is signed first, so that every event written so far (the extraction itself
-    included) ends on a signature. Segments hold every entry between an item event and its
-    checkpoint, with canonical bytes: an entry's hash can only be checked from its bytes, and a
-    segment whose in-between entries were hashes alone could be re-linked by a forger.
+    included) ends on a signature. The package discloses the content of its own items' events only:
+    every other entry is present at most as a hash on an audit path (issue 15; RGPD art. 5-1-c,
+    minimisation). The deployment first proves the segments from the stored bytes (prove_entries),
+    and refuses to sign a package over a chain that does not verify.
     """
     custody_checkpoint_create(reason=Checkpoint.Reason.MANUAL)
     key = signing.public_key()
@@ -107,34 +167,46 @@ def custody_proof(*, recording_ids: list[int], export: Export) -> dict:
                    key=lambda c: c.statement["seq"])
     latest = valid[-1].statement["seq"] if valid else 0
     item_q = Q(recording_id__in=recording_ids) | Q(subject_type="disclosure.export", subject_id=str(export.pk))
-    seqs = list(CustodyEvent.objects.filter(item_q, seq__lte=latest).order_by("seq").values_list("seq", flat=True))
-    # Each event ends on the first signed checkpoint at or after it; overlapping segments merge.
+    rows = CustodyEvent.objects.filter(item_q, seq__lte=latest).order_by("seq").values(
+        "seq", "action", "subject_type", "subject_id", "details")
+    seqs = [r["seq"] for r in rows if _disclosed(r, export)]
+    proof = prove_entries(seqs)
+    if not proof.ok:
+        raise CustodyNotProven("custody chain does not verify: " + "; ".join(p.message for p in proof.problems))
+    # Each event ends on the first signed checkpoint at or after it; events sharing it share a segment.
     ranges: list[list] = []
     for s in seqs:
         end = next(c for c in valid if c.statement["seq"] >= s)
-        hi = end.statement["seq"]
-        if ranges and s <= ranges[-1][1]:
-            continue  # already inside the previous segment (its checkpoint is the same one)
-        ranges.append([s, hi, end])
-    segments, used = [], {}
-    for lo, hi, end in ranges:
-        rows = CustodyEvent.objects.filter(seq__gte=lo, seq__lte=hi).order_by("seq").values(*FULL_COLUMNS)
-        entries = [{"seq": r["seq"], "prev_hash": r["prev_hash"], "hash": r["hash"],
-                    "canonical_b64": base64.b64encode(_canonical(r)).decode()} for r in rows.iterator(chunk_size=2000)]
-        segments.append({"from_seq": lo, "to_seq": hi, "checkpoint_seq": end.statement["seq"], "entries": entries})
+        if ranges and ranges[-1][2] is end:
+            continue
+        ranges.append([s, end.statement["seq"], end])
+    segments, where, used = [], {}, {}
+    for number, (lo, hi, end) in enumerate(ranges):
+        hashes = list(CustodyEvent.objects.filter(seq__gte=lo, seq__lte=hi).order_by("seq")
+                      .values_list("seq", "hash").iterator(chunk_size=5000))
+        if [h[0] for h in hashes[:1] + hashes[-1:]] != [lo, hi] or len(hashes) != hi - lo + 1:
+            raise CustodyNotProven(f"custody entries #{lo}–#{hi} are not contiguous")
+        levels = merkle_levels([_leaf(q, h) for q, h in hashes])
+        for q in seqs:
+            if lo <= q <= hi:
+                where[q] = (number, merkle_path(levels, q - lo))
+        segments.append({"from_seq": lo, "to_seq": hi, "size": hi - lo + 1, "root": levels[-1][0].hex(),
+                         "checkpoint_seq": hi, "checkpoint_path": merkle_path(levels, hi - lo)})
         used[end.checkpoint.pk] = end.checkpoint
     events = []
     for r in CustodyEvent.objects.filter(seq__in=seqs).order_by("seq").values(*FULL_COLUMNS):
         canonical = _canonical(r)
         readable = json.loads(canonical)
+        number, path = where[r["seq"]]
         readable.update({"prev_hash": r["prev_hash"], "hash": r["hash"],
-                         "action_label": CustodyEvent(action=r["action"]).action_label})
+                         "action_label": CustodyEvent(action=r["action"]).action_label,
+                         "canonical_b64": base64.b64encode(canonical).decode(), "segment": number, "path": path})
         events.append(readable)
     checkpoints = [{"seq": cp.seq, "payload": cp.payload, "signature": cp.signature, "key_id": cp.key_id,
                     "algorithm": "Ed25519", "created_at": _utc(cp.created_at)}
                    for cp in sorted(used.values(), key=lambda c: (c.seq, c.pk))]
-    return {"hash_rule": HASH_RULE, "genesis_hash": "0" * 64, "events": events, "segments": segments,
-            "checkpoints": checkpoints}
+    return {"hash_rule": HASH_RULE, "tree_rule": TREE_RULE, "genesis_hash": "0" * 64, "events": events,
+            "segments": segments, "checkpoints": checkpoints}
 
 
 def _recording_meta(recording, item, derivative, path: str) -> dict:
@@ -249,6 +321,119 @@ class _Writer:
         return sha.hexdigest(), size
 
 
+TRAINING_FORMAT = "temoin-training/1"
+TRAINING_README = """Copie de formation Témoin — vidéos anonymisées (CSI R241-13)
+
+FRANÇAIS
+Ces vidéos sont des copies entièrement anonymisées : visages floutés et vérifiés par un second
+passage automatique, copie regardée et approuvée par une autre personne que son demandeur, son
+supprimé sauf raison indiquée dans manifest.json. Elles ne portent ni nom, ni matricule, ni lieu, ni
+numéro d'intervention, ni caméra, ni heure d'enregistrement, ni métadonnées de conteneur.
+Usage : formation des agents uniquement. Intégrité : python3 verify.py
+
+ENGLISH
+Fully anonymised training copies: faces blurred and checked by an automatic second look, watched
+and approved by someone other than the requester, sound removed unless a reason is stated in
+manifest.json. No name, badge number, place, intervention, camera, recording time or container
+metadata. Integrity: python3 verify.py
+
+Empreinte SHA-256 de la clé publique / public key fingerprint: {fingerprint}
+"""
+EPOCH = dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc)  # ZIP entries of a training package carry no time
+
+
+def anonymous_copy(src: Path, dst: Path, *, keep_audio: bool) -> None:
+    """Remux without anything that names or places: no container or stream tags (creation_time,
+    location/GPS, encoder, handler), no chapters, no data or subtitle tracks (GPS tracks), no audio
+    unless a reason keeps it (LEGAL.md rule 6, CSI R241-13). Streams are copied, not re-encoded."""
+    from evidence.integrations import ffmpeg
+
+    args = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-map", "0:v:0"]
+    if keep_audio:
+        args += ["-map", "0:a:0?"]
+    args += ["-c", "copy", "-map_metadata", "-1", "-map_metadata:s", "-1", "-map_chapters", "-1",
+             "-fflags", "+bitexact", "-flags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", "-y", str(dst)]
+    ffmpeg._run(args, timeout=3600)
+
+
+def training_sources(export: Export, derivatives: dict, items, workdir: Path) -> list[dict]:
+    """Each approved, fully anonymised copy remuxed into ``workdir``; refused otherwise."""
+    from evidence.redaction.selectors import derivative_anonymity
+
+    store = get_store()
+    out = []
+    for n, item in enumerate(items, start=1):
+        d = derivatives.get(item.recording_id)
+        anonymity = derivative_anonymity(derivative=d) if d is not None else {"fully_anonymised": False,
+                                                                             "reasons": ["pas de copie floutée"]}
+        if not anonymity["fully_anonymised"]:
+            raise RuntimeError(f"training copy {n}: not fully anonymised ({'; '.join(anonymity['reasons'])})")
+        keep_audio = anonymity["audio"] != "removed" and bool(anonymity["audio_reason"])
+        dst = workdir / f"video-{n:02d}.mp4"
+        with store.local_path(d.store_key, getattr(d, "store_version_id", "")) as src:
+            anonymous_copy(Path(src), dst, keep_audio=keep_audio)
+        out.append({"file": f"videos/video-{n:02d}.mp4", "path": dst, "duration": round(d.recording.duration or 0),
+                    "audio": "kept" if keep_audio else "removed",
+                    "audio_reason": anonymity["audio_reason"] if keep_audio else None})
+    return out
+
+
+def build_training(*, export: Export, items, derivatives: dict, now: dt.datetime) -> Built:
+    """A training package: the anonymised videos, a manifest that names nothing, the verifier.
+
+    No custody proof (its entries name agents and places), no custody report, no recording
+    metadata; the custody log keeps, on the deployment, which recordings, copies and people were
+    involved (export.created, recording.extracted)."""
+    import tempfile
+
+    key = signing.private_key().public_key()  # created on first use, as a checkpoint would
+    pem = signing.public_key_pem(key)
+    fingerprint = signing.key_id(key)
+    with tempfile.TemporaryDirectory(prefix="temoin-training-") as tmp:
+        videos = training_sources(export, derivatives, items, Path(tmp))
+        state: dict = {}
+
+        def produce(out) -> None:
+            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                w = _Writer(zf, EPOCH)
+                prefix = f"temoin-export-{export.pk}/"
+                for v in videos:
+                    with open(v["path"], "rb") as fh:
+                        w.add_stream(prefix + v["file"], fh)
+                w.add_bytes(prefix + "public_key.pem", pem.encode())
+                w.add_bytes(prefix + "verify.py", VERIFY_SCRIPT.read_bytes())
+                w.add_bytes(prefix + "LISEZMOI.txt", TRAINING_README.format(fingerprint=fingerprint).encode())
+                manifest = {
+                    "format": TRAINING_FORMAT,
+                    "export": {"id": export.pk, "purpose": export.purpose, "redaction": export.redaction},
+                    "files": {k[len(prefix):]: v for k, v in sorted(w.files.items())},
+                    "videos": [{"file": v["file"], "duration_s": v["duration"], "audio": v["audio"],
+                                "audio_reason": v["audio_reason"], "faces_blurred_and_checked": True,
+                                "approved_by_another_person": True, "container_metadata": "removed"}
+                               for v in videos],
+                    "public_key": {"file": "public_key.pem", "algorithm": "Ed25519", "key_id": fingerprint},
+                }
+                body = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
+                w.add_bytes(prefix + "manifest.json", body, listed=False)
+                signature, _public = signing.sign(body)
+                w.add_bytes(prefix + "manifest.sig", (signature + "\n").encode(), listed=False)
+                state["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+                state["files"] = len(w.files) + 2
+
+        # Like every package, erased with the first recording it came from (the sweep): training
+        # copies' own retention rule (LEGAL.md rule 6) is not built yet (docs/disclosure.md).
+        recordings = [i.recording for i in items]
+        retain_until = max(min((r.retain_until for r in recordings if r.retain_until), default=now + MIN_LOCK),
+                           now + MIN_LOCK)
+        store_key = f"exports/{export.organisation.slug}/{export.uuid}/{uuid.uuid4().hex}.zip"
+        with ZipPipe(produce) as source:
+            stored = get_store().put(store_key, HashingReader(source, None), retain_until=retain_until,
+                                     content_type="application/zip")
+    return Built(key=stored.key, version_id=stored.version_id, sha256=stored.sha256, size=stored.size,
+                 manifest_sha256=state["manifest_sha256"], retain_until=retain_until, files=state["files"],
+                 checkpoints=[])
+
+
 def build(*, export: Export, now: dt.datetime | None = None) -> Built:
     from audit import pdf
     from audit.selectors import recording_custody_report
@@ -267,6 +452,8 @@ def build(*, export: Export, now: dt.datetime | None = None) -> Built:
                 raise RuntimeError(f"the approved redacted copy {item.derivative_id} of recording "
                                    f"{item.recording_id} is no longer available")
             derivatives[item.recording_id] = d
+    if export.purpose == "training":
+        return build_training(export=export, items=items, derivatives=derivatives, now=now)
     total = sum((derivatives[r.pk].size if r.pk in derivatives else r.size) or 0 for r in recordings) or 1
     done = {"bytes": 0, "shown": -1}
 
@@ -282,7 +469,10 @@ def build(*, export: Export, now: dt.datetime | None = None) -> Built:
     pem = signing.public_key_pem(key)
     fingerprint = signing.key_id(key)
 
-    reports = {r.pk: pdf.custody_report_pdf(recording_custody_report(recording=r, user=export.requested_by, now=now))
+    # A data subject's copy carries the report without other people's names, motifs or recipients.
+    restricted = export.purpose == "access_request"
+    reports = {r.pk: pdf.custody_report_pdf(recording_custody_report(recording=r, user=export.requested_by, now=now,
+                                                                     restricted=restricted))
                for r in recordings}
     readme = README.format(id=export.pk, purpose=export.get_purpose_display(), recipient=export.recipient,
                            fingerprint=fingerprint).encode()

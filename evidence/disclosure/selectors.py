@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Role, User
 from evidence.models import Recording
-from evidence.selectors import recordings_visible_to
+from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from .models import AccessRequest, Export, Extraction, Share
 
@@ -93,7 +93,7 @@ def access_request_candidates(*, user: User, start: dt.datetime | None = None, e
     location or any point of its track within ``radius_m``), worn by the officer described."""
     if user.role not in ACCESS_REQUEST_HANDLERS:
         return []
-    qs = recordings_visible_to(user=user).exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED,
+    qs = access_request_search_base(user=user).exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED,
                                                                Recording.Status.RECEIVING])
     if end is not None:
         qs = qs.filter(started_at__lt=end)

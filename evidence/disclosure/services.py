@@ -9,11 +9,11 @@ import hashlib
 import importlib.util
 import logging
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -43,6 +43,37 @@ class DisclosureError(ValueError):
         self.field = field
 
 
+@dataclass(frozen=True)
+class Served:
+    """The bytes one request is about to receive, as the one Range parser read them
+    (evidence.media.range_bounds: several ranges or a malformed header are refused before)."""
+
+    start: int
+    length: int
+    size: int
+
+    @classmethod
+    def whole(cls, size: int) -> "Served":
+        return cls(0, size, size)
+
+    @property
+    def label(self) -> str:
+        return f"bytes {self.start}-{self.start + self.length - 1}/{self.size}" if self.length else f"bytes */{self.size}"
+
+
+def copies(bytes_served: int, size: int | None) -> int:
+    """Whole copies handed out: every byte served counts, however it was asked for."""
+    return -(-bytes_served // size) if size else 0
+
+
+def _count(model, pk: int, served: Served) -> None:
+    """The one download counter of disclosure (extractions, exports): bytes served, then copies."""
+    obj = model.objects.select_for_update().only("pk", "bytes_served", "downloads").get(pk=pk)
+    obj.bytes_served += served.length
+    obj.downloads = copies(obj.bytes_served, served.size)
+    obj.save(update_fields=["bytes_served", "downloads"])
+
+
 class ShareUnavailable(Exception):
     """The share link no longer works; ``reason`` is expired | exhausted | revoked | gone."""
 
@@ -64,6 +95,9 @@ def _text(value, field: str, message: str, max_length: int) -> str:
     value = (value or "").strip() if isinstance(value, str) else ""
     if not value:
         raise DisclosureError(message, field)
+    # Issue 17 finding 5: NUL and lone surrogates have no place in a recipient or a motif.
+    if "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise DisclosureError(_("Caractère non autorisé (caractère nul ou invalide)."), field)
     if len(value) > max_length:
         raise DisclosureError(_("%(n)s caractères au plus.") % {"n": max_length}, field)
     return value
@@ -115,6 +149,20 @@ def _derivatives_for(recordings, redaction: str) -> dict:
               "faites-la produire et approuver avant l'export.")
             % {"mode": label, "ids": ", ".join(str(r.pk) for r in missing)}, "redaction")
     return found
+
+
+def _check_anonymous(derivatives: dict) -> None:
+    """LEGAL.md rule 6 (CSI R241-13): a training copy leaves only fully anonymised — approved by
+    another person who watched it, no face left at the second look, sound removed or kept for a
+    stated reason (evidence.redaction.selectors.derivative_anonymity)."""
+    from evidence.redaction.selectors import derivative_anonymity
+
+    for recording_id, d in derivatives.items():
+        anonymity = derivative_anonymity(derivative=d)
+        if not anonymity["fully_anonymised"]:
+            raise DisclosureError(
+                _("La copie de l'enregistrement n° %(id)s n'est pas entièrement anonymisée : %(why)s.")
+                % {"id": recording_id, "why": " ; ".join(anonymity["reasons"])}, "redaction")
 
 
 def _check_extractable(recordings) -> None:
@@ -178,15 +226,18 @@ def extraction_for_token(*, token: str, user: User, now: dt.datetime | None = No
     return e
 
 
-def extraction_download_record(*, extraction: Extraction, by: User, byte_range: str = "",
+def extraction_download_record(*, extraction: Extraction, by: User, served: Served | None = None,
                                now: dt.datetime | None = None) -> None:
-    """Each download (each HTTP request for the bytes) is logged before the bytes are served."""
+    """Each download (each HTTP request for the bytes) is logged before the bytes are served, with the
+    extraction's motif and recipient, inherited and said so (CSI R241-14)."""
+    served = served or Served.whole(extraction.size)
     with transaction.atomic():
-        Extraction.objects.filter(pk=extraction.pk).update(downloads=F("downloads") + 1)
+        _count(Extraction, extraction.pk, served)
         custody_event_append(
             action="extraction.downloaded", subject=extraction.recording, actor=by, now=now,
-            recipients=[extraction.recipient],
-            details={"extraction": extraction.pk, "sha256": extraction.sha256, "range": byte_range or None},
+            recipients=[extraction.recipient], motif=extraction.motif,
+            details={"extraction": extraction.pk, "sha256": extraction.sha256, "range": served.label,
+                     "bytes": served.length, "motif_from": f"extraction {extraction.pk}"},
         )
 
 
@@ -225,6 +276,8 @@ def export_create(*, recordings: list[Recording], by: User, purpose: str, recipi
         raise DisclosureError(_("200 enregistrements au plus par export."), "recordings")
     _check_extractable(unique)
     derivatives = _derivatives_for(unique, redaction)
+    if purpose == ExportPurpose.TRAINING:
+        _check_anonymous(derivatives)
     now = now or timezone.now()
     with transaction.atomic():
         export = Export.objects.create(
@@ -306,12 +359,16 @@ def export_progress(*, export: Export, progress: int) -> None:
     Export.objects.filter(pk=export.pk, status=Export.Status.RUNNING).update(progress=max(0, min(99, progress)))
 
 
-def export_download_record(*, export: Export, by: User, byte_range: str = "", now: dt.datetime | None = None) -> None:
+def export_download_record(*, export: Export, by: User, served: Served | None = None,
+                           now: dt.datetime | None = None) -> None:
+    """Logged before the bytes leave, with the export's motif and recipient, inherited and said so."""
+    served = served or Served.whole(export.size or 0)
     with transaction.atomic():
-        Export.objects.filter(pk=export.pk).update(downloads=F("downloads") + 1)
+        _count(Export, export.pk, served)
         custody_event_append(action="export.downloaded", subject=export, organisation=export.organisation, actor=by,
-                             recipients=[export.recipient], now=now,
-                             details={"export": export.pk, "sha256": export.sha256, "range": byte_range or None})
+                             recipients=[export.recipient], motif=export.motif, now=now,
+                             details={"export": export.pk, "sha256": export.sha256, "range": served.label,
+                                      "bytes": served.length, "motif_from": f"export {export.pk}"})
 
 
 # --- Shares with an external recipient ----------------------------------------------------------
@@ -380,7 +437,7 @@ def share_unavailable_reason(share: Share, now: dt.datetime) -> str:
         return "revoked"
     if share.expires_at <= now:
         return "expired"
-    if share.downloads >= share.max_downloads:
+    if share.exhausted:  # bytes, not requests (issue 17)
         return "exhausted"
     if share.export.status != Export.Status.READY:
         return "gone"
@@ -402,25 +459,36 @@ def share_view_record(*, share: Share, client: str = "", now: dt.datetime | None
     return share
 
 
-def share_download_begin(*, share: Share, byte_range: str = "", client: str = "",
+def share_download_begin(*, share: Share, served: Served | None = None, client: str = "",
                          now: dt.datetime | None = None) -> Share:
-    """Count and log one download, or raise ShareUnavailable (the refusal is logged too)."""
+    """Count and log the bytes of one request, or raise ShareUnavailable (the refusal is logged too).
+
+    The limit is on bytes: a share of n downloads yields at most n × the package's size, whatever
+    the Range headers (issue 17: a suffix range, ``bytes=00-`` or ``BYTES=0-`` no longer escape it).
+    A resumed download asks for the rest only and so costs only the rest.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         share = Share.objects.select_for_update().select_related("export", "export__organisation").get(pk=share.pk)
         reason = share_unavailable_reason(share, now)
-        # A resumed download (Range after the first byte) does not use up another download.
-        resumed = bool(byte_range) and not byte_range.replace(" ", "").startswith("bytes=0-")
-        if not reason and not resumed:
-            share.downloads += 1
-            share.save(update_fields=["downloads"])
+        size = share.export.size or 0
+        served = served or Served.whole(size)
+        if not reason and share.bytes_served + served.length > share.max_downloads * size:
+            reason = "exhausted"
+        if not reason:
+            share.bytes_served += served.length
+            share.downloads = copies(share.bytes_served, size)
+            share.save(update_fields=["bytes_served", "downloads"])
         custody_event_append(action="share.downloaded" if not reason else "share.refused", subject=share.export,
                              organisation=share.export.organisation,
                              actor_label=f"external:{share.recipient}"[:200], recipients=[share.recipient], now=now,
+                             motif=share.export.motif,
                              details={"export": share.export_id, "share": share.pk, "download": share.downloads,
-                                      "max_downloads": share.max_downloads, "range": byte_range or None,
-                                      "refused": reason or None, "sha256": share.export.sha256,
-                                      "client": client[:100] or None})
+                                      "max_downloads": share.max_downloads, "range": served.label,
+                                      "bytes": served.length if not reason else 0,
+                                      "bytes_served": share.bytes_served, "refused": reason or None,
+                                      "sha256": share.export.sha256, "client": client[:100] or None,
+                                      "motif_from": f"export {share.export_id}"})
     if reason:
         raise ShareUnavailable(reason)
     return share

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from evidence.selectors import recordings_visible_to
+from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
 from .api import search_candidates
@@ -307,7 +307,7 @@ def access_request_select(request, pk: int):
         ids = [int(x) for x in request.POST.getlist("recordings")]
     except ValueError:
         ids = []
-    recordings = list(recordings_visible_to(user=request.user).filter(pk__in=ids))
+    recordings = list(access_request_search_base(user=request.user).filter(pk__in=ids))
     _res, ok = _service(request, services.access_request_select, request=r, by=request.user, recordings=recordings)
     if ok:
         messages.success(request, _("Sélection enregistrée (%(n)s enregistrement(s)).") % {"n": len(recordings)})

@@ -16,7 +16,7 @@ from tests.evidence.test_api import make_recording
 pytestmark = pytest.mark.django_db
 
 ROLES = ["officer", "supervisor", "legal", "dpo", "mayor", "admin"]
-ORGANISATION_WIDE = {"supervisor", "legal", "dpo", "mayor"}
+ORGANISATION_WIDE = {"supervisor", "legal", "mayor"}  # the DPO: access requests' recordings (issue 15)
 
 
 def _routes():
@@ -67,6 +67,7 @@ ROLE_PAGES = {
     "dashboard-offloads": set(ROLES),
     "fleet": {"admin", "supervisor"},
     "users": {"admin"},
+    "role-approvals": {"mayor"},  # issue 15: four eyes on privileged roles
     "disclosure-list": {"supervisor", "legal", "mayor", "dpo"},
     "access-request-list": {"dpo", "mayor"},
     "access-request-create": {"dpo"},
@@ -151,7 +152,7 @@ def test_every_route_is_in_the_matrix():
     assert not missing, f"routes with no authorisation rule in tests/authz/test_matrix.py: {missing}"
 
 
-OUTSIDERS = ["other_officer", "admin", *[f"aix_{r}" for r in ROLES]]
+OUTSIDERS = ["other_officer", "admin", "dpo", *[f"aix_{r}" for r in ROLES]]
 
 
 @pytest.mark.parametrize("outsider", OUTSIDERS)
@@ -169,9 +170,24 @@ def test_whoever_may_not_see_a_recording_gets_404_on_every_route_about_it(world,
     assert leaks == {}
 
 
+def _dpo_selects(users, rec):
+    """The DPO selects the recording for an open access request (ARCHITECTURE.md §1)."""
+    import datetime as dt
+
+    from evidence.disclosure import services as disclosure
+
+    request = disclosure.access_request_register(
+        by=users["dpo"], requester_name="Personne filmée", identity_checked=True,
+        identity_check_method="pièce d'identité", received_on=dt.date.today(), description="contrôle")
+    disclosure.access_request_select(request=request, by=users["dpo"], recordings=[rec])
+    return request
+
+
 @pytest.mark.parametrize("viewer", ["officer", "supervisor", "legal", "dpo", "mayor"])
 def test_who_may_see_a_recording_reads_its_pages(world, viewer):
     users, rec, _ = world
+    if viewer == "dpo":
+        _dpo_selects(users, rec)
     client = _client(users[viewer])
     for name in ["recording-detail", "recording-play", "recording-custody", "api-recording-detail",
                  "api-recording-custody", "api-recording-annotations"]:
@@ -209,6 +225,8 @@ def test_lists_never_show_another_organisation_or_another_officer(world, role):
 def test_actions_on_a_visible_recording_follow_section_1(world, role):
     """Visible but not permitted: 403 with a message; permitted: done."""
     users, rec, _ = world
+    if role == "dpo":
+        _dpo_selects(users, rec)
     client = _client(users[role])
     hold = client.post(f"/api/recordings/{rec.pk}/holds/", {"procedure": "judicial", "reference": "PV 1"},
                        content_type="application/json").status_code
@@ -252,7 +270,7 @@ def test_whoever_sees_none_of_an_interventions_recordings_gets_404_on_every_rout
     assert leaks == {}
 
 
-@pytest.mark.parametrize("viewer", ["officer", "supervisor", "legal", "dpo", "mayor"])
+@pytest.mark.parametrize("viewer", ["officer", "supervisor", "legal", "mayor"])
 def test_who_may_see_an_interventions_recording_reads_the_intervention(world, intervention, viewer):
     users, rec, _ = world
     client = _client(users[viewer])
@@ -262,7 +280,7 @@ def test_who_may_see_an_interventions_recording_reads_the_intervention(world, in
     assert [i["reference"] for i in client.get("/api/interventions/").json()["results"]] == ["PM-1"]
 
 
-@pytest.mark.parametrize("role", ["officer", "supervisor", "legal", "dpo", "mayor"])
+@pytest.mark.parametrize("role", ["officer", "supervisor", "legal", "mayor"])
 def test_actions_on_a_visible_intervention_follow_section_1(world, intervention, role):
     users, rec, _ = world
     client = _client(users[role])
@@ -275,3 +293,25 @@ def test_actions_on_a_visible_intervention_follow_section_1(world, intervention,
     assert hold == (201 if role in {"supervisor", "legal"} else 403)
     assert clock == (200 if role in {"supervisor", "legal"} else 403)
     assert unlink == (204 if role == "supervisor" else 403)
+
+
+def test_the_dpo_sees_the_recordings_of_open_access_requests_or_all_when_the_organisation_records_it(world):
+    """Issue 15, ARCHITECTURE.md §1: the DPO handles access requests and reads the register."""
+    from django.utils import timezone
+
+    users, rec, aix_rec = world
+    client = _client(users["dpo"])
+    assert client.get(f"/api/recordings/{rec.pk}/").status_code == 404
+    assert client.get("/api/recordings/").json()["results"] == []
+
+    request = _dpo_selects(users, rec)
+    assert client.get(f"/api/recordings/{rec.pk}/").status_code == 200
+    request.closed_at = timezone.now()
+    request.save(update_fields=["closed_at"])
+    assert client.get(f"/api/recordings/{rec.pk}/").status_code == 404
+
+    org = users["dpo"].organisation
+    org.dpo_sees_recordings = True
+    org.save(update_fields=["dpo_sees_recordings"])
+    assert {r["id"] for r in client.get("/api/recordings/").json()["results"]} == {rec.pk}
+    assert client.get(f"/api/recordings/{aix_rec.pk}/").status_code == 404

@@ -185,3 +185,48 @@ def test_other_organisation_dpo_gets_404(users, other_org_users):
 def test_deadline_service_follows_calendar_months():
     assert services.access_request_deadline(dt.date(2026, 3, 31)) == dt.date(2026, 4, 30)
     assert services.access_request_deadline(dt.date(2026, 11, 30), extended=True) == dt.date(2027, 2, 28)
+
+
+def test_a_data_subjects_copy_names_no_other_requester_of_the_same_recording(recordings, users, tmp_path,
+                                                                             monkeypatch):
+    """Issue 15: another person's request on the same recording (its extraction names them as
+    recipient) appears nowhere in this person's package: files, decoded custody entries, PDF text."""
+    import base64
+
+    from audit import pdf
+
+    from .helpers import download, extract_zip, manifest, run_verify
+    from .test_package import _pdf_text
+
+    if not redaction_ready():
+        pytest.fail("evidence.redaction.services is missing: the requester's copy cannot be tested")
+    monkeypatch.setattr(pdf, "_fonts", ("Helvetica", "Helvetica-Bold", "Courier"))
+    rec = recordings[0]
+    today = timezone.localdate().isoformat()
+    approved_copy(rec, "others", users["dpo"])
+    exports = {}
+    for name in ("Berthe Autrepersonne", "Jean Martin"):
+        request_id = register(users["dpo"], requester_name=name, received_on=today).json()["id"]
+        base = f"/api/access-requests/{request_id}/"
+        api(users["dpo"]).post(base + "recordings/", {"recordings": [rec.pk]}, format="json")
+        api(users["dpo"]).post(base + "decision/", {"decision": "full"}, format="json")
+        copy = api(users["dpo"]).post(base + "copy/", {}, format="json")
+        assert copy.status_code == 201, copy.content
+        exports[name] = copy.json()["id"]
+        api(users["dpo"]).post(base + "delivery/", {"delivered_on": today, "means": "en main propre"}, format="json")
+    assert CustodyEvent.objects.filter(action="recording.extracted", recipients=["Berthe Autrepersonne"]).exists()
+
+    detail = api(users["dpo"]).get(f"/api/exports/{exports['Jean Martin']}/").json()
+    root = extract_zip(download(api(users["dpo"]), detail["download_url"]), tmp_path / "z")
+    m = manifest(root)
+    texts = [" ".join(base64.b64decode(e["canonical_b64"]).decode() for e in m["custody"]["events"])]
+    for p in root.rglob("*"):
+        if p.is_file():
+            texts.append(p.read_bytes().decode("utf-8", "replace"))
+            if p.suffix == ".pdf":
+                texts.append(_pdf_text(p.read_bytes()))
+    assert any("Jean Martin" in t for t in texts)
+    assert not any("Berthe" in t or "Autrepersonne" in t for t in texts)
+    assert {"recording.stored", "recording.extracted", "export.created"} <= {e["action"] for e in m["custody"]["events"]}
+    result = run_verify(root)
+    assert result.returncode == 0, result.stdout

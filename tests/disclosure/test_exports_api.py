@@ -45,10 +45,15 @@ def test_redacted_export_is_refused_naming_recordings_without_an_approved_copy(r
     assert not Export.objects.exists()
 
 
-def test_training_export_of_an_approved_anonymised_copy_verifies(recordings, users, local_store, tmp_path):
+def test_a_training_package_names_no_person_place_intervention_camera_nor_time(recordings, users, local_store,
+                                                                              tmp_path, org):
+    """Issue 15 (LEGAL.md rule 6, CSI R241-13): files, file names, manifest, container metadata."""
+    import json
+    import subprocess
+
     if not redaction_ready():
         pytest.fail("evidence.redaction.services is missing: the redacted path cannot be tested")
-    rec = recordings[1]
+    rec = recordings[0]  # sound, a place, an intervention number, camera BWC-0042, officer M042
     derivative = approved_copy(rec, "all", users["legal"])
     response = api(users["legal"]).post("/api/exports/", body([rec], purpose="training", redaction="all"),
                                         format="json")
@@ -56,12 +61,30 @@ def test_training_export_of_an_approved_anonymised_copy_verifies(recordings, use
     detail = api(users["legal"]).get(f"/api/exports/{response.json()['id']}/").json()
     assert detail["status"] == "ready", detail
     root = extract_zip(download(api(users["legal"]), detail["download_url"]), tmp_path / "z")
+
     m = manifest(root)
-    (meta,) = m["recordings"]
-    with local_store.local_path(derivative.store_key) as p:
-        assert (root / meta["file"]).read_bytes() == p.read_bytes()
-    assert meta["redacted"]["sha256"] == derivative.sha256 != rec.sha256
-    assert meta["redacted"]["original_sha256"] == rec.sha256
+    assert m["format"] == "temoin-training/1" and "recordings" not in m and "custody" not in m
+    (video,) = m["videos"]
+    assert video["file"] == "videos/video-01.mp4" and video["audio"] == "removed"
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert names == sorted(["videos/video-01.mp4", "public_key.pem", "verify.py", "LISEZMOI.txt", "manifest.json",
+                            "manifest.sig"])
+    secrets = ["M042", users["officer"].username, "BWC-0042", "INT-2026-17", "45.5646", "5.9178", org.name,
+               org.slug, "Chambéry", users["legal"].username, derivative.approved_by.username, str(rec.uuid),
+               rec.sha256, derivative.sha256, f"{rec.started_at:%Y-%m-%d}", f"{rec.started_at:%d/%m/%Y}",
+               f"{rec.started_at:%H:%M}"]
+    for p in root.rglob("*"):
+        data = p.read_bytes() if p.is_file() else b""
+        for secret in secrets:
+            assert secret.encode() not in data and secret not in str(p.relative_to(root)), (secret, p)
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(root / video["file"])],
+        capture_output=True, check=True).stdout)
+    assert [s["codec_type"] for s in probe["streams"]] == ["video"]  # no sound, no data (GPS) track
+    tags = {**probe["format"].get("tags", {}), **probe["streams"][0].get("tags", {})}
+    assert not {k for k in tags if k.lower() not in ("major_brand", "minor_version", "compatible_brands",
+                                                     "language", "vendor_id", "handler_name")}, tags
+    assert tags.get("handler_name", "") in ("", "VideoHandler") and "creation_time" not in tags
     result = run_verify(root)
     assert result.returncode == 0, result.stdout
 
@@ -109,8 +132,9 @@ def test_export_fails_loudly_when_the_store_returns_other_bytes(recordings, user
     assert api(users["legal"]).get(f"/api/exports/{export_id}/").json()["status"] == "failed"
 
 
+# The DPO sees only the recordings of open access requests (issue 15): 404, as for anyone who cannot see them.
 @pytest.mark.parametrize("role,expected", [
-    ("officer", 403), ("other_officer", 404), ("supervisor", 201), ("legal", 201), ("dpo", 403), ("mayor", 403),
+    ("officer", 403), ("other_officer", 404), ("supervisor", 201), ("legal", 201), ("dpo", 404), ("mayor", 403),
     ("admin", 404)])
 def test_export_creation_role_matrix(recordings, users, role, expected, monkeypatch):
     monkeypatch.setattr(services, "export_enqueue", lambda **kw: None)
@@ -167,3 +191,43 @@ def test_packages_follow_their_recordings_fate_unless_held(recordings, users, lo
     assert local_store.exists(second.store_key)
     assert CustodyEvent.objects.filter(action="export.erased", subject_id=str(first.pk)).exists()
     assert api(users["legal"]).get(f"/api/exports/{first.pk}/download/").status_code == 404
+
+
+def test_hostile_bodies_get_a_400_with_a_message_never_a_500_nor_a_rounded_number(recordings, users):
+    """Issue 17 finding 5 on the disclosure routes: a JSON list for an object, NUL in a recipient,
+    7.9 for a recording number, a number beyond 64 bits."""
+    client = api(users["legal"])
+    rec = recordings[0]
+    as_list = client.post("/api/exports/", [body(recordings)], format="json")
+    nul = client.post("/api/exports/", body(recordings, recipient="Parquet\x00de Chambéry"), format="json")
+    fraction = client.post("/api/exports/", {**body(recordings), "recordings": [rec.pk + 0.9]}, format="json")
+    huge = client.post("/api/exports/", {**body(recordings), "recordings": [2 ** 64]}, format="json")
+    extraction = client.post(f"/api/recordings/{rec.pk}/extractions/", ["judicial"], format="json")
+    dpo = api(users["dpo"]).post("/api/access-requests/", {
+        "requester_name": "Jean Martin", "identity_checked": True, "identity_check_method": "CNI",
+        "received_on": "2026-01-31", "description": "contrôle", "radius_m": 7.9}, format="json")
+
+    assert as_list.status_code == 400 and "Objet JSON attendu" in as_list.json()["detail"][0]
+    assert nul.status_code == 400 and "Caractère non autorisé" in nul.json()["recipient"][0]
+    assert fraction.status_code == 400 and "recordings" in fraction.json()
+    assert huge.status_code == 400 and "recordings" in huge.json()
+    assert extraction.status_code == 400 and "Objet JSON attendu" in extraction.json()["detail"][0]
+    assert dpo.status_code == 400 and "radius_m" in dpo.json()
+    assert not Export.objects.exists()
+
+
+def test_the_export_list_is_paginated_with_a_bounded_number_of_queries(recordings, users, monkeypatch,
+                                                                       django_assert_max_num_queries):
+    """Issue 15 item 6: no more ``[:200]`` and one query per export."""
+    monkeypatch.setattr(services, "export_enqueue", lambda **kw: None)  # stays queued: nothing built
+    for n in range(51):
+        services.export_create(recordings=recordings, by=users["legal"], purpose="judicial",
+                               recipient="Parquet de Chambéry", motif=f"Réquisition n° {n}")
+    client = api(users["legal"])
+    with django_assert_max_num_queries(12):
+        first = client.get("/api/exports/").json()
+    second = client.get("/api/exports/?page=2").json()
+
+    assert first["count"] == 51 and len(first["results"]) == 50 and first["next"].endswith("?page=2")
+    assert len(second["results"]) == 1 and second["next"] is None
+    assert all(len(e["recordings"]) == 2 for e in first["results"])

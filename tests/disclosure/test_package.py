@@ -10,6 +10,8 @@ import subprocess
 import zipfile
 import io
 
+from django.db import transaction
+
 import pytest
 
 from audit.models import CustodyEvent
@@ -144,43 +146,61 @@ def test_editing_one_custody_event_in_the_manifest_fails_and_names_the_event(pac
     assert f"FAIL  custody event #{event['seq']}: field(s) motif" in result.stdout
 
 
-def test_rewriting_an_event_in_its_chain_segment_breaks_its_hash(package, tmp_path):
+def _rewrite(event: dict, **changes) -> None:
+    signed = json.loads(base64.b64decode(event["canonical_b64"]))
+    for k, v in changes.items():
+        if isinstance(v, dict):
+            signed[k].update(v)
+        else:
+            signed[k] = v
+    event["canonical_b64"] = base64.b64encode(json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()).decode()
+
+
+def test_rewriting_an_event_in_its_canonical_bytes_breaks_its_hash(package, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(package["root"], root)
     m = manifest(root)
-    seq = next(e["seq"] for e in m["custody"]["events"] if e["action"] == "recording.stored")
-    entry = next(x for s in m["custody"]["segments"] for x in s["entries"] if x["seq"] == seq)
-    signed = json.loads(base64.b64decode(entry["canonical_b64"]))
-    signed["details"]["sha256"] = "0" * 64
-    entry["canonical_b64"] = base64.b64encode(json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()).decode()
+    event = next(e for e in m["custody"]["events"] if e["action"] == "recording.stored")
+    _rewrite(event, details={"sha256": "0" * 64})
     (root / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True, ensure_ascii=False))
 
     result = run_verify(root)
 
     assert result.returncode == 1
-    assert f"custody event #{seq}: recomputed hash" in result.stdout
+    assert f"custody event #{event['seq']}: recomputed hash" in result.stdout
 
 
-def test_a_forger_relinking_the_chain_is_caught_at_the_checkpoint(package, tmp_path):
-    """Rewrite an event AND recompute every hash after it: the signed checkpoint no longer matches."""
+def test_a_forger_recomputing_the_event_hash_is_caught_by_the_signed_tree(package, tmp_path):
+    """Rewrite an event AND recompute its hash: it is no longer a leaf of its segment's signed tree."""
+    root = tmp_path / "copy"
+    shutil.copytree(package["root"], root)
+    m = manifest(root)
+    event = next(e for e in m["custody"]["events"] if e["action"] == "recording.extracted")
+    _rewrite(event, motif="forgé")
+    event["motif"] = "forgé"
+    event["hash"] = hashlib.sha256(event["prev_hash"].encode() + b"\n"
+                                   + base64.b64decode(event["canonical_b64"])).hexdigest()
+    (root / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True, ensure_ascii=False))
+
+    result = run_verify(root)
+
+    assert result.returncode == 1
+    assert f"FAIL  custody event #{event['seq']}: not in the signed tree of segment" in result.stdout
+
+
+def test_a_forger_replacing_a_segment_root_is_caught_at_the_checkpoint(package, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(package["root"], root)
     m = manifest(root)
     segment = m["custody"]["segments"][0]
-    first = segment["entries"][0]
-    signed = json.loads(base64.b64decode(first["canonical_b64"]))
-    signed["motif"] = "forgé"
-    first["canonical_b64"] = base64.b64encode(json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()).decode()
-    prev = first["prev_hash"]
-    for entry in segment["entries"]:
-        entry["prev_hash"] = prev
-        entry["hash"] = prev = hashlib.sha256(prev.encode() + b"\n" + base64.b64decode(entry["canonical_b64"])).hexdigest()
+    segment["root"] = hashlib.sha256(b"forged").hexdigest()
     (root / "manifest.json").write_text(json.dumps(m, indent=1, sort_keys=True, ensure_ascii=False))
 
     result = run_verify(root)
 
     assert result.returncode == 1
-    assert "does not match signed checkpoint" in result.stdout
+    assert f"segment #{segment['from_seq']}–#{segment['to_seq']}: the Merkle tree does not match signed checkpoint" \
+        in result.stdout
 
 
 def test_export_download_is_logged_with_range_support(package, users):
@@ -225,3 +245,91 @@ def test_package_built_on_the_s3_store_verifies(s3_store, make_volume, clip_libr
     assert hashlib.sha256(data).hexdigest() == export.sha256
     result = run_verify(extract_zip(data, tmp_path / "z"))
     assert result.returncode == 0, result.stdout
+
+
+def _pdf_text(data: bytes) -> str:
+    """The text a reader sees in a reportlab PDF drawn with the standard fonts (WinAnsi strings)."""
+    import re
+    import zlib
+
+    text = []
+    for stream in re.findall(rb"stream\r?\n(.*?)endstream", data, re.S):
+        stream = stream.strip()
+        try:  # reportlab: /Filter [/ASCII85Decode /FlateDecode]
+            content = zlib.decompress(base64.a85decode(stream.removesuffix(b"~>")))
+        except ValueError:
+            try:
+                content = zlib.decompress(stream)
+            except zlib.error:  # an image or a font program
+                continue
+        for s in re.findall(rb"\((.*?)(?<!\\)\)\s*Tj", content, re.S):
+            s = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), s)
+            text.append(re.sub(rb"\\(.)", rb"\1", s).decode("cp1252", "replace"))
+    return " ".join(text)
+
+
+def test_a_package_discloses_no_other_organisation_nor_unrelated_access_request(
+        recordings, users, make_user, tmp_path, local_store, monkeypatch):
+    """Issue 15: built while a second organisation and an unrelated data subject's request are active,
+    the package names none of them (files, file names, decoded custody bytes, PDF text), and verifies."""
+    from accounts.services import organisation_create
+    from audit import pdf
+    from django.utils import timezone
+
+    monkeypatch.setattr(pdf, "_fonts", ("Helvetica", "Helvetica-Bold", "Courier"))  # text readable in the PDF
+    with transaction.atomic():
+        other = organisation_create(slug="voisinville-pm", name="Police municipale de Voisinville")
+    make_user("voisin.superviseur", role="supervisor", organisation=other)
+    today = timezone.localdate().isoformat()
+    unrelated = api(users["dpo"]).post("/api/access-requests/", {
+        "requester_name": "Ginette Sansrapport", "requester_contact": "ginette@example.org", "identity_checked": True,
+        "identity_check_method": "carte d'identité présentée au guichet", "received_on": today,
+        "description": "Contrôle ailleurs"}, format="json")
+    assert unrelated.status_code == 201, unrelated.content
+    base = f"/api/access-requests/{unrelated.json()['id']}/"
+    assert api(users["dpo"]).post(base + "decision/", {"decision": "refused", "legal_ground": "inquiries"},
+                                  format="json").status_code == 200
+    assert api(users["dpo"]).post(base + "delivery/", {"delivered_on": today, "means": "courrier"},
+                                  format="json").status_code == 200
+    assert CustodyEvent.objects.filter(action="access_request.delivered", recipients=["Ginette Sansrapport"]).exists()
+    assert CustodyEvent.objects.filter(action="role.granted", organisation=other).exists()
+
+    response = _export(users["legal"], recordings)
+    detail = api(users["legal"]).get(f"/api/exports/{response.json()['id']}/").json()
+    assert detail["status"] == "ready", detail
+    root = extract_zip(download(api(users["legal"]), detail["download_url"]), tmp_path / "unzipped")
+
+    m = manifest(root)
+    seen = {e["seq"] for e in m["custody"]["events"]}
+    decoded = []
+
+    def walk(node):  # every canonical entry the manifest carries, wherever it is
+        if isinstance(node, dict):
+            decoded.extend(base64.b64decode(v).decode() for k, v in node.items() if k == "canonical_b64")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(m)
+    texts = {"<names>": " ".join(str(p.relative_to(root)) for p in root.rglob("*")), "<events>": " ".join(decoded)}
+    for p in root.rglob("*"):
+        if p.is_file():
+            texts[str(p.relative_to(root))] = p.read_bytes().decode("utf-8", "replace")
+            if p.suffix == ".pdf":
+                texts[f"{p.name} (text)"] = _pdf_text(p.read_bytes())
+    pdf_text = texts[f"tracabilite-{recordings[0].pk}.pdf (text)"]
+    assert "Parquet de Chambéry" in pdf_text  # the extractor reads the text
+    for secret in ("Ginette", "Sansrapport", "ginette@example.org", "Voisinville", "voisinville-pm",
+                   "voisin.superviseur"):
+        leaks = [name for name, text in texts.items() if secret.lower() in text.lower()]
+        assert not leaks, (secret, leaks)
+    # Only the items' own events are disclosed: every other entry is a hash on an audit path.
+    own = set(CustodyEvent.objects.filter(recording__in=recordings).values_list("seq", flat=True)) | set(
+        CustodyEvent.objects.filter(subject_type="disclosure.export", subject_id=str(detail["id"]))
+        .values_list("seq", flat=True))
+    assert seen <= own and {e.seq for e in CustodyEvent.objects.filter(action="recording.stored")} <= seen
+
+    result = run_verify(root)
+    assert result.returncode == 0, result.stdout + result.stderr

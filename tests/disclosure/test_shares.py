@@ -170,3 +170,47 @@ def test_share_of_an_erased_package_says_it_is_gone(export, users, time_machine)
     assert page.status_code == data.status_code == 410
     assert "ne sont plus disponibles" in page.content.decode()
     assert _logged("share.refused")[0].details["refused"] == "gone"
+
+
+@pytest.mark.parametrize("ranges", [
+    ["bytes=-{size}", "bytes=-{size}"],
+    ["bytes=00-", "bytes=00-"],
+    ["BYTES=0-", "BYTES=0-"],
+    ["bytes=1-", "bytes=0-0", "bytes=1-"],
+    ["bytes=0-{half}", "bytes={half1}-", "bytes=-1"],
+    ["bytes=0-0,1-", "bytes=0-"],
+    ["", "bytes=-1"],
+])
+def test_a_share_of_one_download_yields_at_most_one_package_whatever_the_ranges(export, users, ranges):
+    """Issue 17 finding 1: the limit is on bytes; every Range form is counted by what it serves."""
+    url = _path(_share(users["legal"], export, max_downloads=1).json()["url"]) + "telecharger/"
+    size, visitor, served = export.size, Client(), 0
+    for header in ranges:
+        header = header.format(size=size, half=size // 2, half1=size // 2 + 1)
+        response = visitor.get(url, **({"HTTP_RANGE": header} if header else {}))
+        if response.status_code in (200, 206):
+            served += len(b"".join(response.streaming_content))
+        else:
+            assert response.status_code in (410, 416), (header, response.status_code)
+
+    assert served <= size
+    share = Share.objects.get()
+    assert share.bytes_served == served and share.downloads == (1 if served else 0)
+    downloaded = _logged("share.downloaded")
+    assert sum(e.details["bytes"] for e in downloaded) == served
+    assert all(e.motif == "Communication à la défense" and e.recipients == [RECIPIENT] for e in downloaded)
+
+
+def test_a_resumed_download_costs_only_its_remaining_bytes(export, users):
+    url = _path(_share(users["legal"], export, max_downloads=1).json()["url"]) + "telecharger/"
+    visitor = Client()
+    first = visitor.get(url, HTTP_RANGE="bytes=0-99")
+    rest = visitor.get(url, HTTP_RANGE="bytes=100-")
+    again = visitor.get(url, HTTP_RANGE="bytes=0-0")
+
+    assert first.status_code == rest.status_code == 206 and again.status_code == 410
+    assert len(b"".join(first.streaming_content)) + len(b"".join(rest.streaming_content)) == export.size
+    assert Share.objects.get().downloads == 1
+    assert [e.details["range"] for e in _logged("share.downloaded")] == [
+        f"bytes 0-99/{export.size}", f"bytes 100-{export.size - 1}/{export.size}"]
+    assert _logged("share.refused")[-1].details["refused"] == "exhausted"

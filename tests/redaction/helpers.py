@@ -125,3 +125,18 @@ def watch(derivative, user):
     consultation, _ = consultation_open(recording=derivative.recording, by=user, motif="Relecture de la copie floutée")
     return services.derivative_watched(derivative=derivative, by=user, consultation=consultation,
                                        played_seconds=derivative.job.duration)
+
+
+def dpo_on_request(recording, make_user, username="dpo.bernard"):
+    """A DPO answering an access request that selected ``recording``: what the DPO sees
+    (ARCHITECTURE.md §1, issue 15)."""
+    import datetime as dt
+
+    from evidence.disclosure import services as disclosure
+
+    dpo = make_user(username, role="dpo")
+    request = disclosure.access_request_register(
+        by=dpo, requester_name="Personne filmée", identity_checked=True, identity_check_method="pièce d'identité",
+        received_on=dt.date.today(), description="contrôle")
+    disclosure.access_request_select(request=request, by=dpo, recordings=[recording])
+    return dpo

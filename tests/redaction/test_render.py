@@ -8,7 +8,8 @@ from evidence.redaction.detection import box_at
 from evidence.redaction.models import Derivative, RedactionJob, Track
 from evidence.redaction.selectors import approved_derivative, derivative_anonymity, derivative_is_fully_anonymised
 
-from .helpers import analysed_job, frames, object_sha256, offload_clip, psnr, region, render, rms, sharpness, watch
+from .helpers import (analysed_job, dpo_on_request, frames, object_sha256, offload_clip, psnr, region, render, rms,
+                      sharpness, watch)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,7 +74,7 @@ def test_full_anonymisation_blurs_every_detected_face_in_every_frame_and_never_t
 
 
 def test_access_request_copy_keeps_the_chosen_person_sharp_and_blurs_the_others(recording, make_user, local_store):
-    dpo = make_user("dpo.bernard", role="dpo")
+    dpo = dpo_on_request(recording, make_user)
     job = analysed_job(recording, dpo, mode="others")
     face = job.tracks.filter(kind=Track.Kind.FACE).order_by("-last_frame").first()
     # Someone else in the picture, drawn by hand by the reviewer: the car's side window.
@@ -96,7 +97,7 @@ def test_access_request_copy_keeps_the_chosen_person_sharp_and_blurs_the_others(
 
 
 def test_an_access_request_copy_names_the_person_who_stays_visible(recording, make_user):
-    dpo = make_user("dpo.bernard", role="dpo")
+    dpo = dpo_on_request(recording, make_user)
     job = analysed_job(recording, dpo, mode="others")
     with pytest.raises(services.RedactionRefused, match="personne concernée"):
         services.redaction_render_request(job=job, by=dpo)

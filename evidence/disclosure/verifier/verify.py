@@ -11,10 +11,11 @@ matches, 1 otherwise. Checks, and prints in French and English:
    (page "Journal de traçabilité > clé publique", or `manage.py custody export-key`);
 2. the SHA-256 and size of every file listed in the manifest (this script included);
 3. that each original's SHA-256 is the one written in its custody events when it was stored;
-4. each custody event's hash, recomputed from its canonical bytes:
-   hash = SHA-256(prev_hash + "\\n" + canonical), lowercase hex;
-5. the chaining of every segment (seq without gaps, prev_hash = hash of the entry before) up to a
-   signed checkpoint, whose Ed25519 signature and attested head hash are checked;
+4. that each segment's Merkle tree (RFC 9162) ends on a signed checkpoint, whose Ed25519
+   signature and attested head hash are checked;
+5. each custody event's hash, recomputed from its canonical bytes:
+   hash = SHA-256(prev_hash + "\\n" + canonical), lowercase hex, and its Merkle audit path up to
+   the root of its segment (the other entries of the log appear only as hashes);
 6. that the readable fields of each item event say exactly what its canonical bytes say.
 
 A modified copy of this script could lie: its own SHA-256 is in the signed manifest, and the script
@@ -258,93 +259,121 @@ def check_checkpoints(manifest, key, report):
     return valid
 
 
+def merkle_leaf(seq, digest):
+    return hashlib.sha256(b"\x00" + (str(seq) + ":" + str(digest)).encode()).digest()
+
+
+def merkle_root_from_path(index, size, leaf, path):
+    """The root reached from leaf ``index`` of a tree of ``size`` leaves (RFC 9162 section 2.1.3.2), or None."""
+    if not isinstance(index, int) or not isinstance(size, int) or not 0 <= index < size:
+        return None
+    fn, sn, node = index, size - 1, leaf
+    try:
+        steps = [bytes.fromhex(p) for p in path]
+    except (TypeError, ValueError):
+        return None
+    for p in steps:
+        if len(p) != 32 or sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            node = hashlib.sha256(b"\x01" + p + node).digest()
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            node = hashlib.sha256(b"\x01" + node + p).digest()
+        fn >>= 1
+        sn >>= 1
+    return node if sn == 0 else None
+
+
 def check_segments(manifest, checkpoints, report):
-    """Recompute every entry of every segment; returns {seq: (hash, canonical)} of the proven entries."""
-    print("4. Chaîne des événements de traçabilité / Custody event chain")
-    proven = {}
-    for segment in manifest.get("custody", {}).get("segments", []):
-        entries = segment.get("entries", [])
+    """Each segment's Merkle tree must end on a signed checkpoint; returns {index: segment} of those that do."""
+    print("4. Segments de la chaîne de traçabilité / Custody chain segments")
+    good = {}
+    for number, segment in enumerate(manifest.get("custody", {}).get("segments", [])):
         label = "segment #" + str(segment.get("from_seq")) + "–#" + str(segment.get("to_seq"))
-        ok = True
-        prev_seq, prev_hash = None, None
-        computed = {}
-        for entry in entries:
-            seq = entry.get("seq")
-            where = "custody event #" + str(seq)
-            try:
-                canonical = base64.b64decode(entry["canonical_b64"], validate=True)
-            except (KeyError, ValueError):
-                report.bad(where, "octets canoniques illisibles", "unreadable canonical bytes")
-                ok = False
-                continue
-            if prev_seq is not None and seq != prev_seq + 1:
-                report.bad(where, "trou dans la chaîne après le n° " + str(prev_seq),
-                           "gap in the chain after #" + str(prev_seq))
-                ok = False
-            if prev_hash is not None and entry.get("prev_hash") != prev_hash:
-                report.bad(where, "n'est pas chaîné à l'événement n° " + str(prev_seq) + " (prev_hash différent)",
-                           "not chained to event #" + str(prev_seq) + " (prev_hash differs)")
-                ok = False
-            recomputed = event_hash(entry.get("prev_hash", ""), canonical)
-            if recomputed != entry.get("hash"):
-                report.bad(where, "empreinte recalculée " + recomputed[:16] + "… différente de l'empreinte "
-                           "enregistrée " + str(entry.get("hash"))[:16] + "… : événement modifié",
-                           "recomputed hash " + recomputed[:16] + "… differs from the recorded hash "
-                           + str(entry.get("hash"))[:16] + "…: event altered")
-                ok = False
-            try:
-                if json.loads(canonical.decode("utf-8")).get("seq") != seq:
-                    report.bad(where, "numéro différent dans les octets canoniques",
-                               "sequence number differs inside the canonical bytes")
-                    ok = False
-            except ValueError:
-                report.bad(where, "octets canoniques qui ne sont pas du JSON", "canonical bytes are not JSON")
-                ok = False
-            computed[seq] = (recomputed, canonical)
-            prev_seq, prev_hash = seq, recomputed
         cp_seq = segment.get("checkpoint_seq")
         statement = checkpoints.get(cp_seq) if cp_seq is not None else None
+        try:
+            size = int(segment.get("to_seq")) - int(segment.get("from_seq")) + 1
+        except (TypeError, ValueError):
+            size = None
         if statement is None:
             report.bad(label, "ne se termine pas sur un point de contrôle signé valide",
                        "does not end on a valid signed checkpoint")
-            ok = False
-        elif prev_seq != statement.get("seq") or prev_hash != statement.get("hash"):
-            report.bad(label, "la tête recalculée (n° " + str(prev_seq) + ") ne correspond pas au point de contrôle "
-                       "signé n° " + str(cp_seq), "the recomputed head (#" + str(prev_seq) + ") does not match "
-                       "signed checkpoint #" + str(cp_seq))
-            ok = False
-        if ok:
-            proven.update(computed)
-            report.ok(label + " : " + str(len(entries)) + " empreintes recalculées jusqu'au point de contrôle signé "
-                      "n° " + str(cp_seq), label + ": " + str(len(entries)) + " hashes recomputed up to signed "
-                      "checkpoint #" + str(cp_seq))
-    return proven
+            continue
+        if size is None or size != segment.get("size") or cp_seq != segment.get("to_seq"):
+            report.bad(label, "bornes incohérentes", "inconsistent bounds")
+            continue
+        root = merkle_root_from_path(size - 1, size, merkle_leaf(statement.get("seq"), statement.get("hash")),
+                                     segment.get("checkpoint_path", []))
+        if root is None or root.hex() != segment.get("root"):
+            report.bad(label, "l'arbre de Merkle ne se termine pas sur la tête du point de contrôle signé n° "
+                       + str(cp_seq), "the Merkle tree does not match signed checkpoint #" + str(cp_seq))
+            continue
+        good[number] = segment
+        report.ok(label + " : arbre de " + str(size) + " empreintes terminé par le point de contrôle signé n° "
+                  + str(cp_seq), label + ": tree of " + str(size) + " hashes ending on signed checkpoint #"
+                  + str(cp_seq))
+    return good
+
+
+def prove_event(event, segments, report):
+    """Recompute the event's hash from its canonical bytes and its Merkle path; returns the canonical bytes."""
+    seq = event.get("seq")
+    where = "custody event #" + str(seq)
+    try:
+        canonical = base64.b64decode(event["canonical_b64"], validate=True)
+        signed = json.loads(canonical.decode("utf-8"))
+    except (KeyError, TypeError, ValueError):
+        report.bad(where, "octets canoniques illisibles", "unreadable canonical bytes")
+        return None
+    if not isinstance(signed, dict) or signed.get("seq") != seq:
+        report.bad(where, "numéro différent dans les octets canoniques", "sequence number differs inside the "
+                   "canonical bytes")
+        return None
+    recomputed = event_hash(str(event.get("prev_hash", "")), canonical)
+    if recomputed != event.get("hash"):
+        report.bad(where, "empreinte recalculée " + recomputed[:16] + "… différente de l'empreinte "
+                   "enregistrée " + str(event.get("hash"))[:16] + "… : événement modifié",
+                   "recomputed hash " + recomputed[:16] + "… differs from the recorded hash "
+                   + str(event.get("hash"))[:16] + "…: event altered")
+        return None
+    segment = segments.get(event.get("segment"))
+    if segment is None:
+        report.bad(where, "non prouvé par un segment vérifié de la chaîne", "not proven by a verified chain segment")
+        return None
+    index = seq - segment["from_seq"] if isinstance(seq, int) else -1
+    root = merkle_root_from_path(index, segment["size"], merkle_leaf(seq, recomputed), event.get("path", []))
+    if root is None or root.hex() != segment.get("root"):
+        report.bad(where, "absent de l'arbre signé du segment n° " + str(segment["from_seq"]) + " (événement modifié "
+                   "ou déplacé)", "not in the signed tree of segment #" + str(segment["from_seq"]) + " (event altered "
+                   "or moved)")
+        return None
+    return signed
 
 
 READABLE_FIELDS = ("seq", "occurred_at", "actor_label", "action", "subject_type", "subject_id", "recording",
                    "motif", "recipients", "details")
 
 
-def check_events(manifest, proven, report):
+def check_events(manifest, segments, report):
     print("5. Événements des enregistrements exportés / Events of the exported recordings")
     by_seq = {}
     for event in manifest.get("custody", {}).get("events", []):
         seq = event.get("seq")
         where = "custody event #" + str(seq)
-        by_seq[seq] = event
-        if seq not in proven:
-            report.bad(where, "non prouvé par un segment vérifié de la chaîne", "not proven by a verified chain segment")
+        signed = prove_event(event, segments, report)
+        if signed is None:
             continue
-        digest, canonical = proven[seq]
-        if event.get("hash") != digest:
-            report.bad(where, "empreinte différente de celle de la chaîne", "hash differs from the chain's")
-            continue
-        signed = json.loads(canonical.decode("utf-8"))
         differing = [f for f in READABLE_FIELDS if event.get(f) != signed.get(f)]
         if differing:
             report.bad(where, "champ(s) " + ", ".join(differing) + " différent(s) des octets signés : événement modifié",
                        "field(s) " + ", ".join(differing) + " differ from the signed bytes: event altered")
         else:
+            by_seq[seq] = event
             report.ok(where + " (" + str(event.get("action")) + ") intact", where + " (" + str(event.get("action"))
                       + ") intact")
     return by_seq
@@ -390,6 +419,21 @@ def check_recordings(root, manifest, events, report):
                        "no proven storage event carries the original's SHA-256")
 
 
+def check_training(manifest, report):
+    """A training package carries no custody proof (its entries name people): its videos are
+    described by the signed manifest only."""
+    print("3. Copies de formation anonymisées / Anonymised training copies")
+    for video in manifest.get("videos", []):
+        where = str(video.get("file"))
+        if video.get("file") not in manifest.get("files", {}):
+            report.bad(where, "vidéo non listée dans le manifeste", "video not listed in the manifest")
+        elif video.get("audio") != "removed" and not video.get("audio_reason"):
+            report.bad(where, "son conservé sans raison indiquée", "sound kept without a stated reason")
+        else:
+            report.ok(where + " : son " + ("supprimé" if video.get("audio") == "removed" else "conservé (" +
+                      str(video.get("audio_reason")) + ")"), where + ": sound " + str(video.get("audio")))
+
+
 def main(argv):
     root = os.path.abspath(argv[1] if len(argv) > 1 else os.path.dirname(os.path.abspath(__file__)))
     report = Report()
@@ -405,10 +449,17 @@ def main(argv):
           + str(export.get("recipient")))
     key = check_manifest_signature(root, manifest_bytes, report)
     check_files(root, manifest, report)
+    if manifest.get("format") == "temoin-training/1":
+        check_training(manifest, report)
+        return conclude(report)
     checkpoints = check_checkpoints(manifest, key, report)
-    proven = check_segments(manifest, checkpoints, report)
-    events = check_events(manifest, proven, report)
+    segments = check_segments(manifest, checkpoints, report)
+    events = check_events(manifest, segments, report)
     check_recordings(root, manifest, events, report)
+    return conclude(report)
+
+
+def conclude(report):
     print()
     if report.problems:
         print("RÉSULTAT : NE CONCORDE PAS — " + str(len(report.problems)) + " problème(s) : "
