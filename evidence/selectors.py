@@ -30,6 +30,13 @@ def access_request_search_base(*, user: User) -> QuerySet[Recording]:
             .filter(organisation_id=user.organisation_id))
 
 
+def sees_whole_organisation(user: User) -> bool:
+    """Whether ``user`` sees every recording of their organisation (the DPO only when it records so)."""
+    if user.role == Role.DPO:
+        return bool(user.organisation_id) and user.organisation.dpo_sees_recordings
+    return user.role in ORGANISATION_WIDE
+
+
 def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
     """The one place that decides which recordings a user may see; nothing else filters.
 

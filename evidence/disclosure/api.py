@@ -464,9 +464,12 @@ def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list
         raise ValidationError({"officer": [_("Matricule sans caractère de contrôle attendu.")]})
     intervention = None
     if params.get("intervention"):  # issue #21: search among one intervention's recordings
-        from evidence.interventions.selectors import interventions_visible_to
+        from evidence.interventions.models import Intervention
 
-        intervention = interventions_visible_to(user=user).filter(reference=params["intervention"].strip()).first()
+        # The search runs over the request's organisation (the DPO searches candidates there, issue 15),
+        # not over what the searcher may already watch.
+        intervention = Intervention.objects.filter(organisation_id=request_row.organisation_id,
+                                                   reference=params["intervention"].strip()).first()
         if intervention is None:
             raise ValidationError({"intervention": [_("Intervention inconnue.")]})
     found = selectors.access_request_candidates(user=user, start=start, end=end, place=place, radius_m=radius,

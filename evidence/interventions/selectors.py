@@ -13,7 +13,7 @@ from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
 from accounts.models import Role, User
 
 from ..models import GONE_STATUSES, Recording
-from ..selectors import ORGANISATION_WIDE, recordings_visible_to
+from ..selectors import ORGANISATION_WIDE, recordings_visible_to, sees_whole_organisation
 from .models import Intervention, InterventionClockCorrection, InterventionLink
 
 # Suggestions: recordings of other cameras overlapping in time, within this radius of the track of
@@ -51,7 +51,7 @@ def interventions_visible_to(*, user: User) -> QuerySet[Intervention]:
     if user.role not in ORGANISATION_WIDE and user.role != Role.OFFICER:
         return qs.none()  # the technical administrator never sees evidence
     qs = qs.filter(organisation_id=user.organisation_id)
-    if user.role not in ORGANISATION_WIDE:
+    if not sees_whole_organisation(user):  # an officer, or the DPO (issue 15: access requests' recordings)
         qs = qs.filter(Exists(InterventionLink.objects.filter(intervention=OuterRef("pk"), recording__in=visible)))
     return qs
 
