@@ -10,6 +10,7 @@ ACTION_LABELS = {
     "role.changed": "habilitation modifiée",
     "role.revoked": "habilitation retirée",
     "access.login_failed": "échec de connexion",
+    "access.login_failures_counted": "échecs de connexion répétés (décompte)",
     "access.second_factor_enrolled": "second facteur activé",
     "access.second_factor_reset": "second facteur réinitialisé",
     "access.granted": "habilitation nominative sur des enregistrements",
@@ -349,6 +350,8 @@ class RequestWindow(models.Model):
     last_at = models.DateTimeField()
     # Usernames tried in the window (failed logins), the first few only: enough to see a spray.
     samples = models.JSONField(default=list, blank=True)
+    # Failed logins: when the window's count went to the custody log (after the window ended).
+    reported_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scope", "source", "window_start"],

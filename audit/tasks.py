@@ -78,3 +78,11 @@ def request_windows_prune() -> int:
     from .throttle import window_prune
 
     return window_prune()
+
+
+@shared_task(name="audit.login_failures_report")
+def login_failures_report() -> int:
+    """The count of each ended window of repeated failed logins, to the custody log (audit/throttle.py)."""
+    from .throttle import login_failures_report as report
+
+    return report()

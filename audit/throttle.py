@@ -20,6 +20,7 @@ from django.utils import timezone
 from .models import RequestWindow
 
 SAMPLES_MAX = 10
+LOGIN_FAILED = "login.failed"
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,12 @@ def window_count(*, scope: str, source: str, seconds: int, now: dt.datetime | No
 
 
 def window_prune(*, older_than: dt.timedelta = dt.timedelta(days=2), now: dt.datetime | None = None) -> int:
+    """Windows older than ``older_than``; failed-login windows only once their count is in the log."""
+    from django.db.models import Q
+
     now = now or timezone.now()
-    deleted, _ = RequestWindow.objects.filter(window_start__lt=now - older_than).delete()
+    deleted, _ = (RequestWindow.objects.filter(window_start__lt=now - older_than)
+                  .exclude(Q(scope=LOGIN_FAILED) & Q(count__gt=1) & Q(reported_at__isnull=True)).delete())
     return deleted
 
 
@@ -116,3 +121,34 @@ def too_many(counted: WindowCount, *, json: bool = False) -> HttpResponse:
         response = HttpResponse(text + "\n", status=429, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = str(counted.retry_after)
     return response
+
+
+def login_failures_report(*, now: dt.datetime | None = None) -> int:
+    """One custody entry per ended window of failed logins that counted more than its first
+    (which has its own entry): the address, the count, the first and last times, sample usernames.
+
+    CSI R241-14 keeps failed access attempts traceable; this keeps them traceable without letting
+    an attacker grow the log by one entry per attempt."""
+    from .services import custody_event_append
+
+    now = now or timezone.now()
+    seconds = getattr(settings, "TEMOIN_LOGIN_FAILURE_WINDOW_SECONDS", 600)
+    current = window_start_of(now, seconds)
+    reported = 0
+    pending = RequestWindow.objects.filter(scope=LOGIN_FAILED, reported_at__isnull=True, count__gt=1,
+                                           window_start__lt=current).order_by("window_start", "pk")
+    for window in pending.iterator():
+        with transaction.atomic():
+            row = RequestWindow.objects.select_for_update().filter(pk=window.pk, reported_at__isnull=True).first()
+            if row is None:
+                continue
+            custody_event_append(
+                action="access.login_failures_counted", subject_type="audit.requestwindow", subject_id=str(row.pk),
+                actor_label=f"anonymous@{row.source}", now=now,
+                details={"ip_address": row.source, "count": row.count, "first_at": row.first_at.isoformat(),
+                         "last_at": row.last_at.isoformat(), "window_seconds": seconds,
+                         "usernames_sample": row.samples})
+            row.reported_at = now
+            row.save(update_fields=["reported_at"])
+            reported += 1
+    return reported

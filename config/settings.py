@@ -218,6 +218,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON without NaN/1e400, lone surrogates, NUL or deep nesting (config/parsers.py, issue 17).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -367,4 +370,5 @@ CELERY_BEAT_SCHEDULE = {
     # The workers' health, recorded for /sante/: requests read it instead of broadcasting (issue 17).
     "health-refresh": {"task": "audit.health_refresh", "schedule": 30.0},
     "request-windows-prune": {"task": "audit.request_windows_prune", "schedule": 6 * 3600.0},
+    "login-failures-report": {"task": "audit.login_failures_report", "schedule": 300.0},
 }
