@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request carries its id (config/ops/logging.py).
     "config.ops.logging.RequestIdMiddleware",
+    # DEBUG's technical 404 lists every route: replaced by the plain page (config/middleware.py).
+    "config.middleware.PlainNotFoundMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -64,6 +64,8 @@ ROLE_PAGES = {
     "access-request-create": {"dpo"},
     "api-access-requests": {"dpo", "mayor"},
     "redaction-jobs": {"supervisor", "legal", "dpo"},
+    # The map of the API: any signed-in user, never anonymous (issue 17, finding 7).
+    "schema": set(ROLES), "api-docs": set(ROLES),
 }
 
 # Routes about another object (an export, a share, an access request, a redaction job, a camera),
@@ -106,7 +108,7 @@ PUBLIC = {
     "axis-object": "Axis token (tests/axis)",
     "ops-health": "overall status only; components for admin or the metrics token (tests/ops)",
     "ops-health-api": "idem (tests/ops)", "ops-metrics": "metrics token or admin session (tests/ops)",
-    "api-root": "DRF index", "schema": "OpenAPI schema", "api-docs": "API documentation",
+    "api-root": "DRF index",
 }
 
 
