@@ -65,9 +65,11 @@ def ops_access(request) -> bool:
 
 
 # One health computation at a time per process; requests within TEMOIN_HEALTH_CACHE_SECONDS of it
-# read its result. An anonymous burst then costs one store probe per process per few seconds, not
-# one per request (issue 17, finding 2); the operator's detailed view is always computed afresh.
-_memo_lock = threading.Lock()
+# read its result, and while it runs the others read the previous one instead of waiting. An
+# anonymous burst then costs one store probe per process per few seconds, not one per request, and
+# no thread queues behind it (issue 17, finding 2); the operator's detailed view is always fresh.
+_memo_lock = threading.Lock()  # guards _memo
+_computing = threading.Lock()  # held by the one request computing
 _memo: dict[tuple, tuple[float, object]] = {}
 
 
@@ -81,11 +83,24 @@ def _computed(only, *, fresh: bool):
     ttl = float(getattr(settings, "TEMOIN_HEALTH_CACHE_SECONDS", 5))
     with _memo_lock:
         hit = _memo.get(key)
+    if not fresh and hit is not None and time.monotonic() - hit[0] < ttl:
+        return hit[1]
+    if not fresh and hit is not None:
+        if not _computing.acquire(blocking=False):
+            return hit[1]  # being computed by another request: the previous result meanwhile
+    else:
+        _computing.acquire()
+    try:
+        with _memo_lock:
+            hit = _memo.get(key)
         if not fresh and hit is not None and time.monotonic() - hit[0] < ttl:
             return hit[1]
         report = health_report(only=only, live_workers=False)
-        _memo[key] = (time.monotonic(), report)
+        with _memo_lock:
+            _memo[key] = (time.monotonic(), report)
         return report
+    finally:
+        _computing.release()
 
 
 def _report(request):
