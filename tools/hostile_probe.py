@@ -357,7 +357,7 @@ def main(argv=None) -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--roles", default=",".join(ROLES))
     parser.add_argument("--requests-per-role", type=int, default=5000)
-    parser.add_argument("--max-examples", type=int, default=50, help="per operation and Schemathesis run")
+    parser.add_argument("--max-examples", type=int, default=60, help="per operation and Schemathesis run")
     parser.add_argument("--max-runs", type=int, default=6, help="Schemathesis runs per role at most")
     parser.add_argument("--st-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=17)
