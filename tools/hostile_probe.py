@@ -299,7 +299,7 @@ def schemathesis_role(dep: Deployment, role: str, args) -> dict:
                 "--suppress-health-check", "all", "--warnings", "off", "--no-shrink",
                 "--report", "junit", "--report-dir", str(report_dir / str(runs))]
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, env={**os.environ, "NO_COLOR": "1"}, text=True, capture_output=True,
+        proc = subprocess.run(argv, cwd=dep.data, env={**os.environ, "NO_COLOR": "1"}, text=True, capture_output=True,
                               timeout=3600)
         seconds += time.perf_counter() - t0
         exit_codes.append(proc.returncode)
