@@ -66,6 +66,9 @@ class RecordingSearchForm(forms.Form):
                 raise forms.ValidationError(_("Date invalide."), code="invalid") from None
             if parsed is None:
                 raise forms.ValidationError(_("Date invalide."), code="invalid")
+        offset = parsed.utcoffset() if parsed is not None else None
+        if offset is not None and abs(offset.total_seconds()) >= 16 * 3600:  # PostgreSQL's bound: ±15:59
+            raise forms.ValidationError(_("Décalage horaire hors des limites."), code="out_of_range")
         if parsed is not None and not cls.YEARS[0] <= parsed.year <= cls.YEARS[1]:
             raise forms.ValidationError(_("Date hors des limites (%(first)s–%(last)s).")
                                         % {"first": cls.YEARS[0], "last": cls.YEARS[1]}, code="out_of_range")

@@ -21,7 +21,7 @@ def _text(response) -> str:
 def test_list_filters_out_of_range_are_400_with_a_message(world, reliability):
     officer = world.users["supervisor"]
     queries = ["started_before=0001-01-01", "started_after=0001-01-01T00:00:00", "started_before=9999-12-31",
-               "started_after=0001-01-01T00:00:00%2B14:00", "started_before=10000-01-01", "q=%00", "camera=%00",
+               "started_after=0001-01-01T00:00:00%2B14:00", "started_before=10000-01-01", "started_after=2026-01-01T00:00:00-18:30", "q=%00", "camera=%00",
                "officer=%00abc", "intervention=a%00b", "q=%ED%A0%80"]
     reliability.describe(category="Hostile input", title="List filters: dates at the calendar's ends, NUL, bad UTF-8",
                          how="GET /api/recordings/ with started_before=0001-01-01 and other extreme dates, NUL and "
@@ -33,7 +33,7 @@ def test_list_filters_out_of_range_are_400_with_a_message(world, reliability):
         if response.status_code == 400:
             assert _text(response).strip()
     # A date whose conversion to UTC leaves the calendar (an OverflowError on SQLite) is refused by name.
-    for query in queries[:5]:
+    for query in queries[:6]:
         response = api_client(officer).get(f"/api/recordings/?{query}")
         assert response.status_code == 400 and query.split("=")[0] in response.json(), query
     from django.test import Client
@@ -106,3 +106,17 @@ def test_ids_beyond_64_bits_are_404_not_500(world, reliability):
             else:
                 response = page.get(path)
             assert response.status_code in (200, 400, 404), (path, response.status_code)
+
+
+def test_register_dates_beyond_what_postgresql_takes_are_400(world, reliability):
+    """Found by the live probe: since=1669-12-06T15:38:40-18:30 reached PostgreSQL (a 500)."""
+    mayor = world.users["mayor"]
+    queries = ["until=1669-12-06T15:38:40.2-18:30", "since=2026-01-01T00:00:00+16:00", "since=0001-01-01T00:00:00Z",
+               "until=9999-12-31T23:59:59-12:00", "recording=9223372036854775808", "recording=-1"]
+    reliability.describe(category="Hostile input", title="Register API: dates and offsets PostgreSQL refuses",
+                         how="GET /api/register/ with offsets beyond ±15:59, years 1 and 9999, ids beyond 64 bits",
+                         unit="query", count=len(queries), invariants=[NO_5XX, "400 naming the parameter"])
+    for query in queries:
+        response = api_client(mayor).get(f"/api/register/?{query}")
+        assert response.status_code == 400, (query, response.status_code)
+        assert query.split("=")[0] in response.json()
