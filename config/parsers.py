@@ -5,7 +5,9 @@ here, with a 400, before any serializer or database sees it (issue 17, finding 5
 - lone UTF-16 surrogates (``"\\ud800"``: PostgreSQL refuses the text, after retries: 30 s then a
   500) and NUL characters (PostgreSQL's text cannot hold them), in keys and in values;
 - numbers that are not finite doubles: ``NaN``, ``Infinity`` and ``1e400`` (which Python reads as
-  infinity and later code turns into an OverflowError).
+  infinity and later code turns into an OverflowError);
+- a document that is not an object: every operation of this API takes an object, and views that
+  read ``request.data.get(…)`` answered a list, a string or ``null`` with an AttributeError (a 500).
 """
 from __future__ import annotations
 
@@ -112,7 +114,10 @@ class StrictJSONParser(JSONParser):
         if not raw.strip():
             raise ParseError("JSON parse error - empty body")
         try:
-            return strict_loads(raw)
+            data = strict_loads(raw)
+            if not isinstance(data, dict):
+                raise _Refused(f"the body must be a JSON object, not {type(data).__name__}")
+            return data
         except _Refused as exc:
             raise ParseError(f"JSON refused - {exc}") from exc
         except (ValueError, RecursionError) as exc:

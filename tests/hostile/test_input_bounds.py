@@ -66,6 +66,11 @@ def test_hostile_json_bodies_are_400_and_write_nothing(world, reliability):
         (supervisor, "post", f"/api/recordings/{rec.pk}/review/", '{"\\ud800": 1, "state": "reviewed"}'),
         (officer, "post", "/api/access-requests/", '{"radius_m": 1e400, "place": [45.5, 5.9]}'),
         (officer, "post", f"/api/recordings/{rec.pk}/consultations/", '["motif"]'),
+        # Found by the live probe: views reading request.data.get(…) got a list, a string, null (500s).
+        (supervisor, "post", "/api/exports/", '[1, 2]'),
+        (supervisor, "post", "/api/exports/", '"recordings"'),
+        (supervisor, "post", f"/api/recordings/{rec.pk}/extractions/", 'null'),
+        (world.users["dpo"], "post", "/api/access-requests/", 'true'),
     ]
     reliability.describe(category="Hostile input", title="JSON bodies: nesting, lone surrogates, NUL, 1e400, NaN",
                          how="JSON nested 100,000 deep, lone UTF-16 surrogates and NUL in strings and keys, numbers "
