@@ -97,7 +97,8 @@ def validate_document(data) -> None:
 
 
 def strict_loads(raw: str):
-    if _depth_before_parse(raw) > MAX_DEPTH:
+    # The character scan only when the brackets could nest that deep (counting is done in C).
+    if raw.count("[") + raw.count("{") > MAX_DEPTH and _depth_before_parse(raw) > MAX_DEPTH:
         raise _Refused(f"JSON nested deeper than {MAX_DEPTH} levels")
     data = json.loads(raw, parse_constant=_constant, parse_float=_float, parse_int=_int)
     validate_document(data)
