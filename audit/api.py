@@ -2,6 +2,8 @@
 
 Same readers and same organisation scope as the page (CSI R241-14); others get 403.
 """
+import datetime as dt
+
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -47,6 +49,11 @@ def _datetime(params, name):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise ValidationError({name: "expected an ISO 8601 date-time with an offset"})
+    # PostgreSQL takes offsets within ±15:59 and Python's calendar ends at years 1 and 9999: a date
+    # of year 1669 at -18:30 was a 500 (issue 17's live probe). The register holds no entry outside these years.
+    offset = parsed.utcoffset()
+    if not 1900 <= parsed.year <= 2999 or offset is None or abs(offset) >= dt.timedelta(hours=15, minutes=59):
+        raise ValidationError({name: "date-time out of range (years 1900–2999, offset within ±15:59)"})
     return parsed
 
 
@@ -73,6 +80,8 @@ class RegisterList(generics.ListAPIView):
                 recording = int(recording)
             except ValueError:
                 raise ValidationError({"recording": "expected a recording id"}) from None
+            if not 0 < recording < 2**63:
+                raise ValidationError({"recording": "expected a recording id"})
         return selectors.register_entries_visible_to(
             user=self.request.user, kind=kind, since=_datetime(p, "since"), until=_datetime(p, "until"),
             author=p.get("author", "").strip(), recording_id=recording or None)

@@ -14,6 +14,7 @@ ACTION_LABELS = {
     "role.approval_refused": "approbation d'habilitation refusée",
     "role.revoked": "habilitation retirée",
     "access.login_failed": "échec de connexion",
+    "access.login_failures_counted": "échecs de connexion répétés (décompte)",
     "access.second_factor_enrolled": "second facteur activé",
     "access.second_factor_reset": "second facteur réinitialisé",
     "access.granted": "habilitation nominative sur des enregistrements",
@@ -315,3 +316,53 @@ class ComplianceAudit(models.Model):
 
     def __str__(self) -> str:
         return f"compliance audit {self.started_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'violations'}"
+
+
+class HealthSnapshot(models.Model):
+    """A health check too slow or too costly for a request, computed by a beat task and read by /sante/.
+
+    ``name`` is the component (``workers``: Celery's broadcast inspection, about a second on Redis and
+    three on the embedded filesystem broker). An anonymous burst on /api/health/ then costs one
+    SELECT per request instead of one broadcast each (issue 17)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    status = models.CharField(max_length=8)
+    message = models.TextField(blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    seconds = models.FloatField(default=0.0)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("état d'un composant")
+        verbose_name_plural = _("états des composants")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.status} at {self.checked_at:%Y-%m-%d %H:%M:%S}"
+
+
+class RequestWindow(models.Model):
+    """How many times one source did one thing in one fixed window: rate limits and the aggregation
+    of failed logins (audit/throttle.py). ``scope`` names the thing (``login.failed``, ``axis.auth``,
+    ``share.download``…), ``source`` the client (an address, a token's id); rows of past windows are
+    pruned by the beat."""
+
+    scope = models.CharField(max_length=32)
+    source = models.CharField(max_length=200)
+    window_start = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+    first_at = models.DateTimeField()
+    last_at = models.DateTimeField()
+    # Usernames tried in the window (failed logins), the first few only: enough to see a spray.
+    samples = models.JSONField(default=list, blank=True)
+    # Failed logins: when the window's count went to the custody log (after the window ended).
+    reported_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "source", "window_start"],
+                                               name="audit_requestwindow_unique")]
+        indexes = [models.Index(fields=["window_start"], name="audit_reqwin_start")]
+        verbose_name = _("fenêtre de comptage")
+        verbose_name_plural = _("fenêtres de comptage")
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.source} {self.window_start:%Y-%m-%d %H:%M}: {self.count}"

@@ -34,6 +34,32 @@ _CHAIN_LOCK_KEY = 0x7E301
 CHECKPOINT_FORMAT = "temoin-custody-checkpoint/1"
 
 
+def _lock_referenced_rows(events: list[dict]) -> None:
+    """Take the row locks the new entries' foreign keys need *before* the chain's lock.
+
+    PostgreSQL checks a foreign key by locking the referenced row FOR KEY SHARE, at the latest at
+    COMMIT (Django's constraints are deferred). A writer holding the chain's lock and waiting there
+    for a recording that another transaction locked FOR UPDATE — which then waits for the chain's
+    lock — is a deadlock: the live probe of issue 17 met it (an annotation against a hold, a 500).
+    Taken here, before the chain's lock, such a wait holds nothing the other one needs. The change's
+    own rows (an annotation of that recording) reference the same rows and are covered as well."""
+    if connection.vendor != "postgresql":
+        return
+    targets: dict[str, set[int]] = {}
+    for e in events:
+        subject, recording = e.get("subject"), e.get("recording")
+        if recording is None and subject is not None and subject._meta.label_lower == "evidence.recording":
+            recording = subject
+        organisation = e.get("organisation") or (recording.organisation if recording is not None else None)
+        for obj in (recording, organisation, e.get("actor")):
+            if obj is not None and obj.pk is not None:
+                targets.setdefault(obj._meta.db_table, set()).add(obj.pk)
+    with connection.cursor() as cursor:
+        for table in sorted(targets):
+            cursor.execute(f'SELECT 1 FROM "{table}" WHERE "id" = ANY(%s) ORDER BY "id" FOR KEY SHARE',
+                           [sorted(targets[table])])
+
+
 def _lock_chain() -> None:
     # Concurrent writers must never fork the chain: serialise appends until the transaction ends.
     # SQLite transactions are already serialised (IMMEDIATE mode in settings).
@@ -75,6 +101,7 @@ def custody_events_append_many(events: list[dict], *, now=None) -> list[CustodyE
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("custody events are written inside the transaction of the change")
+    _lock_referenced_rows(events)
     _lock_chain()
     # Taken under the lock, so that entry times never go backwards along the chain (the purge
     # removes a prefix of the chain by age).

@@ -61,3 +61,28 @@ def compliance_audit() -> bool:
 
     return compliance_audit_run(triggered_by="beat").ok
 
+
+
+@shared_task(name="audit.health_refresh")
+def health_refresh() -> str:
+    """The Celery workers' health (a broadcast inspection), recorded for /sante/ and /api/health/,
+    which read it instead of broadcasting on every request (config/ops/health.py)."""
+    from config.ops.health import workers_refresh
+
+    return workers_refresh().status
+
+
+@shared_task(name="audit.request_windows_prune")
+def request_windows_prune() -> int:
+    """Rate-limit and failed-login windows older than two days (audit/throttle.py)."""
+    from .throttle import window_prune
+
+    return window_prune()
+
+
+@shared_task(name="audit.login_failures_report")
+def login_failures_report() -> int:
+    """The count of each ended window of repeated failed logins, to the custody log (audit/throttle.py)."""
+    from .throttle import login_failures_report as report
+
+    return report()

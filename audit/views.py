@@ -2,7 +2,6 @@
 the integrity page with its alerts, the public key. Thin: reads go through audit.selectors."""
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from django.views.decorators.http import require_POST
 from evidence.selectors import recordings_visible_to
 
 from . import pdf, selectors, services
+from .spreadsheet import csv_writer, row_neutralise
 from .integrations import signing
 
 PDF_MAX_ROWS = 5000
@@ -37,7 +37,7 @@ class RegisterFilters(forms.Form):
     du = forms.DateField(required=False, label="Du")
     au = forms.DateField(required=False, label="Au (inclus)")
     auteur = forms.CharField(required=False, max_length=100, label="Auteur")
-    enregistrement = forms.IntegerField(required=False, min_value=1, label="Enregistrement n°")
+    enregistrement = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Enregistrement n°")
     nature = forms.ChoiceField(required=False, label="Nature",
                                choices=[("", "toutes")] + list(selectors.REGISTER_KINDS.items()))
 
@@ -120,12 +120,14 @@ def register_export(request, fmt: str):
                   "motif", "destinataires", "précisions", "empreinte"]
 
         def lines():
-            writer = csv.writer(_Echo(), delimiter=";")
+            # Motifs and recipients are typed by users: no cell may reach a spreadsheet as a formula.
+            writer = csv_writer(_Echo(), delimiter=";")
             yield "\ufeff" + writer.writerow(header)  # BOM: spreadsheets then read UTF-8
             for event in qs.iterator(chunk_size=2000):
                 r = register_row(event, tz)
-                yield writer.writerow([r["seq"], r["when"], str(tz), r["author"], r["kind"], r["action"], event.action,
-                                       r["recording"] or "", r["motif"], r["recipients"], r["details"], r["hash"]])
+                yield writer.writerow(row_neutralise([
+                    r["seq"], r["when"], str(tz), r["author"], r["kind"], r["action"], event.action,
+                    r["recording"] or "", r["motif"], r["recipients"], r["details"], r["hash"]]))
 
         response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'

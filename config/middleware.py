@@ -14,3 +14,26 @@ class FrenchFirstLocaleMiddleware(LocaleMiddleware):
         language = chosen if chosen in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
         translation.activate(language)
         request.LANGUAGE_CODE = translation.get_language()
+
+
+class PlainNotFoundMiddleware:
+    """With DEBUG on (`make run`), Django answers an unknown URL with its technical page, which lists
+    every route of the project: a map for whoever probes the embedded default (issue 17, finding 7).
+    The developer keeps DEBUG's tracebacks; the 404 is the same plain page as in production."""
+
+    MARKERS = (b"Django tried these URL patterns", b"technical_404", b'<meta name="robots" content="NONE,NOARCHIVE">')
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (settings.DEBUG and response.status_code == 404 and not getattr(response, "streaming", False)
+                and response.get("Content-Type", "").startswith("text/html")
+                and any(marker in response.content for marker in self.MARKERS)):
+            from django.views.defaults import page_not_found
+
+            from django.http import Http404
+
+            return page_not_found(request, Http404())
+        return response

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every log line of the request carries its id (config/ops/logging.py).
     "config.ops.logging.RequestIdMiddleware",
+    # DEBUG's technical 404 lists every route: replaced by the plain page (config/middleware.py).
+    "config.middleware.PlainNotFoundMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -131,8 +133,24 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "locked_out.html"
 LOGIN_URL = "login"
 # TOTP second factor for supervisor, legal, dpo, mayor and admin (accounts/second_factor.py).
-# Bearer token for /metrics and the details of the health endpoint (empty: admin session only).
+# Bearer token of the deployment's operator (the monitoring system): /metrics and the health
+# endpoint's details, deployment-wide (empty: a superuser's session only; an organisation's
+# administrator sees their own organisation's figures).
 TEMOIN_METRICS_TOKEN = env.str("TEMOIN_METRICS_TOKEN", default="")
+# /api/health/ computes at most once per this many seconds per web process (anonymous bursts read
+# that result); the workers' state comes from the beat's check, failing when older than the second.
+TEMOIN_HEALTH_CACHE_SECONDS = env.float("TEMOIN_HEALTH_CACHE_SECONDS", default=5.0)
+TEMOIN_HEALTH_WORKERS_STALE_SECONDS = env.int("TEMOIN_HEALTH_WORKERS_STALE_SECONDS", default=120)
+# --- Rate limits (audit/throttle.py, docs/security.md) ----------------------------------------
+# Requests per client address and minute, 0 for none. Login failures lock out through django-axes.
+TEMOIN_RATE_AXIS_AUTH = env.int("TEMOIN_RATE_AXIS_AUTH", default=30)
+TEMOIN_RATE_SHARE_DOWNLOAD = env.int("TEMOIN_RATE_SHARE_DOWNLOAD", default=30)
+TEMOIN_RATE_ACCESS_REQUEST_SEARCH = env.int("TEMOIN_RATE_ACCESS_REQUEST_SEARCH", default=60)
+# Failed logins per address: the first of each window is a custody entry, the others are counted
+# on it (a flood, or a spray of usernames, cannot grow the log without bound).
+TEMOIN_LOGIN_FAILURE_WINDOW_SECONDS = env.int("TEMOIN_LOGIN_FAILURE_WINDOW_SECONDS", default=600)
+# Reverse proxies whose X-Forwarded-For gives the client's address (the compose's Caddy: 1).
+TEMOIN_TRUSTED_PROXY_HOPS = env.int("TEMOIN_TRUSTED_PROXY_HOPS", default=0)
 TEMOIN_REQUIRE_TOTP = env.bool("TEMOIN_REQUIRE_TOTP", default=True)
 OTP_TOTP_ISSUER = env.str("TEMOIN_TOTP_ISSUER", default="Témoin")
 LOGIN_REDIRECT_URL = "dashboard"
@@ -202,6 +220,9 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON without NaN/1e400, lone surrogates, NUL or deep nesting (config/parsers.py, issue 17).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.StrictJSONParser", "rest_framework.parsers.FormParser",
+                               "rest_framework.parsers.MultiPartParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -353,4 +374,8 @@ CELERY_BEAT_SCHEDULE = {
     "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
     # CSI R241-14: the log is kept three years, then purged after a signed checkpoint.
     "custody-purge": {"task": "audit.purge", "schedule": 24 * 3600.0},
+    # The workers' health, recorded for /sante/: requests read it instead of broadcasting (issue 17).
+    "health-refresh": {"task": "audit.health_refresh", "schedule": 30.0},
+    "request-windows-prune": {"task": "audit.request_windows_prune", "schedule": 6 * 3600.0},
+    "login-failures-report": {"task": "audit.login_failures_report", "schedule": 300.0},
 }

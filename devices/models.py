@@ -4,10 +4,15 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Camera(models.Model):
-    """A caméra individuelle, registered to one organisation before its clips are accepted."""
+    """A caméra individuelle, registered to one organisation before its clips are accepted.
+
+    A serial is unique within an organisation, not across the deployment: a commune that registers
+    a serial (by mistake, or through its Axis system) neither learns that another commune has that
+    camera nor keeps it from registering its own (issue 17, finding 4). Which camera a docked
+    volume is comes from the dock's organisation (devices.selectors.camera_for_docking)."""
 
     organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="cameras")
-    serial = models.CharField(max_length=64, unique=True)
+    serial = models.CharField(max_length=64, db_index=True)
     model = models.CharField(max_length=100, blank=True)
     firmware = models.CharField(max_length=100, blank=True)
     active = models.BooleanField(default=True)
@@ -16,6 +21,7 @@ class Camera(models.Model):
 
     class Meta:
         verbose_name = _("caméra individuelle")
+        constraints = [models.UniqueConstraint(fields=["organisation", "serial"], name="camera_serial_per_organisation")]
 
     def __str__(self) -> str:
         return self.serial

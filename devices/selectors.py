@@ -141,3 +141,35 @@ def dock_slots_for(*, user: User) -> QuerySet[DockSlot]:
                       last_bytes_done=Subquery(last.values("bytes_done")[:1]),
                       last_bytes_total=Subquery(last.values("bytes_total")[:1]))
             .order_by("dock__name", "name"))
+
+
+class DockingRefused(Exception):
+    """A docked volume that cannot be attributed to one camera of the dock's organisation."""
+
+
+def camera_for_docking(*, serial: str, dock: Dock | None) -> Camera:
+    """The camera a volume docked on ``dock`` is: a camera of the dock's organisation with that serial.
+
+    A dock bound to an organisation offloads only that organisation's cameras: a volume naming a
+    serial of another commune is refused, whatever that commune registered (issue 17, finding 4).
+    A dock without an organisation (the command line, a dock not yet bound) takes the serial when
+    exactly one organisation registered it, and refuses when several did.
+    """
+    cameras = Camera.objects.select_related("organisation").filter(serial=serial)
+    if dock is not None and dock.organisation_id is not None:
+        camera = cameras.filter(organisation_id=dock.organisation_id).first()
+        if camera is None:
+            raise DockingRefused(
+                f"camera {serial} is not registered in the organisation of dock {dock.name}: nothing was read "
+                f"or removed. Register it with: python manage.py addcamera {serial} --org <organisation>")
+        return camera
+    found = list(cameras[:2])
+    if not found:
+        raise DockingRefused(
+            f"camera {serial} is not registered: nothing was read or removed. "
+            f"Register it with: python manage.py addcamera {serial} --org <organisation>")
+    if len(found) > 1:
+        raise DockingRefused(
+            f"camera {serial} is registered in several organisations: nothing was read or removed. "
+            f"Bind the dock to its organisation (fleet page, or Dock.organisation) and dock it again")
+    return found[0]

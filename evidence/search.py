@@ -51,12 +51,27 @@ class RecordingSearchForm(forms.Form):
     def clean_started_before(self):
         return self._iso(self.data.get("started_before"), self.cleaned_data["started_before"])
 
-    @staticmethod
-    def _iso(raw, parsed):
+    # Dates a recording can have. Beyond, converting to UTC overflows Python's calendar
+    # (started_before=0001-01-01 in Europe/Paris is in year 0 in UTC: an OverflowError, issue 17).
+    YEARS = (1900, 2999)
+
+    @classmethod
+    def _iso(cls, raw, parsed):
         from django.utils.dateparse import parse_datetime
 
         if raw and parsed is None:
-            parsed = parse_datetime(raw.replace(" ", "+"))
+            try:
+                parsed = parse_datetime(raw.replace(" ", "+"))
+            except ValueError:  # a well-formed but impossible date or offset (month 13, +25:00)
+                raise forms.ValidationError(_("Date invalide."), code="invalid") from None
+            if parsed is None:
+                raise forms.ValidationError(_("Date invalide."), code="invalid")
+        offset = parsed.utcoffset() if parsed is not None else None
+        if offset is not None and abs(offset.total_seconds()) >= 16 * 3600:  # PostgreSQL's bound: ±15:59
+            raise forms.ValidationError(_("Décalage horaire hors des limites."), code="out_of_range")
+        if parsed is not None and not cls.YEARS[0] <= parsed.year <= cls.YEARS[1]:
+            raise forms.ValidationError(_("Date hors des limites (%(first)s–%(last)s).")
+                                        % {"first": cls.YEARS[0], "last": cls.YEARS[1]}, code="out_of_range")
         return parsed
 
     def apply(self, qs):

@@ -26,6 +26,7 @@ from django.utils import timezone
 from accounts.models import Organisation, User
 from audit.services import custody_event_append, custody_events_append_many
 from devices.models import Camera, CameraAssignment, Dock, DockSlot, OffloadItem, OffloadSession
+from devices.selectors import DockingRefused, camera_for_docking
 from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
 
@@ -66,19 +67,18 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
         scan = mass_storage.volume_scan(volume)
     except VolumeError as exc:
         raise OffloadRefused(str(exc)) from exc
-    camera = Camera.objects.select_related("organisation").filter(serial=scan.device.serial).first()
-    if camera is None:
-        raise OffloadRefused(
-            f"camera {scan.device.serial} is not registered: nothing was read or removed. "
-            f"Register it with: python manage.py addcamera {scan.device.serial} --org <organisation>"
-        )
-    if not camera.active:
-        raise OffloadRefused(f"camera {camera.serial} is deactivated: nothing was read or removed")
     dock = slot = None
     if dock_name:
         dock, _ = Dock.objects.get_or_create(name=dock_name)
-        if slot_name:
-            slot, _ = DockSlot.objects.get_or_create(dock=dock, name=slot_name)
+    # The camera of the dock's organisation with that serial (devices.selectors; issue 17).
+    try:
+        camera = camera_for_docking(serial=scan.device.serial, dock=dock)
+    except DockingRefused as exc:
+        raise OffloadRefused(str(exc)) from exc
+    if not camera.active:
+        raise OffloadRefused(f"camera {camera.serial} is deactivated: nothing was read or removed")
+    if dock is not None and slot_name:
+        slot, _ = DockSlot.objects.get_or_create(dock=dock, name=slot_name)
     clock = _camera_clock(camera, scan, now)
     with transaction.atomic():
         camera.last_docked_at = now

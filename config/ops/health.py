@@ -81,14 +81,25 @@ def _timed(name: str, check) -> ComponentHealth:
 
 # --- Database ----------------------------------------------------------------------------------
 
+_migrations_applied: set[str] = set()  # database aliases whose migrations this process saw applied
+
+
 def check_database() -> ComponentHealth:
     from django.db.migrations.executor import MigrationExecutor
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
-    executor = MigrationExecutor(connection)
-    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    # Reading the migration graph costs tens of milliseconds of CPU: once seen applied, it stays so
+    # for this process (its code does not change while it runs).
+    key = f"{connection.alias}:{connection.settings_dict.get('NAME')}"
+    if key in _migrations_applied:
+        pending = []
+    else:
+        executor = MigrationExecutor(connection)
+        pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        if not pending:
+            _migrations_applied.add(key)
     details = {"vendor": connection.vendor, "pending_migrations": len(pending)}
     if pending:
         return ComponentHealth("database", FAIL, f"{len(pending)} migration(s) not applied: run manage.py migrate",
@@ -241,6 +252,55 @@ def check_workers(*, timeout: float | None = None) -> ComponentHealth:
     return ComponentHealth("workers", OK, f"{len(replies)} worker(s) answered", details)
 
 
+# The beat queues ``audit.health_refresh`` every HEALTH_REFRESH_SECONDS: a worker runs the broadcast
+# above and records its answer (audit.HealthSnapshot). Requests read that record: a burst of
+# anonymous /api/health/ requests no longer runs one broadcast each (≈ 4 s on the embedded broker,
+# and threads waiting on kombu's producer pool until export creation hung — issue 17, finding 2).
+HEALTH_REFRESH_SECONDS = 30.0
+
+
+def workers_stale_after() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "TEMOIN_HEALTH_WORKERS_STALE_SECONDS", 120))
+
+
+def workers_refresh(*, now: dt.datetime | None = None, timeout: float | None = None) -> ComponentHealth:
+    """Run the live workers check and record it for the requests (called by the beat task)."""
+    from audit.models import HealthSnapshot
+
+    now = now or timezone.now()
+    result = _timed("workers", lambda: check_workers(timeout=timeout))
+    HealthSnapshot.objects.update_or_create(name="workers", defaults={
+        "status": result.status, "message": result.message, "details": result.details,
+        "seconds": result.seconds, "checked_at": now})
+    return result
+
+
+def check_workers_recorded(*, now: dt.datetime | None = None) -> ComponentHealth:
+    """The workers' health as the last beat-queued check recorded it: one SELECT, no broadcast.
+
+    The check runs on a worker, so a fresh record also proves that a worker takes tasks and that
+    beat runs; a missing or stale one fails, as no worker answering did before."""
+    from config.celery import app
+
+    from audit.models import HealthSnapshot
+
+    if app.conf.task_always_eager:
+        return ComponentHealth("workers", OK, "tasks run inline (CELERY_TASK_ALWAYS_EAGER): no worker needed",
+                               {"eager": True})
+    now = now or timezone.now()
+    snapshot = HealthSnapshot.objects.filter(name="workers").first()
+    if snapshot is None:
+        return ComponentHealth("workers", FAIL, "no worker check recorded yet (beat queues one every "
+                                                f"{HEALTH_REFRESH_SECONDS:g} s; is beat running with a worker?)", {})
+    age = now - snapshot.checked_at
+    details = dict(snapshot.details or {}, checked_at=snapshot.checked_at.isoformat(),
+                   age_seconds=round(age.total_seconds(), 1))
+    if age > workers_stale_after():
+        return ComponentHealth("workers", FAIL, f"last worker check {int(age.total_seconds())} s ago: are beat and "
+                                                f"a worker running?", details)
+    return ComponentHealth("workers", snapshot.status, snapshot.message, details)
+
+
 # --- Custody log -----------------------------------------------------------------------------------
 
 def check_custody(*, now: dt.datetime | None = None) -> ComponentHealth:
@@ -306,14 +366,18 @@ COMPONENTS = ("database", "broker", "store", "workers", "custody", "compliance")
 
 
 def health_report(*, now: dt.datetime | None = None, worker_timeout: float | None = None,
-                  only: list[str] | None = None) -> HealthReport:
-    """Every component's health, or only those named in ``only`` (a process's own dependencies)."""
+                  only: list[str] | None = None, live_workers: bool = True) -> HealthReport:
+    """Every component's health, or only those named in ``only`` (a process's own dependencies).
+
+    ``live_workers=False`` (HTTP requests) reads the workers' state recorded by the beat task
+    instead of broadcasting."""
     now = now or timezone.now()
     checks = {
         "database": check_database,
         "broker": check_broker,
         "store": check_store,
-        "workers": lambda: check_workers(timeout=worker_timeout),
+        "workers": (lambda: check_workers(timeout=worker_timeout)) if live_workers
+        else (lambda: check_workers_recorded(now=now)),
         "custody": lambda: check_custody(now=now),
         "compliance": lambda: check_compliance(now=now),
     }

@@ -47,8 +47,15 @@ def queue_depths() -> dict[str, int]:
 
 
 class TemoinCollector:
-    def __init__(self, now=None):
+    """Deployment-wide totals for the operator; with ``organisation``, that organisation's own figures
+    only (its administrator's scrape): no queue, no other commune's rows, no global log sequence."""
+
+    def __init__(self, now=None, organisation=None):
         self._now = now
+        self._org = organisation
+
+    def _scoped(self, qs, path="organisation"):
+        return qs if self._org is None else qs.filter(**{path: self._org})
 
     def collect(self):
         from audit.models import Alert, CustodyEvent, Verification
@@ -58,24 +65,25 @@ class TemoinCollector:
         t0 = time.perf_counter()
         now = self._now or timezone.now()
 
-        depth = GaugeMetricFamily("temoin_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"])
-        try:
-            for queue, n in sorted(queue_depths().items()):
-                depth.add_metric([queue], n)
-            broker_up = 1
-        except Exception:  # noqa: BLE001 - a broker that does not answer is itself a metric
-            broker_up = 0
-        yield depth
-        yield GaugeMetricFamily("temoin_broker_up", "1 when the broker answered this scrape", value=broker_up)
+        if self._org is None:  # the queues are the deployment's, shared by every organisation
+            depth = GaugeMetricFamily("temoin_queue_depth", "Tasks waiting in each Celery queue", labels=["queue"])
+            try:
+                for queue, n in sorted(queue_depths().items()):
+                    depth.add_metric([queue], n)
+                broker_up = 1
+            except Exception:  # noqa: BLE001 - a broker that does not answer is itself a metric
+                broker_up = 0
+            yield depth
+            yield GaugeMetricFamily("temoin_broker_up", "1 when the broker answered this scrape", value=broker_up)
 
-        by_status = dict(Recording.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        by_status = dict(self._scoped(Recording.objects).values_list("status").annotate(n=Count("id")).values_list("status", "n"))
         recordings = GaugeMetricFamily("temoin_recordings", "Recordings by status", labels=["status"])
         for status in Recording.Status.values:
             recordings.add_metric([status], by_status.get(status, 0))
         yield recordings
 
         # Offload throughput: clips verified in the store (first copy of their content).
-        stored = Recording.objects.filter(verified_at__isnull=False).exclude(status=Recording.Status.DUPLICATE)
+        stored = self._scoped(Recording.objects).filter(verified_at__isnull=False).exclude(status=Recording.Status.DUPLICATE)
         total = stored.aggregate(clips=Count("id"), bytes=Sum("size"))
         hour = stored.filter(verified_at__gte=now - dt.timedelta(hours=1)).aggregate(clips=Count("id"), bytes=Sum("size"))
         yield CounterMetricFamily("temoin_offload_clips", "Clips verified in the write-once store",
@@ -87,13 +95,13 @@ class TemoinCollector:
         yield GaugeMetricFamily("temoin_offload_bytes_last_hour", "Bytes verified in the store in the last hour",
                                 value=hour["bytes"] or 0)
 
-        items = dict(OffloadItem.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        items = dict(self._scoped(OffloadItem.objects, "session__organisation").values_list("status").annotate(n=Count("id")).values_list("status", "n"))
         item_family = GaugeMetricFamily("temoin_offload_items", "Clips found on docked cameras, by outcome",
                                         labels=["status"])
         for status in OffloadItem.Status.values:
             item_family.add_metric([status], items.get(status, 0))
         yield item_family
-        sessions = dict(OffloadSession.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+        sessions = dict(self._scoped(OffloadSession.objects).values_list("status").annotate(n=Count("id")).values_list("status", "n"))
         session_family = GaugeMetricFamily("temoin_offload_sessions", "Offload sessions by status", labels=["status"])
         for status in OffloadSession.Status.values:
             session_family.add_metric([status], sessions.get(status, 0))
@@ -114,19 +122,20 @@ class TemoinCollector:
                                 "-1 when it never ran", value=(1 if last.ok else 0) if last else -1)
         yield GaugeMetricFamily("temoin_custody_verify_timestamp_seconds", "Start of the last custody verification",
                                 value=last.started_at.timestamp() if last else 0)
-        yield GaugeMetricFamily("temoin_custody_last_verified_seq", "Last entry covered by the last verification",
-                                value=(last.last_seq or 0) if last else 0)
-        head = CustodyEvent.objects.aggregate(seq=Max("seq"))["seq"] or 0
-        yield GaugeMetricFamily("temoin_custody_head_seq", "Last entry of the custody log", value=head)
+        if self._org is None:  # sequence numbers count every organisation's entries
+            yield GaugeMetricFamily("temoin_custody_last_verified_seq", "Last entry covered by the last verification",
+                                    value=(last.last_seq or 0) if last else 0)
+            head = CustodyEvent.objects.aggregate(seq=Max("seq"))["seq"] or 0
+            yield GaugeMetricFamily("temoin_custody_head_seq", "Last entry of the custody log", value=head)
         alerts = GaugeMetricFamily("temoin_alerts_open", "Alerts not yet acknowledged on /journal/", labels=["kind"])
-        open_by_kind = dict(Alert.objects.filter(acknowledged_at__isnull=True).values_list("kind")
+        open_by_kind = dict(self._scoped(Alert.objects).filter(acknowledged_at__isnull=True).values_list("kind")
                             .annotate(n=Count("id")).values_list("kind", "n"))
         for kind in Alert.Kind.values:
             alerts.add_metric([kind], open_by_kind.get(kind, 0))
         yield alerts
 
         # A camera not docked for long holds recordings nobody has collected (and its battery ages).
-        cams = Camera.objects.filter(active=True).aggregate(
+        cams = self._scoped(Camera.objects).filter(active=True).aggregate(
             oldest_docked=Min("last_docked_at"),
             oldest_never=Min("created_at", filter=Q(last_docked_at__isnull=True)),
             n=Count("id"),
@@ -140,7 +149,7 @@ class TemoinCollector:
                                 value=time.perf_counter() - t0)
 
 
-def metrics_registry(*, now=None) -> CollectorRegistry:
+def metrics_registry(*, now=None, organisation=None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(TemoinCollector(now=now))
+    registry.register(TemoinCollector(now=now, organisation=organisation))
     return registry

@@ -180,22 +180,22 @@ def _placeholder_camera(container: AxisRecording) -> tuple[Camera, list[str]]:
     serial = container.metadata.get("BWCSerialNumber") or (formats.container_name_parts(
         container.original_container or "") or ("", "", ""))[1]
     if serial and SERIAL_RE.match(serial):
-        camera = Camera.objects.filter(serial=serial).first()
-        if camera is not None and camera.organisation_id == org.pk:
+        # Only this organisation's cameras: another commune's serial is neither seen nor claimed (issue 17).
+        camera = Camera.objects.filter(organisation=org, serial=serial).first()
+        if camera is not None:
             return camera, [f"rejected content: camera {serial} not registered as an Axis device"]
-        if camera is None:
-            try:
-                with transaction.atomic():
-                    camera = camera_register(serial=serial, organisation=org, model=container.model)
-                    custody_event_append(action="axis.device_registered", subject=camera, organisation=org,
-                                         actor_label=ACTOR, details={"serial": serial, "from_rejected_content": True})
-                return camera, [f"rejected content: camera {serial} registered from the recording"]
-            except IntegrityError:
-                camera = Camera.objects.get(serial=serial)
-                if camera.organisation_id == org.pk:
-                    return camera, []
+        try:
+            with transaction.atomic():
+                camera = camera_register(serial=serial, organisation=org, model=container.model)
+                custody_event_append(action="axis.device_registered", subject=camera, organisation=org,
+                                     actor_label=ACTOR, details={"serial": serial, "from_rejected_content": True})
+            return camera, [f"rejected content: camera {serial} registered from the recording"]
+        except IntegrityError:
+            camera = Camera.objects.filter(organisation=org, serial=serial).first()
+            if camera is not None:
+                return camera, []
     placeholder = f"AXIS-UNKNOWN-{org.pk}"
-    camera = Camera.objects.filter(serial=placeholder).first()
+    camera = Camera.objects.filter(organisation=org, serial=placeholder).first()
     if camera is None:
         with transaction.atomic():
             camera = camera_register(serial=placeholder, organisation=org, model="unknown Axis camera")

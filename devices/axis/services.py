@@ -221,18 +221,16 @@ def axis_device_store(*, organisation: Organisation, serial: str, metadata: Mapp
         raise ContentRefused(f"invalid serial number {serial!r}")
     model = metadata.get("Model", "").strip()[:100]
     with transaction.atomic():
-        camera = Camera.objects.select_for_update().filter(serial=serial).first()
-        if camera is not None and camera.organisation_id != organisation.pk:
-            raise Forbidden(f"camera {serial} belongs to another organisation")
+        # The organisation's own camera with that serial: another commune's camera of the same serial
+        # is neither revealed (no "belongs to another organisation") nor claimed (issue 17, finding 4).
+        camera = Camera.objects.select_for_update().filter(organisation=organisation, serial=serial).first()
         camera_created = camera is None
         if camera_created:
             try:
                 with transaction.atomic():
                     camera = camera_register(serial=serial, organisation=organisation, model=model)
-            except IntegrityError:
-                camera = Camera.objects.get(serial=serial)
-                if camera.organisation_id != organisation.pk:
-                    raise Forbidden(f"camera {serial} belongs to another organisation") from None
+            except IntegrityError:  # registered concurrently by another request of the same organisation
+                camera = Camera.objects.get(organisation=organisation, serial=serial)
                 camera_created = False
         elif model and camera.model != model:
             camera.model = model

@@ -24,6 +24,8 @@ from django.utils import timezone
 from django.utils.http import http_date
 from django.views.decorators.csrf import csrf_exempt
 
+from audit.throttle import rate_limit
+
 from . import formats, ingest, selectors, services
 from .errors import AxisError, Busy, ContentRefused, Forbidden, LengthRequired, TooLarge
 
@@ -148,6 +150,7 @@ def _discard_body(request, limit: int = 1024 * 1024) -> None:
 # --- auth/v1.0 ---------------------------------------------------------------------------------------
 
 @swift_view
+@rate_limit("axis.auth", setting="TEMOIN_RATE_AXIS_AUTH")  # per address and minute (issue 17): 429, Retry-After
 def auth(request):
     if request.method != "GET":
         return _answer(405, "use GET", headers={"Allow": "GET"})

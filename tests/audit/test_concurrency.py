@@ -54,3 +54,60 @@ def test_eight_concurrent_writers_produce_one_valid_chain():
     report = verify_chain()
     assert report.ok, report.summary()
     assert report.events == WRITERS * PER_WRITER, connection.vendor
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and advisory locks are PostgreSQL's")
+def test_a_change_logged_while_another_holds_its_recording_waits_instead_of_deadlocking(camera, officer):
+    """Issue 17's live probe: an annotation (its custody entry taken under the chain's lock, its
+    foreign key checked at COMMIT) against a hold that locked the recording FOR UPDATE and then
+    appended its own entry: PostgreSQL found a deadlock and the annotation got a 500."""
+    from evidence.models import Recording
+    from evidence.services import annotation_add
+
+    from .helpers import make_recording
+
+    rec = make_recording(camera=camera, wearer=officer)
+    Recording.objects.filter(pk=rec.pk).update(duration=60)
+    rec.refresh_from_db()
+    holder_locked, errors = threading.Event(), []
+    annotator_waiting = threading.Event()
+
+    def holder():  # as hold_place does: the recording FOR UPDATE, then its custody entry
+        try:
+            with transaction.atomic():
+                Recording.objects.select_for_update().get(pk=rec.pk)
+                holder_locked.set()
+                assert annotator_waiting.wait(timeout=60)
+                custody_event_append(action="hold.placed", subject=rec, details={"test": True})
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def annotator():
+        try:
+            assert holder_locked.wait(timeout=60)
+            annotation_add(recording=rec, by=officer, kind="comment", at_seconds=1.0, text="vu")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=annotator)]
+    for t in threads:
+        t.start()
+    # The annotator is blocked on a lock (the recording's row, or the chain's): observed, not slept on.
+    with connections["default"].cursor() as cursor:
+        for _ in range(6000):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND wait_event_type = 'Lock'")
+            if cursor.fetchone()[0]:
+                break
+            threading.Event().wait(0.01)
+    annotator_waiting.set()
+    for t in threads:
+        t.join(timeout=120)
+
+    assert not errors, errors
+    assert CustodyEvent.objects.filter(action__in=["hold.placed", "recording.annotated"]).count() == 2
+    assert verify_chain().ok

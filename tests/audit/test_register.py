@@ -170,3 +170,28 @@ def test_the_pdf_export_renders_french_text_with_an_embedded_unicode_font(people
         face = pdfmetrics.getFont(regular).face
         assert all(ord(ch) in face.charToGlyph for ch in "éèàçôœ«»—°")
     assert CustodyEvent.objects.filter(action="register.exported", details__format="pdf").exists()
+
+
+def test_a_motif_or_recipient_written_as_a_formula_reaches_the_csv_as_text(people, camera, officer):
+    """OWASP CSV injection: the DPO, legal staff and mayor open this file in a spreadsheet."""
+    rec = make_recording(camera=camera, wearer=officer)
+    hostile = '=HYPERLINK("http://evil.example/","voir")'
+    with transaction.atomic():
+        custody_event_append(action="recording.consulted", subject=rec, actor=people["officer"], motif=hostile,
+                             now=at(3))
+        custody_event_append(action="recording.extracted", subject=rec, actor=people["legal"], motif="+1+cmd|' /C calc'!A0",
+                             recipients=["@SUM(1+1)*cmd|' /C calc'!A0"], now=at(4))
+        custody_event_append(action="recording.consulted", subject=rec, actor=people["officer"],
+                             motif="\t-2+3", now=at(5))
+
+    response = client_for(people["dpo"]).get("/registre/export.csv")
+
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text), delimiter=";"))
+    motifs = {r[8] for r in rows[1:]}
+    assert "'" + hostile in motifs and hostile not in motifs
+    assert "'+1+cmd|' /C calc'!A0" in motifs and "'\t-2+3" in motifs
+    assert any(r[9] == "'@SUM(1+1)*cmd|' /C calc'!A0" for r in rows[1:])
+    # No cell of any row starts with a character a spreadsheet reads as a formula.
+    assert not [c for r in rows for c in r if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert all(line.startswith('"') for line in text.splitlines()[1:] if line)

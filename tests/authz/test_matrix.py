@@ -75,6 +75,8 @@ ROLE_PAGES = {
     "redaction-jobs": {"supervisor", "legal", "dpo"},
     "intervention-list": set(ROLES),  # admin gets an empty list, never evidence
     "api-interventions": set(ROLES),
+    # The map of the API: any signed-in user, never anonymous (issue 17, finding 7).
+    "schema": set(ROLES), "api-docs": set(ROLES),
 }
 
 # Routes about another object (an export, a share, an access request, a redaction job, a camera),
@@ -117,7 +119,7 @@ PUBLIC = {
     "axis-object": "Axis token (tests/axis)",
     "ops-health": "overall status only; components for admin or the metrics token (tests/ops)",
     "ops-health-api": "idem (tests/ops)", "ops-metrics": "metrics token or admin session (tests/ops)",
-    "api-root": "DRF index", "schema": "OpenAPI schema", "api-docs": "API documentation",
+    "api-root": "DRF index",
 }
 
 

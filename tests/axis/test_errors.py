@@ -68,16 +68,20 @@ def test_a_revoked_credential_can_no_longer_authenticate_nor_use_its_tokens(conn
 
 
 def test_a_camera_of_another_organisation_cannot_be_claimed(bws, make_user):
+    """Nor detected (issue 17): the registration is this organisation's own camera, as for any new serial."""
     from django.db import transaction
 
     from accounts.services import organisation_create
+    from devices.models import Camera
     from devices.services import camera_register
 
     with transaction.atomic():
         other = organisation_create(slug="aix", name="Aix")
-        camera_register(serial="B8A44F999999", organisation=other)
+        theirs = camera_register(serial="B8A44F999999", organisation=other)
 
-    assert bws.put_object("Devices/B8A44F999999", metadata={"Name": "x", "Model": "W110"}).status_code == 403
+    assert bws.put_object("Devices/B8A44F999999", metadata={"Name": "x", "Model": "W110"}).status_code == 201
+    assert Camera.objects.get(pk=theirs.pk).organisation == other
+    assert Camera.objects.filter(serial="B8A44F999999").exclude(pk=theirs.pk).get().organisation != other
 
 
 # --- 400: content we can never store -----------------------------------------------------------------

@@ -175,3 +175,92 @@ def test_a_worker_on_the_embedded_filesystem_broker_answers(use_broker, celery_w
 
     assert result.status == "ok" and result.details["queues"] == ["dock.demo", "media"]
     assert result.details["timeout"] == 3.0
+
+
+@pytest.fixture(autouse=True)
+def _fresh_health_memo():
+    from config.ops.views import memo_clear
+
+    memo_clear()
+    yield
+    memo_clear()
+
+
+def test_a_health_request_reads_the_workers_state_the_beat_recorded_and_never_broadcasts(
+        client, settings, filesystem_broker, local_store, verified_log):
+    """Finding 2: each anonymous request ran a broadcast (≈ 4 s); now the beat's task records it."""
+    from audit.models import HealthSnapshot
+    from audit.tasks import health_refresh
+
+    settings.TEMOIN_METRICS_TOKEN = TOKEN
+    # No record yet: the workers component fails and says why, at once (no worker runs here).
+    body = client.get("/api/health/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    assert body["components"]["workers"]["status"] == "fail"
+    assert "no worker check recorded yet" in body["components"]["workers"]["message"]
+
+    # The task (as a worker runs it) records the broadcast's answer: nobody answered.
+    assert health_refresh.run() == "fail"
+    recorded = HealthSnapshot.objects.get(name="workers")
+    assert "no Celery worker answered" in recorded.message
+
+    # A record the request shows as it is: a fresh "ok" says ok although no worker runs now,
+    # which proves that the request did not broadcast.
+    HealthSnapshot.objects.filter(name="workers").update(status="ok", message="1 worker(s) answered",
+                                                         details={"queues": ["media"]}, checked_at=timezone.now())
+    body = client.get("/api/health/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    assert body["components"]["workers"]["status"] == "ok"
+    assert body["components"]["workers"]["details"]["queues"] == ["media"]
+
+    # A record older than the staleness limit fails: beat or the workers stopped.
+    HealthSnapshot.objects.filter(name="workers").update(checked_at=timezone.now() - dt.timedelta(minutes=5))
+    body = client.get("/api/health/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").json()
+    assert body["components"]["workers"]["status"] == "fail" and "ago" in body["components"]["workers"]["message"]
+
+
+def test_anonymous_requests_within_the_cache_period_share_one_computation(client, settings, tmp_path, local_store,
+                                                                          verified_log):
+    from evidence.integrations import store as store_module
+
+    settings.TEMOIN_HEALTH_CACHE_SECONDS = 3600
+    assert client.get("/api/health/").status_code == 200
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    settings.STORE_LOCAL_ROOT = blocker / "store"
+    store_module.reset_store()
+    try:
+        cached = client.get("/api/health/")  # the result computed above, no store probe
+        settings.TEMOIN_METRICS_TOKEN = TOKEN
+        operator = client.get("/api/health/", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")  # always afresh
+        after = client.get("/api/health/")
+    finally:
+        store_module.reset_store()
+    assert cached.status_code == 200
+    assert operator.status_code == 503 and operator.json()["failing"] == ["store"]
+    assert after.status_code == 503  # the operator's computation refreshed what anonymous requests read
+
+
+def test_an_organisation_administrator_sees_states_without_the_deployment_details(client, settings, make_user,
+                                                                                  local_store, verified_log):
+    """Finding 6: another commune's docks, alerts and the log's global sequence are not theirs to see."""
+    settings.TEMOIN_REQUIRE_TOTP = False
+    client.force_login(make_user("admin.tech", role="admin"))
+
+    body = client.get("/api/health/").json()
+
+    assert set(body["components"]["custody"]) == {"status"}
+    assert all(set(c) == {"status"} for c in body["components"].values())
+    page = client.get("/sante/", HTTP_ACCEPT="text/html").content.decode()
+    assert "réservé à l&#x27;exploitant" in page or "réservé à l'exploitant" in page
+    assert "intact up to entry" not in page
+
+
+def test_a_superuser_is_the_operator_and_sees_every_detail(client, settings, make_user, local_store, verified_log):
+    settings.TEMOIN_REQUIRE_TOTP = False
+    operator = make_user("exploitant", role="admin")
+    operator.is_superuser = True
+    operator.save(update_fields=["is_superuser"])
+    client.force_login(operator)
+
+    body = client.get("/api/health/").json()
+
+    assert "last_seq" in body["components"]["custody"]["details"]

@@ -170,3 +170,30 @@ def _text(now=None) -> str:
     from prometheus_client import generate_latest
 
     return generate_latest(metrics_registry(now=now)).decode()
+
+
+def test_an_organisation_administrator_scrapes_their_own_organisation_only(client, settings, make_user, org,
+                                                                          camera):
+    """Finding 6: totals of the deployment and the log's global sequence are the operator's, not a commune's."""
+    from django.db import transaction
+
+    from accounts.services import organisation_create
+    from devices.services import camera_register
+
+    settings.TEMOIN_METRICS_TOKEN = TOKEN
+    settings.TEMOIN_REQUIRE_TOTP = False
+    with transaction.atomic():
+        other = organisation_create(slug="annecy", name="Police municipale d'Annecy")
+        for n in range(3):
+            camera_register(serial=f"ANNECY-{n}", organisation=other)
+
+    operator = scrape(client)
+    client.force_login(make_user("admin.tech", role="admin"))
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    own = samples(response.content.decode())
+
+    assert operator[("temoin_cameras_active", ())] == 4
+    assert own[("temoin_cameras_active", ())] == 1
+    assert ("temoin_custody_head_seq", ()) in operator and ("temoin_custody_head_seq", ()) not in own
+    assert not [k for k in own if k[0] == "temoin_queue_depth"]

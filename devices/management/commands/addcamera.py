@@ -28,7 +28,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         except IntegrityError as exc:
-            raise CommandError(f"camera {serial!r} is already registered") from exc
+            raise CommandError(f"camera {serial!r} is already registered in {org}") from exc
         if wearer:
             camera_assign(camera=camera, officer=wearer)
         self.stdout.write(f"camera {camera.serial} registered in {org}" + (f", issued to {officer}" if wearer else ""))
