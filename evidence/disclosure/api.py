@@ -8,6 +8,7 @@ import datetime as dt
 import math
 
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -19,6 +20,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.throttle import rate_limit
 from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
@@ -482,7 +484,14 @@ def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list
     return found, criteria
 
 
+def searcher_of(request) -> str:
+    return f"user:{request.user.pk}"
+
+
 class AccessRequestCandidates(APIView):
+    # Each search reads the organisation's recordings by time and place: bounded per user (issue 17).
+    @method_decorator(rate_limit("access_request.search", setting="TEMOIN_RATE_ACCESS_REQUEST_SEARCH",
+                                 source=searcher_of, json=True))
     @extend_schema(responses={200: CandidatesSchema}, parameters=[
         OpenApiParameter("start", OpenApiTypes.DATETIME), OpenApiParameter("end", OpenApiTypes.DATETIME),
         OpenApiParameter("lat", OpenApiTypes.FLOAT), OpenApiParameter("lon", OpenApiTypes.FLOAT),

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from evidence.media import range_bounds, range_refused, request_user, stored_response, stored_size
 
+from audit.throttle import rate_limit
+
 from . import selectors, services
 from .models import Export
 
@@ -72,6 +74,9 @@ def _gone(request, share, reason: str):
     return render(request, "disclosure/share_gone.html", {"share": share, "reason": reason}, status=410)
 
 
+# A share's link is public: guessing tokens or hammering one link is bounded per client address
+# (issue 17; TEMOIN_RATE_SHARE_DOWNLOAD requests a minute, page and download together).
+@rate_limit("share.public", setting="TEMOIN_RATE_SHARE_DOWNLOAD")
 def share_public(request, token: str):
     share = services.share_for_token(token=token)
     if share is None:
@@ -87,6 +92,7 @@ def share_public(request, token: str):
     })
 
 
+@rate_limit("share.public", setting="TEMOIN_RATE_SHARE_DOWNLOAD")
 def share_download(request, token: str):
     share = services.share_for_token(token=token)
     if share is None:

@@ -17,10 +17,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from audit.throttle import rate_limit
 from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
-from .api import search_candidates
+from .api import searcher_of, search_candidates
 from .models import AccessRequest, Export, ExtractionPurpose, LegalGround, Redaction
 
 
@@ -238,6 +239,7 @@ def access_request_create(request):
 
 
 @login_required
+@rate_limit("access_request.search", setting="TEMOIN_RATE_ACCESS_REQUEST_SEARCH", source=searcher_of)
 def access_request_detail(request, pk: int):
     _ar_reader(request)
     r = get_object_or_404(selectors.access_requests_visible_to(user=request.user), pk=pk)

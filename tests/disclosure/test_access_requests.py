@@ -230,3 +230,18 @@ def test_a_data_subjects_copy_names_no_other_requester_of_the_same_recording(rec
     assert {"recording.stored", "recording.extracted", "export.created"} <= {e["action"] for e in m["custody"]["events"]}
     result = run_verify(root)
     assert result.returncode == 0, result.stdout
+
+
+def test_candidate_searches_are_rate_limited_per_user(recordings, users, clip_start, settings):
+    """Issue 17: each search reads the organisation's recordings by time and place; bounded per user."""
+    settings.TEMOIN_RATE_ACCESS_REQUEST_SEARCH = 2
+    request_id = register(users["dpo"], window_start=(clip_start - dt.timedelta(minutes=10)).isoformat(),
+                          window_end=(clip_start + dt.timedelta(hours=4)).isoformat(),
+                          received_on=timezone.localdate().isoformat()).json()["id"]
+    url = f"/api/access-requests/{request_id}/candidates/"
+
+    answers = [api(users["dpo"]).get(url) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].json()["detail"].startswith("Trop de requêtes") and int(answers[2]["Retry-After"]) >= 1
+    assert len(events("access_request.searched")) == 2

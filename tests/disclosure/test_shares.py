@@ -214,3 +214,16 @@ def test_a_resumed_download_costs_only_its_remaining_bytes(export, users):
     assert [e.details["range"] for e in _logged("share.downloaded")] == [
         f"bytes 0-99/{export.size}", f"bytes 100-{export.size - 1}/{export.size}"]
     assert _logged("share.refused")[-1].details["refused"] == "exhausted"
+
+
+def test_a_share_link_is_rate_limited_per_client_address(export, users, settings):
+    """Issue 17: a public link cannot be hammered (tokens guessed, a package pulled in a loop)."""
+    settings.TEMOIN_RATE_SHARE_DOWNLOAD = 3
+    url = _path(_share(users["legal"], export, max_downloads=5).json()["url"])
+    visitor, elsewhere = Client(REMOTE_ADDR="203.0.113.7"), Client(REMOTE_ADDR="203.0.113.8")
+
+    statuses = [visitor.get(url).status_code for _ in range(3)] + [visitor.get(url + "telecharger/").status_code]
+
+    assert statuses == [200, 200, 200, 429]
+    assert elsewhere.get(url).status_code == 200  # another address is not blocked
+    assert len(_logged("share.downloaded")) == 0  # the refused download served nothing and counted nothing
