@@ -7,3 +7,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("temoin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _health_at_start(sender, **kwargs):
+    """Beat records the workers' health as soon as it starts, not 30 s later (a fresh deployment's
+    /sante/ would otherwise say "no worker check recorded yet" in between; config/ops/health.py)."""
+    from celery.signals import beat_init
+
+    def queue_first_check(sender=None, **_kwargs):
+        app.send_task("audit.health_refresh")
+
+    beat_init.connect(queue_first_check, weak=False)

@@ -308,7 +308,11 @@ def test_compose_as_shipped_starts_and_a_docked_camera_ends_verified_played_and_
 
     # --- through the TLS proxy: HTTPS, HSTS from Témoin (it trusts X-Forwarded-Proto), HTTP redirected
     https = HTTPS(r.ports["https"], r.cafile)
+    # The workers' health is recorded by a beat-queued task (issue 17), first queued when beat starts.
     page = https.request("GET", "/sante/", headers={"Accept": "application/json"})
+    while page.status != 200 and time.monotonic() < deadline:
+        time.sleep(1)
+        page = https.request("GET", "/sante/", headers={"Accept": "application/json"})
     assert page.status == 200, page.data[:500]
     assert page.headers.get("Strict-Transport-Security", "").startswith("max-age=")
     import urllib3
