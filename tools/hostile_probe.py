@@ -110,11 +110,11 @@ class Deployment:
         for role in ROLES:
             out = self.manage("adduser", f"probe.{role}", "--org", "chambery", "--role", role,
                               *(["--matricule", "P-042"] if role == "officer" else []),
-                              "--password", secrets.token_urlsafe(16))
+                              f"--password={secrets.token_urlsafe(16)}")  # "=": a token may start with "-"
             self.tokens[role] = out.strip().splitlines()[-1].strip()
         self.manage("addorg", "annecy", "Police municipale d'Annecy")
         self.manage("adduser", "agent.annecy", "--org", "annecy", "--role", "officer", "--matricule", "A-001",
-                    "--password", secrets.token_urlsafe(16))
+                    f"--password={secrets.token_urlsafe(16)}")
         self.manage("addcamera", "ANNECY-1", "--org", "annecy", "--officer", "A-001")
 
     def start(self) -> None:
