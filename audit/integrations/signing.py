@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -48,16 +49,22 @@ def _create(path: Path) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    # O_EXCL: two processes starting at once must not each write their own key.
+    # Written whole to a private temporary file, then linked into place: link() fails if the key
+    # exists, so two processes starting at once never each keep their own key, and no reader ever
+    # sees a half-written file (the live probe's first burst read one: MalformedFraming).
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".custody-key-")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return private_key(create=False)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(path, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return private_key(create=False)
+    finally:
+        os.unlink(tmp)
     return key
 
 
