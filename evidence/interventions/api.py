@@ -5,6 +5,8 @@ paths rather than a router (urls.py).
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from django.http import Http404
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -154,6 +156,11 @@ def _when(value: str | None, name: str):
         parsed = None
     if parsed is None:
         raise ValidationError({name: ["expected an ISO 8601 date-time"]})
+    # PostgreSQL takes offsets within ±15:59 and Python's calendar ends at years 1 and 9999: year 3481
+    # at -20:04 was a 500 (the live probe, issue 17). No recording is dated outside these years.
+    offset = parsed.utcoffset()
+    if not 1900 <= parsed.year <= 2999 or (offset is not None and abs(offset) >= dt.timedelta(hours=15, minutes=59)):
+        raise ValidationError({name: ["date-time out of range (years 1900–2999, offset within ±15:59)"]})
     return parsed
 
 
