@@ -10,6 +10,7 @@ from django.db import connection, connections, transaction
 from audit.chain import verify_chain
 from audit.models import CustodyEvent
 from audit.services import custody_event_append
+from tests.conftest import require_service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,11 +57,12 @@ def test_eight_concurrent_writers_produce_one_valid_chain():
     assert report.events == WRITERS * PER_WRITER, connection.vendor
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and advisory locks are PostgreSQL's")
 def test_a_change_logged_while_another_holds_its_recording_waits_instead_of_deadlocking(camera, officer):
     """Issue 17's live probe: an annotation (its custody entry taken under the chain's lock, its
     foreign key checked at COMMIT) against a hold that locked the recording FOR UPDATE and then
     appended its own entry: PostgreSQL found a deadlock and the annotation got a 500."""
+    require_service("PostgreSQL", connection.vendor == "postgresql",
+                    "row locks and advisory locks are PostgreSQL's: set DATABASE_URL")
     from evidence.models import Recording
     from evidence.services import annotation_add
 
