@@ -1,190 +1,274 @@
 """HTTP API for disclosure (ARCHITECTURE.md §7): thin; reads through the selectors, writes through
 the services. A recording, export or request the caller may not see answers 404; a visible one with
-the wrong role answers 403; a refused request answers 400 with a French message naming the field.
+the wrong role answers 403; a refused request answers 400 with French messages by field.
+
+Each operation reads its input through a serializer (issue 15 item 6), so the OpenAPI schema is what
+the code accepts: types, bounds, required fields, and the 4xx bodies. The serializers check the
+*shape*; the services check the *rules* (roles, CSI and GDPR deadlines, redaction), and their
+refusals name the field too.
 """
 from __future__ import annotations
 
-import datetime as dt
-import math
-
 from django.shortcuts import get_object_or_404
-from django.utils.decorators import method_decorator
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
-from django.utils.translation import gettext as _
+from django.utils.decorators import method_decorator
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _lazy
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
-from rest_framework import serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from audit.throttle import rate_limit
+from config.api_fields import (AwareDateTimeField, IsoDateField, choice, error_responses, optional_text, record_id,
+                               required_text)
 from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
-from .models import AccessRequest, Export, LegalGround
+from .models import AccessRequest, Export, ExtractionPurpose, LegalGround, Redaction
+
+# --- What the operations read ---------------------------------------------------------------------
+
+MAX_RADIUS_M = 100_000  # a search around a place: within 100 km (a commune and its neighbours)
 
 
-# --- Schema (OpenAPI): what the endpoints read and answer. Input is checked by the services, whose
-# refusals carry French messages naming the field. ----------------------------------------------------
-
-class ExtractionRequestSchema(serializers.Serializer):
-    purpose = serializers.ChoiceField(choices=["judicial", "administrative", "disciplinary", "training"])
-    recipient = serializers.CharField(max_length=300)
-    motif = serializers.CharField(max_length=2000)
-    redaction = serializers.ChoiceField(choices=["none", "others", "all"], required=False,
-                                        help_text="training requires all (CSI R241-13)")
+class _ExtractionFields(serializers.Serializer):
+    purpose = choice(ExtractionPurpose.choices, services.PURPOSE_REQUIRED)
+    redaction = choice(Redaction.choices, services.REDACTION_UNKNOWN, required=False, default=Redaction.NONE,
+                       help_text="training requires all (CSI R241-13)")
 
 
-class ExtractionSchema(serializers.Serializer):
+class ExtractionCreateSerializer(_ExtractionFields):
+    recipient = required_text(services.EXTRACTION_RECIPIENT, max_length=300)
+    motif = required_text(services.EXTRACTION_MOTIF, max_length=2000)
+
+
+class ExportCreateSerializer(_ExtractionFields):
+    recordings = serializers.ListField(child=record_id(), min_length=1, max_length=200, error_messages={
+        "required": services.RECORDINGS_NONE, "empty": services.RECORDINGS_NONE, "min_length": services.RECORDINGS_NONE,
+        "max_length": services.RECORDINGS_MAX, "not_a_list": _lazy("Liste de numéros d'enregistrements attendue.")})
+    recipient = required_text(services.EXPORT_RECIPIENT, max_length=300)
+    motif = required_text(services.EXPORT_MOTIF, max_length=2000)
+
+
+_DOWNLOADS = format_lazy(_lazy("Nombre de téléchargements autorisés : entre 1 et {}."), services.SHARE_MAX_DOWNLOADS)
+
+
+class ShareCreateSerializer(serializers.Serializer):
+    recipient = required_text(services.SHARE_RECIPIENT, max_length=300)
+    expires_at = AwareDateTimeField(help_text=f"in the future, within {services.SHARE_MAX_DAYS} days and before the "
+                                              "export's own erasure")
+    max_downloads = serializers.IntegerField(min_value=1, max_value=services.SHARE_MAX_DOWNLOADS, error_messages={
+        k: _DOWNLOADS for k in ("required", "null", "invalid", "min_value", "max_value", "max_string_length")})
+
+
+class ShareRevokeSerializer(serializers.Serializer):
+    motif = optional_text(max_length=2000)
+
+
+def _place_field(**kwargs):
+    return serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, error_messages={
+        k: _lazy("Lieu : [latitude, longitude] attendu.") for k in ("not_a_list", "min_length", "max_length")},
+        **kwargs)
+
+
+def _radius_field(**kwargs):
+    message = format_lazy(_lazy("Rayon en mètres attendu : nombre entier entre 1 et {}."), MAX_RADIUS_M)
+    return serializers.IntegerField(min_value=1, max_value=MAX_RADIUS_M, error_messages={
+        k: message for k in ("invalid", "min_value", "max_value", "max_string_length")}, **kwargs)
+
+
+def _check_place(place):
+    if place is not None and not (-90 <= place[0] <= 90 and -180 <= place[1] <= 180):
+        raise serializers.ValidationError(_lazy("Lieu : latitude entre -90 et 90, longitude entre -180 et 180."))
+    return place
+
+
+class AccessRequestCreateSerializer(serializers.Serializer):
+    requester_name = required_text(services.REQUESTER_NAME, max_length=300)
+    requester_contact = optional_text(max_length=500)
+    identity_checked = serializers.BooleanField(error_messages={
+        k: services.IDENTITY_CHECKED for k in ("required", "null", "invalid")})
+    identity_check_method = optional_text(max_length=500, help_text="required when identity_checked")
+    received_on = IsoDateField(error_messages={"required": services.RECEIVED_ON, "null": services.RECEIVED_ON})
+    description = required_text(services.DESCRIPTION, max_length=5000)
+    window_start = AwareDateTimeField(required=False, allow_null=True)
+    window_end = AwareDateTimeField(required=False, allow_null=True)
+    place = _place_field(required=False, allow_null=True, help_text="[lat, lon]; radius_m required with it")
+    radius_m = _radius_field(required=False, allow_null=True)
+    officer = optional_text(max_length=100, help_text="matricule or name, as the requester describes them")
+
+    def validate_place(self, value):
+        return _check_place(value or None)
+
+
+class ExtensionSerializer(serializers.Serializer):
+    notice_on = IsoDateField(help_text="within one month of receipt (GDPR art. 12(3))",
+                             error_messages={"required": services.NOTICE_ON, "null": services.NOTICE_ON})
+    notice = required_text(services.NOTICE, max_length=5000)
+
+
+class SelectionSerializer(serializers.Serializer):
+    recordings = serializers.ListField(child=record_id(), max_length=500, required=False, default=list, error_messages={
+        "not_a_list": _lazy("Liste de numéros d'enregistrements attendue.")},
+        help_text="among the candidates of the search; [] clears the selection")
+
+
+class DecisionSerializer(serializers.Serializer):
+    decision = choice(AccessRequest.Decision.choices, services.DECISION)
+    legal_ground = serializers.ChoiceField(choices=LegalGround.choices, required=False, allow_blank=True,
+                                           help_text="required for partial and refused (LIL art. 107 II)")
+    note = optional_text(max_length=5000)
+
+
+class DeliverySerializer(serializers.Serializer):
+    delivered_on = IsoDateField(error_messages={"required": services.DELIVERED_ON, "null": services.DELIVERED_ON})
+    means = required_text(services.MEANS, max_length=500)
+
+
+class CandidateQuerySerializer(serializers.Serializer):
+    """The search's criteria; each absent one is taken from the request itself."""
+
+    start = AwareDateTimeField(required=False)
+    end = AwareDateTimeField(required=False)
+    lat = serializers.FloatField(required=False, min_value=-90, max_value=90)
+    lon = serializers.FloatField(required=False, min_value=-180, max_value=180)
+    radius_m = _radius_field(required=False)
+    officer = serializers.CharField(required=False, max_length=100)
+    intervention = serializers.CharField(required=False, max_length=100, help_text="an intervention's reference")
+
+    def validate_officer(self, value):
+        if any(ord(c) < 32 for c in value):
+            raise serializers.ValidationError(_lazy("Matricule sans caractère de contrôle attendu."))
+        return value
+
+    def validate(self, attrs):
+        if ("lat" in attrs) != ("lon" in attrs):
+            raise serializers.ValidationError({"lat" if "lat" not in attrs else "lon": [
+                _lazy("Latitude et longitude vont ensemble.")]})
+        return attrs
+
+
+def _read(serializer_class, request, *, data=None) -> dict:
+    serializer = serializer_class(data=request.data if data is None else data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# --- What the operations answer ---------------------------------------------------------------------
+
+class ExtractionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    download_url = serializers.URLField()
+    download_url = serializers.URLField(help_text="bound to the caller; short-lived")
     expires_at = serializers.DateTimeField()
     sha256 = serializers.CharField()
     size = serializers.IntegerField()
 
 
-class ExportRequestSchema(serializers.Serializer):
-    recordings = serializers.ListField(child=serializers.IntegerField())
-    purpose = serializers.ChoiceField(choices=["judicial", "administrative", "disciplinary", "training"])
-    recipient = serializers.CharField(max_length=300)
-    motif = serializers.CharField(max_length=2000)
-    redaction = serializers.ChoiceField(choices=["none", "others", "all"])
-
-
-class ExportCreatedSchema(serializers.Serializer):
+class ExportCreatedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Export.Status.values)
+    status = serializers.ChoiceField(choices=Export.Status.choices)
 
 
-class ExportSchema(serializers.Serializer):
-    id = serializers.IntegerField()
-    uuid = serializers.UUIDField()
-    status = serializers.ChoiceField(choices=Export.Status.values)
-    progress = serializers.IntegerField(min_value=0, max_value=100)
-    purpose = serializers.CharField()
-    recipient = serializers.CharField()
-    motif = serializers.CharField()
-    redaction = serializers.CharField()
-    recordings = serializers.ListField(child=serializers.IntegerField())
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
-    status_message = serializers.CharField(allow_null=True)
-    access_request = serializers.IntegerField(allow_null=True)
-    download_url = serializers.URLField(required=False, help_text="when ready: the ZIP package")
-    sha256 = serializers.CharField(required=False)
-    size = serializers.IntegerField(required=False)
-    manifest_sha256 = serializers.CharField(required=False)
-    retain_until = serializers.DateTimeField(required=False)
+READY_ONLY = ("download_url", "sha256", "size", "manifest_sha256", "retain_until")
 
 
-class ExportListSchema(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = ExportSchema(many=True)
+class ExportSerializer(serializers.ModelSerializer):
+    recordings = serializers.SerializerMethodField()
+    status_message = serializers.SerializerMethodField()
+    access_request = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    download_url = serializers.SerializerMethodField(help_text="when ready: the ZIP package")
+
+    class Meta:
+        model = Export
+        fields = ["id", "uuid", "status", "progress", "purpose", "recipient", "motif", "redaction", "recordings",
+                  "created_at", "finished_at", "status_message", "access_request", *READY_ONLY]
+        read_only_fields = fields
+
+    def get_recordings(self, export) -> list[int]:
+        return [i.recording_id for i in export.items.all()]  # prefetched by the views
+
+    def get_status_message(self, export) -> str | None:
+        return export.status_message or None
+
+    def get_download_url(self, export) -> str:
+        return self.context["request"].build_absolute_uri(reverse("api-export-download", args=[export.pk]))
+
+    def to_representation(self, export):
+        body = super().to_representation(export)
+        if export.status != Export.Status.READY:  # no package yet: nothing to download or check
+            for name in READY_ONLY:
+                body.pop(name, None)
+        return body
 
 
-class ShareRequestSchema(serializers.Serializer):
-    recipient = serializers.CharField(max_length=300)
-    expires_at = serializers.DateTimeField()
-    max_downloads = serializers.IntegerField(min_value=1, max_value=100)
-
-
-class ShareSchema(serializers.Serializer):
+class ShareSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.URLField(help_text="public page for the recipient; shown once")
     expires_at = serializers.DateTimeField()
     max_downloads = serializers.IntegerField()
 
 
-class ShareRevokeSchema(serializers.Serializer):
-    motif = serializers.CharField(required=False)
-
-
-class ShareRevokedSchema(serializers.Serializer):
+class ShareRevokedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     revoked_at = serializers.DateTimeField()
 
 
-class AccessRequestCreateSchema(serializers.Serializer):
-    requester_name = serializers.CharField(max_length=300)
-    requester_contact = serializers.CharField(required=False)
-    identity_checked = serializers.BooleanField()
-    identity_check_method = serializers.CharField(required=False, help_text="required when identity_checked")
-    received_on = serializers.DateField()
-    description = serializers.CharField()
-    window_start = serializers.DateTimeField(required=False)
-    window_end = serializers.DateTimeField(required=False)
-    place = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2, required=False,
-                                  help_text="[lat, lon]")
-    radius_m = serializers.IntegerField(required=False)
-    officer = serializers.CharField(required=False)
+class AccessRequestSerializer(serializers.ModelSerializer):
+    overdue = serializers.SerializerMethodField()
+    recordings = serializers.SerializerMethodField()
+    decision = serializers.SerializerMethodField()
+    legal_ground = serializers.SerializerMethodField()
+    closed = serializers.SerializerMethodField()
+    exports = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AccessRequest
+        fields = ["id", "requester_name", "requester_contact", "identity_checked", "identity_check_method",
+                  "received_on", "description", "window_start", "window_end", "place", "radius_m", "officer",
+                  "deadline", "overdue", "extended", "extension_notice_on", "extension_notice", "recordings",
+                  "decision", "legal_ground", "decision_note", "decided_at", "delivered_on", "delivery_means",
+                  "closed", "exports"]
+        read_only_fields = fields
+
+    def get_overdue(self, r) -> bool:
+        return r.closed_at is None and r.deadline < timezone.localdate()
+
+    def get_recordings(self, r) -> list[int]:
+        return [x.pk for x in r.recordings.all()]
+
+    def get_decision(self, r) -> str | None:
+        return r.decision or None
+
+    def get_legal_ground(self, r) -> str | None:
+        return r.legal_ground or None
+
+    def get_closed(self, r) -> bool:
+        return r.closed_at is not None
+
+    def get_exports(self, r) -> list[int]:
+        return [e.pk for e in r.exports.all()]
 
 
-class AccessRequestSchema(AccessRequestCreateSchema):
-    id = serializers.IntegerField()
-    deadline = serializers.DateField()
-    overdue = serializers.BooleanField()
-    extended = serializers.BooleanField()
-    extension_notice_on = serializers.DateField(allow_null=True)
-    extension_notice = serializers.CharField()
-    recordings = serializers.ListField(child=serializers.IntegerField())
-    decision = serializers.ChoiceField(choices=AccessRequest.Decision.values, allow_null=True)
-    legal_ground = serializers.CharField(allow_null=True)
-    decision_note = serializers.CharField()
-    decided_at = serializers.DateTimeField(allow_null=True)
-    delivered_on = serializers.DateField(allow_null=True)
-    delivery_means = serializers.CharField()
-    closed = serializers.BooleanField()
-    exports = serializers.ListField(child=serializers.IntegerField())
-
-
-class AccessRequestListSchema(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = AccessRequestSchema(many=True)
-
-
-class ExtensionSchema(serializers.Serializer):
-    notice_on = serializers.DateField(help_text="within one month of receipt (GDPR art. 12(3))")
-    notice = serializers.CharField()
-
-
-class CandidateSchema(serializers.Serializer):
-    id = serializers.IntegerField()
-    camera = serializers.CharField()
+class CandidateSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="pk")
+    camera = serializers.CharField(source="camera.serial")
     started_at = serializers.DateTimeField()
     ended_at = serializers.DateTimeField(allow_null=True)
-    officer = serializers.CharField(allow_null=True)
+    officer = serializers.SerializerMethodField()
     location = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     intervention = serializers.CharField()
     status = serializers.CharField()
 
+    def get_officer(self, rec) -> str | None:
+        return (rec.wearer.matricule or rec.wearer.username) if rec.wearer_id else None
 
-class CandidatesSchema(serializers.Serializer):
+
+class CandidatesSerializer(serializers.Serializer):
     criteria = serializers.DictField()
     count = serializers.IntegerField()
-    results = CandidateSchema(many=True)
-
-
-class SelectionSchema(serializers.Serializer):
-    recordings = serializers.ListField(child=serializers.IntegerField())
-
-
-class DecisionSchema(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=AccessRequest.Decision.values)
-    legal_ground = serializers.ChoiceField(choices=LegalGround.values, required=False,
-                                           help_text="required for partial and refused (LIL art. 107 II)")
-    note = serializers.CharField(required=False)
-
-
-class DeliverySchema(serializers.Serializer):
-    delivered_on = serializers.DateField()
-    means = serializers.CharField()
+    results = CandidateSerializer(many=True)
 
 
 def _call(fn, **kwargs):
@@ -197,283 +281,180 @@ def _call(fn, **kwargs):
         raise ValidationError({exc.field: [str(exc)]}) from exc
 
 
-def _data(request) -> dict:
-    """The JSON body, which must be an object (issue 17 finding 5: a list gave a 500)."""
-    from collections.abc import Mapping
-
-    if not isinstance(request.data, Mapping):
-        raise ValidationError({"detail": [_("Objet JSON attendu.")]})
-    return request.data
-
-
-def _strict_int(v) -> int:
-    """An integer as written: 7.9, "7.9", true or 2**63 are refused, never rounded (issue 17)."""
-    if isinstance(v, bool) or not isinstance(v, (int, str)):
-        raise ValueError(v)
-    n = int(v.strip()) if isinstance(v, str) else v
-    if not 0 <= n < 2 ** 63:
-        raise ValueError(v)
-    return n
-
-
-def _int_list(value, field: str) -> list[int]:
-    if not isinstance(value, list) or not value:
-        raise ValidationError({field: [_("Liste de numéros d'enregistrements attendue.")]})
-    try:
-        return [_strict_int(v) for v in value]
-    except (TypeError, ValueError):
-        raise ValidationError({field: [_("Liste de numéros d'enregistrements attendue.")]}) from None
-
-
 def _visible_recordings(user, ids: list[int], base=None):
     found = {r.pk: r for r in (base if base is not None else recordings_visible_to(user=user)).filter(pk__in=ids)}
     if len(found) != len(set(ids)):
-        raise NotFound(_("Enregistrement introuvable."))
+        raise NotFound(_lazy("Enregistrement introuvable."))
     return [found[i] for i in dict.fromkeys(ids)]
-
-
-def _datetime(value, field: str, required: bool = False):
-    if value in (None, ""):
-        if required:
-            raise ValidationError({field: [_("Date et heure ISO 8601 attendues, avec fuseau horaire.")]})
-        return None
-    parsed = None
-    if isinstance(value, str):
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            parsed = None
-    if parsed is None or timezone.is_naive(parsed):
-        raise ValidationError({field: [_("Date et heure ISO 8601 attendues, avec fuseau horaire.")]})
-    return parsed
-
-
-def _date(value, field: str):
-    parsed = None
-    if isinstance(value, str):
-        try:
-            parsed = parse_date(value)
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        raise ValidationError({field: [_("Date attendue (AAAA-MM-JJ).")]})
-    return parsed
 
 
 # --- Extraction of one recording -------------------------------------------------------------------
 
-class RecordingExtraction(APIView):
-    @extend_schema(request=ExtractionRequestSchema, responses={201: ExtractionSchema})
+class RecordingExtraction(generics.GenericAPIView):
+    serializer_class = ExtractionCreateSerializer
+
+    @extend_schema(request=ExtractionCreateSerializer,
+                   responses={201: ExtractionSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
-        """{"purpose", "recipient", "motif"[, "redaction"]} → {"download_url", "expires_at"}; logged first."""
+        """One recording for a procedure → a short-lived download link; logged before any byte leaves."""
         recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
-        d = _data(request)
-        extraction, token = _call(services.extraction_create, recording=recording, by=request.user,
-                                  purpose=d.get("purpose") or "", recipient=d.get("recipient"), motif=d.get("motif"),
-                                  redaction=d.get("redaction") or "none")
-        return Response({"id": extraction.pk,
-                         "download_url": request.build_absolute_uri(reverse("extraction-download", args=[token])),
-                         "expires_at": extraction.expires_at, "sha256": extraction.sha256, "size": extraction.size},
-                        status=status.HTTP_201_CREATED)
+        d = _read(ExtractionCreateSerializer, request)
+        extraction, token = _call(services.extraction_create, recording=recording, by=request.user, **d)
+        body = {"id": extraction.pk,
+                "download_url": request.build_absolute_uri(reverse("extraction-download", args=[token])),
+                "expires_at": extraction.expires_at, "sha256": extraction.sha256, "size": extraction.size}
+        return Response(ExtractionSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
 # --- Export packages ---------------------------------------------------------------------------------
 
-def export_body(export: Export, request) -> dict:
-    body = {"id": export.pk, "uuid": str(export.uuid), "status": export.status, "progress": export.progress,
-            "purpose": export.purpose, "recipient": export.recipient, "motif": export.motif,
-            "redaction": export.redaction, "recordings": [i.recording_id for i in export.items.all()],
-            "created_at": export.created_at, "finished_at": export.finished_at,
-            "status_message": export.status_message or None, "access_request": export.access_request_id}
-    if export.status == Export.Status.READY:
-        body.update({"download_url": request.build_absolute_uri(reverse("api-export-download", args=[export.pk])),
-                     "sha256": export.sha256, "size": export.size, "manifest_sha256": export.manifest_sha256,
-                     "retain_until": export.retain_until})
-    return body
+class ExportList(generics.ListAPIView):
+    """Exports the caller may read, newest first, 50 a page (``?page=n``), items prefetched."""
 
+    serializer_class = ExportSerializer
 
-class ExportList(APIView):
-    @extend_schema(responses={200: ExportListSchema})
-    def get(self, request):
-        # Paginated (50 a page, ?page=n), items prefetched: no longer the first 200 with a query each.
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(
-            selectors.exports_visible_to(user=request.user).prefetch_related("items"), request, view=self)
-        return paginator.get_paginated_response([export_body(e, request) for e in page])
+    def get_queryset(self):
+        return selectors.exports_visible_to(user=self.request.user).prefetch_related("items")
 
-    @extend_schema(request=ExportRequestSchema, responses={201: ExportCreatedSchema})
+    @extend_schema(responses={200: ExportSerializer(many=True), **error_responses(401)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(request=ExportCreateSerializer,
+                   responses={201: ExportCreatedSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request):
-        """{"recordings": [ids], "purpose", "recipient", "motif", "redaction"} → {"id", "status"}."""
-        d = _data(request)
-        recordings = _visible_recordings(request.user, _int_list(d.get("recordings"), "recordings"))
-        export = _call(services.export_create, recordings=recordings, by=request.user,
-                       purpose=d.get("purpose") or "", recipient=d.get("recipient"), motif=d.get("motif"),
-                       redaction=d.get("redaction") or "none")
+        """Recordings for a procedure → a package built in the background (``status`` until ready)."""
+        d = _read(ExportCreateSerializer, request)
+        recordings = _visible_recordings(request.user, d.pop("recordings"))
+        export = _call(services.export_create, recordings=recordings, by=request.user, **d)
         export.refresh_from_db()
-        return Response({"id": export.pk, "status": export.status}, status=status.HTTP_201_CREATED)
+        return Response(ExportCreatedSerializer(export).data, status=status.HTTP_201_CREATED)
 
 
-class ExportDetail(APIView):
-    @extend_schema(responses={200: ExportSchema})
-    def get(self, request, pk: int):
-        export = get_object_or_404(selectors.exports_visible_to(user=request.user), pk=pk)
-        return Response(export_body(export, request))
+class ExportDetail(generics.RetrieveAPIView):
+    serializer_class = ExportSerializer
+
+    def get_queryset(self):
+        return selectors.exports_visible_to(user=self.request.user).prefetch_related("items")
+
+    @extend_schema(responses={200: ExportSerializer, **error_responses(401, 404)})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
-class ExportShares(APIView):
-    @extend_schema(request=ShareRequestSchema, responses={201: ShareSchema})
+class ExportShares(generics.GenericAPIView):
+    serializer_class = ShareCreateSerializer
+
+    @extend_schema(request=ShareCreateSerializer, responses={201: ShareSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
-        """{"recipient", "expires_at", "max_downloads"} → {"id", "url"}."""
+        """A link for one outside recipient, with expiry and a download limit."""
         export = get_object_or_404(selectors.exports_visible_to(user=request.user), pk=pk)
-        d = _data(request)
-        max_downloads = d.get("max_downloads")
-        if isinstance(max_downloads, str) and max_downloads.isdigit():
-            max_downloads = int(max_downloads)
-        share, token = _call(services.share_create, export=export, by=request.user, recipient=d.get("recipient"),
-                             expires_at=_datetime(d.get("expires_at"), "expires_at", required=True),
-                             max_downloads=max_downloads)
-        return Response({"id": share.pk, "url": request.build_absolute_uri(reverse("share-public", args=[token])),
-                         "expires_at": share.expires_at, "max_downloads": share.max_downloads},
-                        status=status.HTTP_201_CREATED)
+        d = _read(ShareCreateSerializer, request)
+        share, token = _call(services.share_create, export=export, by=request.user, **d)
+        body = {"id": share.pk, "url": request.build_absolute_uri(reverse("share-public", args=[token])),
+                "expires_at": share.expires_at, "max_downloads": share.max_downloads}
+        return Response(ShareSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class ShareRevoke(APIView):
-    @extend_schema(request=ShareRevokeSchema, responses={200: ShareRevokedSchema})
+class ShareRevoke(generics.GenericAPIView):
+    serializer_class = ShareRevokeSerializer
+
+    @extend_schema(request=ShareRevokeSerializer,
+                   responses={200: ShareRevokedSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
         share = get_object_or_404(selectors.shares_visible_to(user=request.user), pk=pk)
-        share = _call(services.share_revoke, share=share, by=request.user, motif=_data(request).get("motif") or "")
-        return Response({"id": share.pk, "revoked_at": share.revoked_at})
+        motif = _read(ShareRevokeSerializer, request).get("motif") or ""
+        share = _call(services.share_revoke, share=share, by=request.user, motif=motif)
+        return Response(ShareRevokedSerializer(share).data)
 
 
 # --- Data-subject access requests ----------------------------------------------------------------------
 
-def access_request_body(r: AccessRequest, today: dt.date) -> dict:
-    return {
-        "id": r.pk, "requester_name": r.requester_name, "requester_contact": r.requester_contact,
-        "identity_checked": r.identity_checked, "identity_check_method": r.identity_check_method,
-        "received_on": r.received_on, "description": r.description, "window_start": r.window_start,
-        "window_end": r.window_end, "place": r.place, "radius_m": r.radius_m, "officer": r.officer,
-        "deadline": r.deadline, "overdue": r.closed_at is None and r.deadline < today, "extended": r.extended,
-        "extension_notice_on": r.extension_notice_on, "extension_notice": r.extension_notice,
-        "recordings": [x.pk for x in r.recordings.all()], "decision": r.decision or None,
-        "legal_ground": r.legal_ground or None, "decision_note": r.decision_note, "decided_at": r.decided_at,
-        "delivered_on": r.delivered_on, "delivery_means": r.delivery_means, "closed": r.closed_at is not None,
-        "exports": list(r.exports.values_list("pk", flat=True)),
-    }
-
-
 def _readable(request):
     if request.user.role not in selectors.ACCESS_REQUEST_READERS:
-        raise PermissionDenied(_("Les demandes d'accès sont réservées au délégué à la protection des données et au "
-                                 "maire."))
+        raise PermissionDenied(_lazy("Les demandes d'accès sont réservées au délégué à la protection des données et "
+                                     "au maire."))
 
 
-def _place(d):
-    place = d.get("place")
-    if place in (None, "", []):
-        return None
-    if not isinstance(place, list) or len(place) != 2:
-        raise ValidationError({"place": [_("Lieu : [latitude, longitude] attendu.")]})
-    return place
+def _answer(r: AccessRequest, code=status.HTTP_200_OK) -> Response:
+    return Response(AccessRequestSerializer(r).data, status=code)
 
 
-def _radius(value):
-    if value in (None, ""):
-        return None
-    try:
-        return _strict_int(value)
-    except (TypeError, ValueError):
-        raise ValidationError({"radius_m": [_("Rayon en mètres attendu (nombre entier).")]}) from None
+class AccessRequestList(generics.ListAPIView):
+    """Open requests by deadline (``?all=1`` also lists the closed ones), 50 a page."""
 
+    serializer_class = AccessRequestSerializer
 
-class AccessRequestList(APIView):
-    @extend_schema(responses={200: AccessRequestListSchema},
+    def get_queryset(self):
+        _readable(self.request)
+        user = self.request.user
+        qs = (selectors.access_requests_visible_to(user=user).order_by("deadline", "id")
+              if self.request.query_params.get("all") else selectors.access_requests_open(user=user))
+        return qs.prefetch_related("recordings", "exports")
+
+    @extend_schema(responses={200: AccessRequestSerializer(many=True), **error_responses(401, 403)},
                    parameters=[OpenApiParameter("all", OpenApiTypes.BOOL, description="closed requests too")])
-    def get(self, request):
-        """Open requests by deadline (``?all=1`` also lists the closed ones)."""
-        _readable(request)
-        qs = (selectors.access_requests_visible_to(user=request.user).order_by("deadline", "id")
-              if request.query_params.get("all") else selectors.access_requests_open(user=request.user))
-        today = timezone.localdate()
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(qs.prefetch_related("recordings"), request, view=self)
-        return paginator.get_paginated_response([access_request_body(r, today) for r in page])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=AccessRequestCreateSchema, responses={201: AccessRequestSchema})
+    @extend_schema(request=AccessRequestCreateSerializer,
+                   responses={201: AccessRequestSerializer, **error_responses(400, 401, 403)})
     def post(self, request):
+        """Register a request received from a person filmed (GDPR art. 15, LIL art. 105)."""
         _readable(request)
-        d = _data(request)
-        identity_checked = d.get("identity_checked")
-        received = d.get("received_on")
-        r = _call(services.access_request_register, by=request.user, requester_name=d.get("requester_name"),
-                  requester_contact=d.get("requester_contact") or "",
-                  identity_checked=identity_checked if isinstance(identity_checked, bool) else None,
-                  identity_check_method=d.get("identity_check_method") or "",
-                  received_on=_date(received, "received_on") if received else None,
-                  description=d.get("description"), window_start=_datetime(d.get("window_start"), "window_start"),
-                  window_end=_datetime(d.get("window_end"), "window_end"), place=_place(d),
-                  radius_m=_radius(d.get("radius_m")), officer=d.get("officer") or "")
-        return Response(access_request_body(r, timezone.localdate()), status=status.HTTP_201_CREATED)
+        d = _read(AccessRequestCreateSerializer, request)
+        for name in ("requester_contact", "identity_check_method", "officer"):
+            d[name] = d.get(name) or ""
+        r = _call(services.access_request_register, by=request.user, **d)
+        return _answer(r, status.HTTP_201_CREATED)
 
 
 def _request_for(request, pk: int) -> AccessRequest:
     return get_object_or_404(selectors.access_requests_visible_to(user=request.user), pk=pk)
 
 
-class AccessRequestDetail(APIView):
-    @extend_schema(responses={200: AccessRequestSchema})
+class AccessRequestDetail(generics.GenericAPIView):
+    serializer_class = AccessRequestSerializer
+
+    @extend_schema(responses={200: AccessRequestSerializer, **error_responses(401, 404)})
     def get(self, request, pk: int):
-        return Response(access_request_body(_request_for(request, pk), timezone.localdate()))
+        return _answer(_request_for(request, pk))
 
 
-class AccessRequestExtension(APIView):
-    @extend_schema(request=ExtensionSchema, responses={200: AccessRequestSchema})
+class AccessRequestExtension(generics.GenericAPIView):
+    serializer_class = ExtensionSerializer
+
+    @extend_schema(request=ExtensionSerializer, responses={200: AccessRequestSerializer,
+                                                           **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
+        """Extend the deadline by two months, once, with the notice given to the requester."""
         r = _request_for(request, pk)
-        d = _data(request)
-        r = _call(services.access_request_extend, request=r, by=request.user,
-                  notice_on=_date(d.get("notice_on"), "notice_on"), notice=d.get("notice"))
-        return Response(access_request_body(r, timezone.localdate()))
-
-
-def candidate_body(rec) -> dict:
-    return {"id": rec.pk, "camera": rec.camera.serial, "started_at": rec.started_at, "ended_at": rec.ended_at,
-            "officer": (rec.wearer.matricule or rec.wearer.username) if rec.wearer_id else None,
-            "location": rec.location, "intervention": rec.intervention, "status": rec.status}
+        d = _read(ExtensionSerializer, request)
+        return _answer(_call(services.access_request_extend, request=r, by=request.user, **d))
 
 
 def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list, dict]:
-    """Criteria from the query (or, absent, from the request itself); the search is logged."""
-    def get(name, default):
-        value = params.get(name)
-        return value if value not in (None, "") else default
-
-    start = _datetime(get("start", None), "start") if params.get("start") else request_row.window_start
-    end = _datetime(get("end", None), "end") if params.get("end") else request_row.window_end
-    place = request_row.place
-    if params.get("lat") and params.get("lon"):
-        try:
-            place = [float(params["lat"]), float(params["lon"])]
-        except ValueError:
-            raise ValidationError({"place": [_("Latitude et longitude numériques attendues.")]}) from None
-        # "nan", "inf", "1e400" parse as floats: they would reach the custody log, which refuses them.
-        if not (math.isfinite(place[0]) and math.isfinite(place[1])
-                and -90 <= place[0] <= 90 and -180 <= place[1] <= 180):
-            raise ValidationError({"place": [_("Latitude entre -90 et 90, longitude entre -180 et 180 attendues.")]})
-    radius = _radius(get("radius_m", request_row.radius_m))
-    officer = get("officer", request_row.officer)
-    if officer and any(ord(c) < 32 for c in officer):
-        raise ValidationError({"officer": [_("Matricule sans caractère de contrôle attendu.")]})
+    """Criteria from the query (or, absent, from the request itself); the search is logged.
+    Refusals are DRF ``ValidationError``s naming the parameter (the page shows them too)."""
+    query = {k: v for k, v in params.items() if v not in (None, "")}
+    serializer = CandidateQuerySerializer(data=query)
+    serializer.is_valid(raise_exception=True)
+    q = serializer.validated_data
+    start = q.get("start", request_row.window_start)
+    end = q.get("end", request_row.window_end)
+    place = [q["lat"], q["lon"]] if "lat" in q else request_row.place
+    radius = q.get("radius_m", request_row.radius_m)
+    officer = q.get("officer", request_row.officer)
     intervention = None
-    if params.get("intervention"):  # issue #21: search among one intervention's recordings
+    if q.get("intervention"):  # issue #21: search among one intervention's recordings
         from evidence.interventions.models import Intervention
 
         # The search runs over the request's organisation (the DPO searches candidates there, issue 15),
         # not over what the searcher may already watch.
         intervention = Intervention.objects.filter(organisation_id=request_row.organisation_id,
-                                                   reference=params["intervention"].strip()).first()
+                                                   reference=q["intervention"].strip()).first()
         if intervention is None:
-            raise ValidationError({"intervention": [_("Intervention inconnue.")]})
+            raise ValidationError({"intervention": [_lazy("Intervention inconnue.")]})
     found = selectors.access_request_candidates(user=user, start=start, end=end, place=place, radius_m=radius,
                                                 officer=officer, intervention=intervention)
     criteria = {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,
@@ -488,60 +469,65 @@ def searcher_of(request) -> str:
     return f"user:{request.user.pk}"
 
 
-class AccessRequestCandidates(APIView):
+class AccessRequestCandidates(generics.GenericAPIView):
+    serializer_class = CandidatesSerializer
+
     # Each search reads the organisation's recordings by time and place: bounded per user (issue 17).
     @method_decorator(rate_limit("access_request.search", setting="TEMOIN_RATE_ACCESS_REQUEST_SEARCH",
                                  source=searcher_of, json=True))
-    @extend_schema(responses={200: CandidatesSchema}, parameters=[
-        OpenApiParameter("start", OpenApiTypes.DATETIME), OpenApiParameter("end", OpenApiTypes.DATETIME),
-        OpenApiParameter("lat", OpenApiTypes.FLOAT), OpenApiParameter("lon", OpenApiTypes.FLOAT),
-        OpenApiParameter("radius_m", OpenApiTypes.INT), OpenApiParameter("officer", OpenApiTypes.STR),
-        OpenApiParameter("intervention", OpenApiTypes.STR, description="an intervention's reference")])
+    @extend_schema(parameters=[CandidateQuerySerializer],
+                   responses={200: CandidatesSerializer, **error_responses(400, 401, 403, 404, 429)})
     def get(self, request, pk: int):
         """Candidate recordings by time window, place (within ``radius_m`` of lat/lon) and officer."""
         r = _request_for(request, pk)
         found, criteria = search_candidates(request_row=r, user=request.user, params=request.query_params)
-        return Response({"criteria": criteria, "count": len(found), "results": [candidate_body(c) for c in found]})
+        return Response(CandidatesSerializer({"criteria": criteria, "count": len(found), "results": found}).data)
 
 
-class AccessRequestRecordings(APIView):
-    @extend_schema(request=SelectionSchema, responses={200: AccessRequestSchema})
+class AccessRequestRecordings(generics.GenericAPIView):
+    serializer_class = SelectionSerializer
+
+    @extend_schema(request=SelectionSerializer, responses={200: AccessRequestSerializer,
+                                                           **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
-        """{"recordings": [ids]}: the recordings that show the requester."""
+        """The recordings that show the requester."""
         r = _request_for(request, pk)
-        ids = _data(request).get("recordings")
+        ids = _read(SelectionSerializer, request)["recordings"]
         # The DPO selects among the search's results (ARCHITECTURE.md §1), not among what they may play.
-        recordings = _visible_recordings(request.user, _int_list(ids, "recordings"),
-                                         access_request_search_base(user=request.user)) if ids else []
-        r = _call(services.access_request_select, request=r, by=request.user, recordings=recordings)
-        return Response(access_request_body(r, timezone.localdate()))
+        recordings = _visible_recordings(request.user, ids, access_request_search_base(user=request.user)) if ids else []
+        return _answer(_call(services.access_request_select, request=r, by=request.user, recordings=recordings))
 
 
-class AccessRequestDecision(APIView):
-    @extend_schema(request=DecisionSchema, responses={200: AccessRequestSchema})
+class AccessRequestDecision(generics.GenericAPIView):
+    serializer_class = DecisionSerializer
+
+    @extend_schema(request=DecisionSerializer, responses={200: AccessRequestSerializer,
+                                                          **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
         r = _request_for(request, pk)
-        d = _data(request)
-        r = _call(services.access_request_decide, request=r, by=request.user, decision=d.get("decision") or "",
-                  legal_ground=d.get("legal_ground") or "", note=d.get("note") or "")
-        return Response(access_request_body(r, timezone.localdate()))
+        d = _read(DecisionSerializer, request)
+        return _answer(_call(services.access_request_decide, request=r, by=request.user, decision=d["decision"],
+                             legal_ground=d.get("legal_ground") or "", note=d.get("note") or ""))
 
 
-class AccessRequestCopy(APIView):
-    @extend_schema(request=None, responses={201: ExportCreatedSchema})
+class AccessRequestCopy(generics.GenericAPIView):
+    serializer_class = ExportCreatedSerializer
+
+    @extend_schema(request=None, responses={201: ExportCreatedSerializer, **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
-        """The copy for the requester (other people blurred): an export package → {"id", "status"}."""
+        """The copy for the requester (other people blurred): an export package."""
         r = _request_for(request, pk)
         export = _call(services.access_request_copy, request=r, by=request.user)
         export.refresh_from_db()
-        return Response({"id": export.pk, "status": export.status}, status=status.HTTP_201_CREATED)
+        return Response(ExportCreatedSerializer(export).data, status=status.HTTP_201_CREATED)
 
 
-class AccessRequestDelivery(APIView):
-    @extend_schema(request=DeliverySchema, responses={200: AccessRequestSchema})
+class AccessRequestDelivery(generics.GenericAPIView):
+    serializer_class = DeliverySerializer
+
+    @extend_schema(request=DeliverySerializer, responses={200: AccessRequestSerializer,
+                                                          **error_responses(400, 401, 403, 404)})
     def post(self, request, pk: int):
         r = _request_for(request, pk)
-        d = _data(request)
-        r = _call(services.access_request_deliver, request=r, by=request.user,
-                  delivered_on=_date(d.get("delivered_on"), "delivered_on"), means=d.get("means"))
-        return Response(access_request_body(r, timezone.localdate()))
+        d = _read(DeliverySerializer, request)
+        return _answer(_call(services.access_request_deliver, request=r, by=request.user, **d))

@@ -110,7 +110,7 @@ def access_request_candidates(*, user: User, start: dt.datetime | None = None, e
 
         qs = qs.filter(Q(wearer__matricule__iexact=officer) | Q(wearer__username__iexact=officer)
                        | Q(wearer__last_name__iexact=officer))
-    qs = qs.order_by("started_at", "id")
+    qs = qs.select_related("camera", "wearer").order_by("started_at", "id")
     if place is not None and radius_m:
         return [r for r in qs if _near(r, place, radius_m)]
     return list(qs)

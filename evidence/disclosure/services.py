@@ -16,6 +16,7 @@ from dateutil.relativedelta import relativedelta
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from accounts.models import Role, User
 from audit.services import custody_event_append
@@ -33,6 +34,30 @@ SHARE_MAX_DOWNLOADS = 100
 # Recordings whose original bytes are verified in the store (CSI R241-11 V).
 EXTRACTABLE = (Recording.Status.STORED, Recording.Status.PROCESSING, Recording.Status.READY,
                Recording.Status.UNPLAYABLE)
+
+
+# Messages the API's serializers give too, for the same missing or unknown field (one wording).
+PURPOSE_REQUIRED = _lazy("Indiquez la finalité de l'extraction : procédure judiciaire, administrative ou "
+                         "disciplinaire, ou formation (CSI R241-12).")
+REDACTION_UNKNOWN = _lazy("Floutage inconnu : « none », « others » ou « all ».")
+EXTRACTION_RECIPIENT = _lazy("Indiquez le destinataire de l'extraction (CSI R241-14).")
+EXTRACTION_MOTIF = _lazy("Indiquez le motif de l'extraction (CSI R241-14).")
+EXPORT_RECIPIENT = _lazy("Indiquez le destinataire de l'export (CSI R241-14).")
+EXPORT_MOTIF = _lazy("Indiquez le motif de l'export (CSI R241-14).")
+RECORDINGS_NONE = _lazy("Choisissez au moins un enregistrement.")
+RECORDINGS_MAX = _lazy("200 enregistrements au plus par export.")
+SHARE_RECIPIENT = _lazy("Indiquez le destinataire du partage.")
+SHARE_EXPIRY = _lazy("Indiquez la date d'expiration du lien.")
+REQUESTER_NAME = _lazy("Indiquez l'identité du demandeur.")
+IDENTITY_CHECKED = _lazy("Indiquez si l'identité du demandeur a été vérifiée.")
+RECEIVED_ON = _lazy("Indiquez la date de réception de la demande.")
+NOTICE_ON = _lazy("Indiquez la date à laquelle le demandeur a été informé.")
+DECISION = _lazy("Décision : communication intégrale, partielle, ou refus.")
+DELIVERED_ON = _lazy("Indiquez la date de remise.")
+DESCRIPTION = _lazy("Décrivez ce que la personne demande (moment, lieu, agent).")
+NOTICE = _lazy("Recopiez l'information donnée au demandeur sur la prolongation et ses motifs "
+               "(RGPD art. 12(3)).")
+MEANS = _lazy("Indiquez le moyen de remise (en main propre, lien de partage, courrier…).")
 
 
 class DisclosureError(ValueError):
@@ -106,11 +131,10 @@ def _text(value, field: str, message: str, max_length: int) -> str:
 def _purpose_and_redaction(purpose: str, redaction: str, allowed) -> tuple[str, str]:
     if purpose not in allowed:
         raise DisclosureError(
-            _("Indiquez la finalité de l'extraction : procédure judiciaire, administrative ou disciplinaire, ou "
-              "formation (CSI R241-12)."), "purpose")
+            PURPOSE_REQUIRED, "purpose")
     redaction = redaction or Redaction.NONE
     if redaction not in Redaction.values:
-        raise DisclosureError(_("Floutage inconnu : « none », « others » ou « all »."), "redaction")
+        raise DisclosureError(REDACTION_UNKNOWN, "redaction")
     # CSI R241-13 (LEGAL.md rule 6): training copies are produced only from a fully redacted copy.
     if purpose == ExtractionPurpose.TRAINING and redaction != Redaction.ALL:
         raise DisclosureError(
@@ -185,8 +209,8 @@ def extraction_create(*, recording: Recording, by: User, purpose: str, recipient
         raise PermissionError(_("L'extraction est réservée au responsable de service, aux agents habilités et au "
                                 "service juridique (CSI R241-12)."))
     purpose, redaction = _purpose_and_redaction(purpose, redaction, ExtractionPurpose.values)
-    recipient = _text(recipient, "recipient", _("Indiquez le destinataire de l'extraction (CSI R241-14)."), 300)
-    motif = _text(motif, "motif", _("Indiquez le motif de l'extraction (CSI R241-14)."), 2000)
+    recipient = _text(recipient, "recipient", EXTRACTION_RECIPIENT, 300)
+    motif = _text(motif, "motif", EXTRACTION_MOTIF, 2000)
     _check_extractable([recording])
     derivative = _derivatives_for([recording], redaction).get(recording.pk)
     now = now or timezone.now()
@@ -267,13 +291,13 @@ def export_create(*, recordings: list[Recording], by: User, purpose: str, recipi
                                     "au service juridique (CSI R241-12)."))
         allowed = ExtractionPurpose.values
     purpose, redaction = _purpose_and_redaction(purpose, redaction, allowed)
-    recipient = _text(recipient, "recipient", _("Indiquez le destinataire de l'export (CSI R241-14)."), 300)
-    motif = _text(motif, "motif", _("Indiquez le motif de l'export (CSI R241-14)."), 2000)
+    recipient = _text(recipient, "recipient", EXPORT_RECIPIENT, 300)
+    motif = _text(motif, "motif", EXPORT_MOTIF, 2000)
     unique = list({r.pk: r for r in recordings}.values())
     if not unique:
-        raise DisclosureError(_("Choisissez au moins un enregistrement."), "recordings")
+        raise DisclosureError(RECORDINGS_NONE, "recordings")
     if len(unique) > 200:
-        raise DisclosureError(_("200 enregistrements au plus par export."), "recordings")
+        raise DisclosureError(RECORDINGS_MAX, "recordings")
     _check_extractable(unique)
     derivatives = _derivatives_for(unique, redaction)
     if purpose == ExportPurpose.TRAINING:
@@ -384,9 +408,9 @@ def share_create(*, export: Export, by: User, recipient: str, expires_at: dt.dat
     if export.status != Export.Status.READY:
         raise DisclosureError(_("L'export n'est pas prêt : il ne peut pas encore être partagé."), "export")
     now = now or timezone.now()
-    recipient = _text(recipient, "recipient", _("Indiquez le destinataire du partage."), 300)
+    recipient = _text(recipient, "recipient", SHARE_RECIPIENT, 300)
     if expires_at is None:
-        raise DisclosureError(_("Indiquez la date d'expiration du lien."), "expires_at")
+        raise DisclosureError(SHARE_EXPIRY, "expires_at")
     if timezone.is_naive(expires_at):
         raise DisclosureError(_("La date d'expiration doit porter un fuseau horaire."), "expires_at")
     if expires_at <= now:
@@ -518,17 +542,17 @@ def access_request_register(*, by: User, requester_name: str, identity_checked: 
                             now: dt.datetime | None = None) -> AccessRequest:
     _handler(by)
     now = now or timezone.now()
-    requester_name = _text(requester_name, "requester_name", _("Indiquez l'identité du demandeur."), 300)
-    description = _text(description, "description", _("Décrivez ce que la personne demande (moment, lieu, agent)."),
+    requester_name = _text(requester_name, "requester_name", REQUESTER_NAME, 300)
+    description = _text(description, "description", DESCRIPTION,
                         5000)
     if not isinstance(identity_checked, bool):
-        raise DisclosureError(_("Indiquez si l'identité du demandeur a été vérifiée."), "identity_checked")
+        raise DisclosureError(IDENTITY_CHECKED, "identity_checked")
     identity_check_method = (identity_check_method or "").strip()
     if identity_checked and not identity_check_method:
         raise DisclosureError(_("Indiquez comment l'identité a été vérifiée (pièce présentée, etc.)."),
                               "identity_check_method")
     if not isinstance(received_on, dt.date):
-        raise DisclosureError(_("Indiquez la date de réception de la demande."), "received_on")
+        raise DisclosureError(RECEIVED_ON, "received_on")
     if received_on > timezone.localdate(now):
         raise DisclosureError(_("La date de réception ne peut pas être dans le futur."), "received_on")
     if window_start and window_end and window_end <= window_start:
@@ -571,10 +595,9 @@ def access_request_extend(*, request: AccessRequest, by: User, notice_on: dt.dat
     which must be given within the first month."""
     _handler(by)
     now = now or timezone.now()
-    notice = _text(notice, "notice", _("Recopiez l'information donnée au demandeur sur la prolongation et ses "
-                                       "motifs (RGPD art. 12(3))."), 5000)
+    notice = _text(notice, "notice", NOTICE, 5000)
     if not isinstance(notice_on, dt.date):
-        raise DisclosureError(_("Indiquez la date à laquelle le demandeur a été informé."), "notice_on")
+        raise DisclosureError(NOTICE_ON, "notice_on")
     with transaction.atomic():
         request = _open(request)
         if request.extended:
@@ -629,7 +652,7 @@ def access_request_decide(*, request: AccessRequest, by: User, decision: str, le
     _handler(by)
     now = now or timezone.now()
     if decision not in AccessRequest.Decision.values:
-        raise DisclosureError(_("Décision : communication intégrale, partielle, ou refus."), "decision")
+        raise DisclosureError(DECISION, "decision")
     legal_ground = legal_ground or ""
     if decision == AccessRequest.Decision.FULL:
         legal_ground = ""
@@ -670,10 +693,10 @@ def access_request_deliver(*, request: AccessRequest, by: User, delivered_on: dt
     """Record the reply's delivery (the copy, or the reasoned refusal) and close the request."""
     _handler(by)
     now = now or timezone.now()
-    means = _text(means, "means", _("Indiquez le moyen de remise (en main propre, lien de partage, courrier…)."),
+    means = _text(means, "means", MEANS,
                   500)
     if not isinstance(delivered_on, dt.date):
-        raise DisclosureError(_("Indiquez la date de remise."), "delivered_on")
+        raise DisclosureError(DELIVERED_ON, "delivered_on")
     if delivered_on > timezone.localdate(now):
         raise DisclosureError(_("La date de remise ne peut pas être dans le futur."), "delivered_on")
     with transaction.atomic():
