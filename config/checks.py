@@ -17,10 +17,11 @@ def temoin_settings_check(app_configs, **kwargs):
             hint="raise TEMOIN_BROKER_VISIBILITY_TIMEOUT or lower TEMOIN_TASK_TIME_LIMIT",
             id="temoin.E001",
         ))
-    try:
-        retention_period(settings.TEMOIN_DEFAULT_RETENTION)
-    except ValueError as exc:
-        problems.append(Error(str(exc), id="temoin.E002"))
+    for name in ("TEMOIN_DEFAULT_RETENTION", "TEMOIN_TRAINING_RETENTION"):
+        try:
+            retention_period(getattr(settings, name))
+        except ValueError as exc:
+            problems.append(Error(f"{name}: {exc}", id="temoin.E002"))
     # CSI R241-14: the log and the traces behind the register are kept three years.
     years = settings.CUSTODY_RETENTION_YEARS
     if not 1 <= years <= 10:

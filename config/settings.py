@@ -297,6 +297,9 @@ TEMOIN_DEFAULT_RETENTION = env.str("TEMOIN_DEFAULT_RETENTION", default="P1M")
 # known to be right) is due: it is kept this long for a supervisor to place a hold if a procedure
 # needs it, then erased (evidence/retention/dates.py). ISO 8601 duration, days or hours.
 TEMOIN_LATE_DOCKING_GRACE = env.str("TEMOIN_LATE_DOCKING_GRACE", default="P3D")
+# CSI R241-13 (LEGAL.md rule 6): a training package is made only from fully anonymised copies; it is
+# kept under its own rule, apart from the recordings it came from, then erased by the sweep.
+TEMOIN_TRAINING_RETENTION = env.str("TEMOIN_TRAINING_RETENTION", default="P3Y")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
 # Map tiles of the intervention page (Leaflet URL template). OpenStreetMap France by default; a
 # sovereign deployment points it at its own tile server. Without tiles the tracks are still drawn.

@@ -189,6 +189,15 @@ def check_retention_not_overdue(ctx: AuditContext) -> Iterator[Violation]:
         yield Violation("retention.not_overdue", f"recording {pk}",
                         f"conservé au-delà de sa date d'effacement sans conservation pour procédure (statut {status})",
                         since=since, organisation_id=org)
+    # Training packages live under their own rule (LEGAL.md rule 6), and no longer.
+    from evidence.disclosure.models import Export, ExportPurpose
+
+    for pk, org, until in (Export.objects.filter(purpose=ExportPurpose.TRAINING, retain_until__lt=late,
+                                                 status=Export.Status.READY)
+                           .values_list("pk", "organisation_id", "retain_until")):
+        yield Violation("retention.not_overdue", f"export {pk}",
+                        "package de formation conservé au-delà de sa propre durée de conservation",
+                        since=until, organisation_id=org)
     stuck = Recording.objects.filter(status=Recording.Status.RECEIVING,
                                      ingested_at__lt=late - STUCK_RECEIVING_AFTER)
     for pk, org, started in stuck.values_list("pk", "organisation_id", "ingested_at"):

@@ -42,6 +42,15 @@ CHUNK = 8 * 1024 * 1024
 # Held recordings may be past their end: a lock date must lie in the future, hence this minimum.
 MIN_LOCK = dt.timedelta(minutes=1)
 
+
+def training_retain_until(now: dt.datetime) -> dt.datetime:
+    """The end of a training package's own retention (LEGAL.md rule 6; TEMOIN_TRAINING_RETENTION)."""
+    from django.conf import settings
+
+    from evidence.retention.dates import retention_period
+
+    return now + retention_period(settings.TEMOIN_TRAINING_RETENTION)
+
 HASH_RULE = ("hash = SHA-256(prev_hash + \"\\n\" + canonical) in lowercase hex; canonical = the entry as JSON "
              "with sorted keys, no whitespace, UTF-8, times in UTC with microseconds; prev_hash of entry 1 is "
              "\"0\" * 64.")
@@ -420,11 +429,9 @@ def build_training(*, export: Export, items, derivatives: dict, now: dt.datetime
                 state["manifest_sha256"] = hashlib.sha256(body).hexdigest()
                 state["files"] = len(w.files) + 2
 
-        # Like every package, erased with the first recording it came from (the sweep): training
-        # copies' own retention rule (LEGAL.md rule 6) is not built yet (docs/disclosure.md).
-        recordings = [i.recording for i in items]
-        retain_until = max(min((r.retain_until for r in recordings if r.retain_until), default=now + MIN_LOCK),
-                           now + MIN_LOCK)
+        # Anonymous, it no longer follows the recordings it came from: kept under the training rule
+        # (LEGAL.md rule 6, TEMOIN_TRAINING_RETENTION), then erased by the sweep (training_packages_expire).
+        retain_until = training_retain_until(now)
         store_key = f"exports/{export.organisation.slug}/{export.uuid}/{uuid.uuid4().hex}.zip"
         with ZipPipe(produce) as source:
             stored = get_store().put(store_key, HashingReader(source, None), retain_until=retain_until,

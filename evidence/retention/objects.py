@@ -44,10 +44,12 @@ def media_keys_for(store_key: str) -> tuple[str, str]:
 
 def exports_carrying(recording_ids) -> QuerySet:
     """Export packages still in the store that carry any of these recordings."""
-    from evidence.disclosure.models import Export
+    from evidence.disclosure.models import Export, ExportPurpose
 
-    return Export.objects.filter(status__in=[Export.Status.READY, Export.Status.ERASING],
-                                 items__recording_id__in=list(recording_ids)).distinct()
+    # A training package is anonymous: it lives under its own rule (LEGAL.md rule 6), not its recordings'.
+    return (Export.objects.filter(status__in=[Export.Status.READY, Export.Status.ERASING],
+                                  items__recording_id__in=list(recording_ids))
+            .exclude(purpose=ExportPurpose.TRAINING).distinct())
 
 
 # --- Who owns each object of the store (the compliance audit and the orphan settlement) ----------
@@ -77,7 +79,7 @@ def objects_owned() -> tuple[dict[str, Owner], list[tuple[str, Owner]]]:
     """
     from audit.models import Checkpoint
     from devices.axis.models import AxisObject
-    from evidence.disclosure.models import Export, ExportItem
+    from evidence.disclosure.models import Export, ExportItem, ExportPurpose
     from evidence.redaction.models import Derivative
 
     from ..models import GONE_STATUSES, LIVE_STATUSES, StoreOrphan
@@ -108,7 +110,8 @@ def objects_owned() -> tuple[dict[str, Owner], list[tuple[str, Owner]]]:
             org, status, until = recordings[rec_id]
             full = status in checked
             owned[key] = _owner("derivative", pk, org, full, until if full else None, (rec_id in held) if full else None)
-    gone_exports = set(ExportItem.objects.filter(recording__status__in=GONE_STATUSES).values_list("export_id", flat=True))
+    gone_exports = set(ExportItem.objects.filter(recording__status__in=GONE_STATUSES)
+                       .exclude(export__purpose=ExportPurpose.TRAINING).values_list("export_id", flat=True))
     in_progress: list[tuple[str, Owner]] = []
     for pk, org, slug, uuid, status, key, until in (Export.objects.exclude(status__in=[Export.Status.ERASED,
                                                                                       Export.Status.FAILED])

@@ -288,6 +288,7 @@ def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, ba
             report.refused.extend((pk, f"batch failed: {exc}") for pk in todo[i:i + batch_size]
                                   if pk not in report.erased)
     exports_follow_recordings(now=at, report=report)
+    training_packages_expire(now=at, report=report)
     _axis_containers_follow(now=at)
     return report
 
@@ -330,36 +331,55 @@ def objects_erase_logged(*, subject, organisation, keys: list[str], now: dt.date
 def exports_follow_recordings(*, now: dt.datetime, report: SweepReport | None = None) -> list[int]:
     """An export package carries copies of its recordings: once one of them is erased (or its
     erasure has begun), the package goes too, and its share links with it (CSI R241-13)."""
-    from evidence.disclosure.models import Export
-
     erased_ids = Recording.objects.filter(status__in=[Recording.Status.ERASED, Recording.Status.ERASING])
     erased = []
     for export in (exports_carrying(erased_ids.values_list("pk", flat=True))
                    .select_related("organisation").order_by("pk")):
-        retry = export.status == Export.Status.ERASING
-        if retry and _still_locked(export.store_key, now):
-            continue  # refused once and logged; tried again when the store's lock ends
-        if not retry:
-            Export.objects.filter(pk=export.pk).update(status=Export.Status.ERASING, erasure_started_at=now)
         carried = list(export.items.filter(recording__status__in=[Recording.Status.ERASED, Recording.Status.ERASING])
                        .values_list("recording_id", flat=True))
-
-        def finish(export=export):
-            Export.objects.filter(pk=export.pk).update(status=Export.Status.ERASED, erased_at=now)
-
-        errors = objects_erase_logged(
-            subject=export, organisation=export.organisation, keys=[export.store_key] if export.store_key else [],
-            now=now, started="export.erasure_started", done="export.erased", failed="export.erasure_failed",
-            details={"export": export.pk, "sha256": export.sha256, "recordings_erased": carried,
-                     "retain_until": export.retain_until.isoformat() if export.retain_until else None},
-            intent_logged=retry, on_done=finish)
-        if not errors:
+        if _export_erase(export, now=now, details={"recordings_erased": carried}):
             erased.append(export.pk)
-        else:
-            log.error("export %s not erased: %s", export.pk, "; ".join(errors))
     if report is not None:
         report.exports_erased.extend(erased)
     return erased
+
+
+def training_packages_expire(*, now: dt.datetime, report: SweepReport | None = None) -> list[int]:
+    """Training packages are anonymous copies kept under their own rule, apart from their
+    recordings (LEGAL.md rule 6, CSI R241-13): erased once their own retention has ended."""
+    from evidence.disclosure.models import Export, ExportPurpose
+
+    erased = [export.pk for export in (Export.objects.filter(purpose=ExportPurpose.TRAINING, retain_until__lte=now,
+                                                              status__in=[Export.Status.READY, Export.Status.ERASING])
+                                       .select_related("organisation").order_by("pk"))
+              if _export_erase(export, now=now, details={"reason": "training_retention_ended"})]
+    if report is not None:
+        report.exports_erased.extend(erased)
+    return erased
+
+
+def _export_erase(export, *, now: dt.datetime, details: dict) -> bool:
+    """Erase one package (intent, bytes, completion, all logged); False when it must wait or failed."""
+    from evidence.disclosure.models import Export
+
+    retry = export.status == Export.Status.ERASING
+    if retry and _still_locked(export.store_key, now):
+        return False  # refused once and logged; tried again when the store's lock ends
+    if not retry:
+        Export.objects.filter(pk=export.pk).update(status=Export.Status.ERASING, erasure_started_at=now)
+
+    def finish():
+        Export.objects.filter(pk=export.pk).update(status=Export.Status.ERASED, erased_at=now)
+
+    errors = objects_erase_logged(
+        subject=export, organisation=export.organisation, keys=[export.store_key] if export.store_key else [],
+        now=now, started="export.erasure_started", done="export.erased", failed="export.erasure_failed",
+        details={"export": export.pk, "sha256": export.sha256, **details,
+                 "retain_until": export.retain_until.isoformat() if export.retain_until else None},
+        intent_logged=retry, on_done=finish)
+    if errors:
+        log.error("export %s not erased: %s", export.pk, "; ".join(errors))
+    return not errors
 
 
 def _still_locked(key: str, now: dt.datetime) -> bool:
