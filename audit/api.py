@@ -2,13 +2,12 @@
 
 Same readers and same organisation scope as the page (CSI R241-14); others get 403.
 """
-import datetime as dt
-
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, permissions, serializers
 from rest_framework.exceptions import ValidationError
+
+from config.api_fields import AwareDateTimeField
 
 from . import selectors
 from .models import CustodyEvent
@@ -40,21 +39,14 @@ class RegisterEntrySerializer(serializers.ModelSerializer):
 
 
 def _datetime(params, name):
+    """An ISO 8601 date-time with its offset, within what the database holds (config/api_fields.py)."""
     value = params.get(name)
     if not value:
         return None
     try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise ValidationError({name: "expected an ISO 8601 date-time with an offset"})
-    # PostgreSQL takes offsets within ±15:59 and Python's calendar ends at years 1 and 9999: a date
-    # of year 1669 at -18:30 was a 500 (issue 17's live probe). The register holds no entry outside these years.
-    offset = parsed.utcoffset()
-    if not 1900 <= parsed.year <= 2999 or offset is None or abs(offset) >= dt.timedelta(hours=15, minutes=59):
-        raise ValidationError({name: "date-time out of range (years 1900–2999, offset within ±15:59)"})
-    return parsed
+        return AwareDateTimeField().run_validation(value)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.detail}) from None
 
 
 @extend_schema(parameters=[

@@ -5,11 +5,8 @@ paths rather than a router (urls.py).
 """
 from __future__ import annotations
 
-import datetime as dt
-
 from django.http import Http404
 from django.urls import reverse
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -17,6 +14,8 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from config.api_fields import AwareDateTimeField
 
 from ..api import HoldSerializer
 from ..models import Procedure, Recording
@@ -148,20 +147,13 @@ def _call(fn, **kwargs):
 
 
 def _when(value: str | None, name: str):
+    """An ISO 8601 date-time with its offset, within what the database holds (config/api_fields.py)."""
     if not value:
         return None
     try:
-        parsed = parse_datetime(value)
-    except ValueError:  # well formed but impossible (month 13, 25 o'clock)
-        parsed = None
-    if parsed is None:
-        raise ValidationError({name: ["expected an ISO 8601 date-time"]})
-    # PostgreSQL takes offsets within ±15:59 and Python's calendar ends at years 1 and 9999: year 3481
-    # at -20:04 was a 500 (the live probe, issue 17). No recording is dated outside these years.
-    offset = parsed.utcoffset()
-    if not 1900 <= parsed.year <= 2999 or (offset is not None and abs(offset) >= dt.timedelta(hours=15, minutes=59)):
-        raise ValidationError({name: ["date-time out of range (years 1900–2999, offset within ±15:59)"]})
-    return parsed
+        return AwareDateTimeField().run_validation(value)
+    except ValidationError as exc:
+        raise ValidationError({name: exc.detail}) from None
 
 
 class InterventionPagination(PageNumberPagination):
