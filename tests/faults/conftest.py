@@ -142,9 +142,11 @@ class FaultRig:
         env.update({
             "DATABASE_URL": pg.url(self.db_name),
             "CELERY_BROKER_URL": redis.url,
-            # Redelivery of a pull whose worker died, within seconds rather than hours.
-            "TEMOIN_TASK_TIME_LIMIT": "8",
-            "TEMOIN_BROKER_VISIBILITY_TIMEOUT": "10",
+            # Redelivery of a pull whose worker died, within seconds rather than hours. The time limit
+            # leaves room for a pull on a loaded machine: at 8 s, a CI run with other work beside it
+            # had a pull killed by the limit, acknowledged as failed, and its clip never pulled.
+            "TEMOIN_TASK_TIME_LIMIT": "25",
+            "TEMOIN_BROKER_VISIBILITY_TIMEOUT": "30",
             "TEMOIN_TIME_ZONE": "Europe/Paris",
         })
         if store_kind == "s3":
