@@ -2,8 +2,12 @@
 
 These narrow what ``recordings_visible_to`` already allowed; they never widen it.
 """
+import datetime as dt
+import re
+
 from django import forms
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Purpose, Recording, ReviewState, TriggerReason
@@ -16,6 +20,7 @@ SORTS = {
     "-retain_until": ("-retain_until", "-id"), "duration": ("duration", "id"), "-duration": ("-duration", "-id"),
 }
 NOTIFIED = {"yes": True, "no": False}
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _blank(choices):
@@ -27,7 +32,7 @@ class RecordingSearchForm(forms.Form):
     officer = forms.CharField(required=False, max_length=150, label=_("Agent porteur (matricule ou identifiant)"))
     camera = forms.CharField(required=False, max_length=64, label=_("Caméra"))
     started_after = forms.DateTimeField(required=False, label=_("Depuis"))
-    started_before = forms.DateTimeField(required=False, label=_("Jusqu'à"))
+    started_before = forms.DateTimeField(required=False, label=_("Jusqu'au (inclus)"))
     trigger_reason = forms.ChoiceField(required=False, choices=_blank(TriggerReason.choices),
                                        label=_("Motif de déclenchement"))
     purpose = forms.ChoiceField(required=False, choices=_blank(Purpose.choices), label=_("Finalité"))
@@ -49,7 +54,14 @@ class RecordingSearchForm(forms.Form):
         return self._iso(self.data.get("started_after"), self.cleaned_data["started_after"])
 
     def clean_started_before(self):
-        return self._iso(self.data.get("started_before"), self.cleaned_data["started_before"])
+        parsed = self._iso(self.data.get("started_before"), self.cleaned_data["started_before"])
+        raw = (self.data.get("started_before") or "").strip()
+        if parsed is not None and DATE_ONLY.fullmatch(raw):
+            # A day typed alone includes the whole day, as the register's "Au (inclus)": up to the
+            # next midnight in local time (Europe/Paris; the next day's, so a DST change counts).
+            day = dt.date.fromisoformat(raw) + dt.timedelta(days=1)
+            parsed = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+        return parsed
 
     # Dates a recording can have. Beyond, converting to UTC overflows Python's calendar
     # (started_before=0001-01-01 in Europe/Paris is in year 0 in UTC: an OverflowError, issue 17).

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import grantees_for
@@ -46,8 +47,18 @@ def recording_list(request):
     upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
     return render(request, "evidence/recording_list.html", {
         "page": page, "form": form, "sort": request.GET.get("sort", "-started_at"),
-        "sessions": sessions, "upcoming": upcoming,
+        "sessions": sessions, "upcoming": upcoming, "shortcuts": _date_shortcuts(request.GET),
     })
+
+
+def _date_shortcuts(params) -> list[dict]:
+    """"Aujourd'hui", "Hier", "7 derniers jours": days in local time, both ends included."""
+    today = timezone.localdate()
+    spans = [(_("Aujourd'hui"), today, today), (_("Hier"), today - dt.timedelta(days=1), today - dt.timedelta(days=1)),
+             (_("7 derniers jours"), today - dt.timedelta(days=6), today)]
+    chosen = (params.get("started_after", ""), params.get("started_before", ""))
+    return [{"label": label, "after": first.isoformat(), "before": last.isoformat(),
+             "current": chosen == (first.isoformat(), last.isoformat())} for label, first, last in spans]
 
 
 @login_required
