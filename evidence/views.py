@@ -17,6 +17,7 @@ from accounts.selectors import grantees_for
 from devices.selectors import offload_sessions_visible_to
 
 from . import services
+from .drafts import draft_keep, draft_take, tag_values
 from .models import Procedure, Purpose, Recording, ReviewState, TriggerReason
 from .pagination import CappedCountPaginator
 from .search import RecordingSearchForm
@@ -64,6 +65,7 @@ def _date_shortcuts(params) -> list[dict]:
 @login_required
 def recording_detail(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    _with_tag_values(request, recording)
     events = recording.custody_events.order_by("seq")
     return render(request, "evidence/recording_detail.html", {
         "r": recording, "events": events, "holds": holds_for_recording(recording=recording),
@@ -85,6 +87,12 @@ def _can_tag(user, recording) -> bool:
     return user.role == "supervisor" or recording.wearer_id == user.pk
 
 
+def _with_tag_values(request, recording):
+    draft = draft_take(request, f"tag-{recording.pk}")
+    recording.tagv, recording.tag_refused = tag_values(recording, draft), draft is not None
+    return recording
+
+
 def _tag_choices() -> dict:
     return {"trigger_reasons": TriggerReason.choices, "purposes": Purpose.choices}
 
@@ -95,8 +103,10 @@ def to_complete(request):
     if request.user.role not in services.TAGGERS:
         raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
     page = Paginator(recordings_to_complete_for(user=request.user).select_related("camera", "wearer"), 25)
-    return render(request, "evidence/to_complete.html", {"page": page.get_page(request.GET.get("page")),
-                                                         **_tag_choices()})
+    page = page.get_page(request.GET.get("page"))
+    for r in page:
+        _with_tag_values(request, r)
+    return render(request, "evidence/to_complete.html", {"page": page, **_tag_choices()})
 
 
 @login_required
@@ -119,6 +129,9 @@ def recording_tag(request, pk: int):
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
         messages.error(request, f"Enregistrement n° {pk} : {_french_tag_error(exc)}")
+        # Issue 20: the motif and the yes/no answer typed stay in the form shown again.
+        draft_keep(request, f"tag-{pk}", {**{k: request.POST.get(k, "") for k in services.TAG_FIELDS},
+                                          "subject_notified": request.POST.get("subject_notified", "")})
     nxt = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
         return redirect(nxt)

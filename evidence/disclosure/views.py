@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from audit.throttle import rate_limit
+from evidence.drafts import draft_keep, draft_take
 from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
@@ -187,13 +188,17 @@ class AccessRequestForm(forms.Form):
     identity_checked = forms.ChoiceField(label=gettext_lazy("Identité vérifiée"), widget=forms.RadioSelect,
                                          choices=[("yes", gettext_lazy("oui")), ("no", gettext_lazy("non"))])
     identity_check_method = forms.CharField(label=gettext_lazy("Comment"), max_length=500, required=False)
-    received_on = forms.DateField(label=gettext_lazy("Reçue le"), widget=forms.DateInput(attrs={"type": "date"}))
+    # Issue 20: date inputs only accept ISO values (2026-12-07), whatever the language of the page.
+    received_on = forms.DateField(label=gettext_lazy("Reçue le"),
+                                  widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     description = forms.CharField(label=gettext_lazy("Demande (moment, lieu, agent)"),
                                   widget=forms.Textarea(attrs={"rows": 4}))
     window_start = forms.DateTimeField(label=gettext_lazy("Période : début"), required=False,
-                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                                  format="%Y-%m-%dT%H:%M"))
     window_end = forms.DateTimeField(label=gettext_lazy("Période : fin"), required=False,
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                                format="%Y-%m-%dT%H:%M"))
     lat = forms.FloatField(label=gettext_lazy("Lieu : latitude"), required=False)
     lon = forms.FloatField(label=gettext_lazy("Lieu : longitude"), required=False)
     radius_m = forms.IntegerField(label=gettext_lazy("Rayon (m)"), required=False, min_value=1, initial=200)
@@ -275,6 +280,8 @@ def access_request_detail(request, pk: int):
         "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,
         "initial_deadline": services.access_request_deadline(r.received_on),
         "exports": r.exports.all(), "tz": str(_tz(request.user)),
+        "decision_draft": draft_take(request, f"ar-decision-{r.pk}"),
+        "extend_draft": draft_take(request, f"ar-extend-{r.pk}"),
     })
 
 
@@ -298,6 +305,8 @@ def access_request_extend(request, pk: int):
                         notice_on=_date(request, "notice_on"), notice=request.POST.get("notice", ""))
     if ok:
         messages.success(request, _("Délai prolongé de deux mois."))
+    else:
+        draft_keep(request, f"ar-extend-{r.pk}", {k: request.POST.get(k, "") for k in ("notice_on", "notice")})
     return redirect("access-request-detail", pk=r.pk)
 
 
@@ -325,6 +334,9 @@ def access_request_decide(request, pk: int):
                         note=request.POST.get("note", ""))
     if ok:
         messages.success(request, _("Décision enregistrée."))
+    else:  # issue 20: the decision, its ground and the note typed are shown again, not lost
+        draft_keep(request, f"ar-decision-{r.pk}",
+                   {k: request.POST.get(k, "") for k in ("decision", "legal_ground", "note")})
     return redirect("access-request-detail", pk=r.pk)
 
 

@@ -80,3 +80,75 @@ def test_the_shortcuts_are_local_days_and_today_finds_todays_recordings(officer,
     assert listed_ids(client.get("/" + links["Aujourd&#x27;hui"])) == {today.pk}
     assert listed_ids(client.get("/" + links["Hier"])) == {yesterday.pk}
     assert listed_ids(client.get("/" + links["7 derniers jours"])) == {today.pk, yesterday.pk, week_ago.pk}
+
+
+# --- 2. Forms keep what was typed after an error ------------------------------------------------
+
+def _untagged(officer, make_camera, make_recording):
+    cam = make_camera("BWC-0042", officer=officer)
+    return make_recording(cam, paris(2026, 12, 6, 10, 0), wearer=officer, tagged=False)
+
+
+def test_a_refused_tagging_keeps_the_motif_and_the_answer_in_the_queue(officer, make_camera, make_recording):
+    rec = _untagged(officer, make_camera, make_recording)
+    client = client_for(officer)
+
+    page = client.post(f"/enregistrements/{rec.pk}/etiquettes/", {
+        "trigger_reason": "risk_of_incident", "subject_notified": "false", "notice_omitted_reason": "",
+        "intervention": "PM-2026-77", "next": "/a-completer/"}, follow=True).content.decode()
+
+    rec.refresh_from_db()
+    assert rec.trigger_reason == "" and rec.subject_notified is None  # refused: nothing saved
+    assert "indiquez pourquoi les personnes filmées" in page
+    assert '<option value="risk_of_incident" selected>' in page
+    assert 'name="subject_notified" value="false" checked' in page
+    assert f'id="in-{rec.pk}" name="intervention" value="PM-2026-77"' in page
+    # Shown once: the next visit shows the recording's own (empty) values again.
+    again = client.get("/a-completer/").content.decode()
+    assert '<option value="risk_of_incident" selected>' not in again
+
+
+def test_a_refused_tagging_keeps_what_was_typed_on_the_recording_page(officer, make_camera, make_recording):
+    rec = _untagged(officer, make_camera, make_recording)
+
+    page = client_for(officer).post(f"/enregistrements/{rec.pk}/etiquettes/", {
+        "trigger_reason": "incident", "subject_notified": "false", "notice_omitted_reason": ""},
+        follow=True).content.decode()
+
+    assert '<option value="incident" selected>' in page
+    assert 'name="subject_notified" value="false" checked' in page
+
+
+@pytest.fixture
+def dpo_request(make_user):
+    from evidence.disclosure import services as disclosure
+
+    dpo = make_user("dpo.leroy", role="dpo")
+    r = disclosure.access_request_register(by=dpo, requester_name="Jean Martin", identity_checked=True,
+                                           identity_check_method="passeport", received_on=dt.date(2026, 12, 1),
+                                           description="Contrôle du soir, place du Palais")
+    return dpo, r
+
+
+def test_a_refused_access_request_decision_keeps_the_decision_and_its_note(dpo_request):
+    dpo, r = dpo_request
+    client = client_for(dpo)
+
+    page = client.post(f"/demandes-acces/{r.pk}/decision/", {
+        "decision": "refused", "legal_ground": "", "note": "Procédure judiciaire en cours, PV 2026/88"},
+        follow=True).content.decode()
+
+    r.refresh_from_db()
+    assert r.decision == ""  # refused: a refusal states its legal ground (LIL art. 107 II)
+    assert "fondement légal" in page
+    assert "Procédure judiciaire en cours, PV 2026/88</textarea>" in page
+    assert '<option value="refused" selected>' in page
+
+
+@time_machine.travel(paris(2026, 12, 7, 9, 0), tick=False)
+def test_received_on_is_prefilled_in_the_format_the_date_field_accepts(make_user):
+    dpo = make_user("dpo.leroy", role="dpo")
+
+    page = client_for(dpo).get("/demandes-acces/nouvelle/").content.decode()
+
+    assert re.search(r'<input type="date" name="received_on" value="2026-12-07"', page)
