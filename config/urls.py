@@ -19,6 +19,7 @@ urlpatterns = [
     path("enregistrements/<int:pk>/", views.recording_detail, name="recording-detail"),
     path("enregistrements/<int:pk>/conservations/", views.hold_place, name="hold-place"),
     path("conservations/<int:pk>/levee/", views.hold_release, name="hold-release"),
+    path("conservations/", views.holds_in_force, name="holds-in-force"),
     path("effacements/", views.erasures_upcoming, name="erasures-upcoming"),
     path("a-completer/", views.to_complete, name="to-complete"),
     path("enregistrements/<int:pk>/lecture/", views.recording_play, name="recording-play"),

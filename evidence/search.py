@@ -41,6 +41,8 @@ class RecordingSearchForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=_blank(Recording.Status.choices), label=_("État"))
     intervention = forms.CharField(required=False, max_length=100, label=_("Intervention"))
     review_state = forms.ChoiceField(required=False, choices=_blank(ReviewState.choices), label=_("Revue"))
+    hold = forms.ChoiceField(required=False, label=_("Conservation pour procédure"), choices=[
+        ("", "—"), ("held", _("effacement suspendu")), ("not_held", _("sans conservation"))])
     sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS], label=_("Tri"))
 
     def __init__(self, data=None, **kwargs):
@@ -112,8 +114,24 @@ class RecordingSearchForm(forms.Form):
                 qs = qs.filter(**{name: d[name]})
         if d.get("intervention"):
             qs = qs.filter(intervention=d["intervention"].strip())
+        if d.get("hold"):
+            from .retention.holds import active_holds_q
+
+            # CSI R241-13: a hold in force suspends the erasure; the filter shows which are kept.
+            qs = qs.filter(active_holds_q()) if d["hold"] == "held" else qs.exclude(active_holds_q())
         if d.get("subject_notified"):
             value = d["subject_notified"]
             qs = qs.filter(subject_notified__isnull=True) if value == "unknown" else \
                 qs.filter(subject_notified=NOTIFIED[value])
         return qs.order_by(*SORTS.get(d.get("sort") or "-started_at", SORTS["-started_at"]))
+
+
+def with_hold_in_force(qs):
+    """Annotate ``held_reference``: the reference of a hold in force covering the recording, if any."""
+    from django.db.models import OuterRef, Subquery
+
+    from .models import Hold
+
+    in_force = (Hold.covered.through.objects.filter(recording_id=OuterRef("pk"), hold__released_at__isnull=True)
+                .order_by("hold__placed_at").values("hold__reference")[:1])
+    return qs.annotate(held_reference=Subquery(in_force))

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -20,8 +21,9 @@ from . import services
 from .drafts import draft_keep, draft_take, tag_values
 from .models import Procedure, Purpose, Recording, ReviewState, TriggerReason
 from .pagination import CappedCountPaginator
-from .search import RecordingSearchForm
+from .search import RecordingSearchForm, with_hold_in_force
 from .selectors import (
+    ORGANISATION_WIDE,
     annotations_for,
     erasures_upcoming_for,
     grants_visible_to,
@@ -42,7 +44,7 @@ def recording_list(request):
         qs = form.apply(qs)
     else:
         qs = qs.order_by("-started_at", "-id")
-    page = CappedCountPaginator(qs.defer("media_info", "stream_hashes", "sidecar_errors", "track"),
+    page = CappedCountPaginator(with_hold_in_force(qs.defer("media_info", "stream_hashes", "sidecar_errors", "track")),
                                 50).get_page(request.GET.get("page"))
     sessions = offload_sessions_visible_to(user=request.user)[:5]
     upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
@@ -67,8 +69,11 @@ def recording_detail(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
     _with_tag_values(request, recording)
     events = recording.custody_events.order_by("seq")
+    holds = list(holds_for_recording(recording=recording))
     return render(request, "evidence/recording_detail.html", {
-        "r": recording, "events": events, "holds": holds_for_recording(recording=recording),
+        "r": recording, "events": events, "holds": holds,
+        # CSI R241-13: a hold in force suspends the erasure; the page says so instead of a date.
+        "holds_in_force": [h for h in holds if h.active],
         # The interventions this recording is linked to (issue 21): their pages filter by the same selector.
         "interventions": recording.intervention_links.select_related("intervention").order_by("intervention__reference"),
         "procedures": Procedure.choices,
@@ -178,7 +183,22 @@ def hold_release(request, pk: int):
     except ValueError as exc:
         messages.error(request, f"Levée refusée : {exc}")
     back = request.POST.get("recording")
+    if request.POST.get("next") == "holds":
+        return redirect("holds-in-force")
     return redirect("recording-detail", pk=int(back)) if back and back.isdigit() else redirect("erasures-upcoming")
+
+
+@login_required
+def holds_in_force(request):
+    """"Conservations en cours": the holds not released, for those who manage or read them (CSI R241-13;
+    supervisor and legal staff place them, legal staff release them, the DPO and the mayor read them)."""
+    if request.user.role not in ORGANISATION_WIDE:
+        raise PermissionDenied("les conservations sont suivies par le service, le juridique, le DPO et le maire")
+    rows = (holds_visible_to(user=request.user).filter(released_at__isnull=True)
+            .select_related("placed_by", "recording", "recording__camera")
+            .annotate(n_covered=Count("covered")).order_by("-placed_at"))
+    return render(request, "evidence/holds.html", {
+        "rows": rows, "can_release_hold": request.user.role in services.HOLD_RELEASERS})
 
 
 @login_required

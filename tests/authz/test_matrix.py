@@ -57,6 +57,7 @@ ROLE_PAGES = {
     "erasures-upcoming": set(ROLES),
     "review-queue": {"supervisor"},
     "grants": {"supervisor"},
+    "holds-in-force": {"supervisor", "legal", "dpo", "mayor"},  # issue 20: "Conservations en cours"
     "register": {"mayor", "dpo", "legal"},
     "register-export-csv": {"mayor", "dpo", "legal"},
     "api-register": {"mayor", "dpo", "legal"},

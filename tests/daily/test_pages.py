@@ -152,3 +152,83 @@ def test_received_on_is_prefilled_in_the_format_the_date_field_accepts(make_user
     page = client_for(dpo).get("/demandes-acces/nouvelle/").content.decode()
 
     assert re.search(r'<input type="date" name="received_on" value="2026-12-07"', page)
+
+
+# --- 3. Holds visible ---------------------------------------------------------------------------
+
+@pytest.fixture
+def held(officer, make_user, make_camera, make_recording, local_store):
+    from evidence.retention.holds import hold_place
+
+    legal = make_user("juriste", role="legal")
+    cam = make_camera("BWC-0042", officer=officer)
+    kept = make_recording(cam, paris(2026, 12, 6, 10, 0), wearer=officer)
+    free = make_recording(cam, paris(2026, 12, 6, 11, 0), wearer=officer)
+    hold = hold_place(by=legal, procedure="judicial", reference="PV 2026/1234", recording=kept,
+                      motif="Réquisition du parquet")
+    return {"legal": legal, "kept": kept, "free": free, "hold": hold}
+
+
+def test_a_held_recording_shows_its_erasure_suspended_with_the_holds_reference_and_motif(officer, held):
+    page = client_for(officer).get(f"/enregistrements/{held['kept'].pk}/").content.decode()
+
+    assert "Effacement suspendu" in page
+    assert "PV 2026/1234" in page and "Réquisition du parquet" in page
+    free = client_for(officer).get(f"/enregistrements/{held['free'].pk}/").content.decode()
+    assert "Effacement suspendu" not in free
+
+
+def test_a_released_hold_no_longer_suspends_the_erasure_on_the_page(officer, held):
+    from evidence.retention.holds import hold_release
+
+    hold_release(hold=held["hold"], by=held["legal"], motif="Classement sans suite")
+
+    page = client_for(officer).get(f"/enregistrements/{held['kept'].pk}/").content.decode()
+    assert "Effacement suspendu" not in page
+
+
+def test_the_list_has_a_hold_column_and_a_hold_filter(officer, held):
+    client = client_for(officer)
+
+    page = client.get("/").content.decode()
+    assert "PV 2026/1234" in page
+    assert listed_ids(client.get("/", {"hold": "held"})) == {held["kept"].pk}
+    assert listed_ids(client.get("/", {"hold": "not_held"})) == {held["free"].pk}
+
+
+@pytest.mark.parametrize("role", ["supervisor", "legal", "dpo", "mayor"])
+def test_the_holds_page_lists_the_holds_in_force_of_ones_own_organisation_only(
+        role, held, make_user, other_org, make_camera, make_recording):
+    from evidence.retention.holds import hold_place, hold_release
+
+    other_legal = make_user("juriste.annecy", role="legal", organisation=other_org)
+    other_cam = make_camera("BWC-9000", organisation=other_org)
+    hold_place(by=other_legal, procedure="disciplinary", reference="ANNECY-DISC-7",
+               recording=make_recording(other_cam, paris(2026, 12, 6, 9, 0)))
+    released = hold_place(by=held["legal"], procedure="administrative", reference="ADM-RELEASED",
+                          recording=held["free"])
+    hold_release(hold=released, by=held["legal"], motif="fin de procédure")
+    reader = make_user(f"lecteur.{role}", role=role)
+
+    response = client_for(reader).get("/conservations/")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "PV 2026/1234" in page and "Réquisition du parquet" in page
+    assert "ANNECY-DISC-7" not in page  # another organisation's holds are never shown
+    assert "ADM-RELEASED" not in page  # released: no longer in force
+
+
+@pytest.mark.parametrize("role", ["officer", "admin"])
+def test_officers_and_the_administrator_have_no_holds_page(role, make_user, held):
+    assert client_for(make_user(f"x.{role}", role=role)).get("/conservations/").status_code == 403
+
+
+def test_legal_staff_release_a_hold_from_the_holds_page(held):
+    client = client_for(held["legal"])
+
+    response = client.post(f"/conservations/{held['hold'].pk}/levee/", {"motif": "Jugement rendu", "next": "holds"})
+
+    held["hold"].refresh_from_db()
+    assert response.status_code == 302 and response["Location"] == "/conservations/"
+    assert held["hold"].released_at is not None and held["hold"].release_motif == "Jugement rendu"
