@@ -5,21 +5,22 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import grantees_for
 from devices.selectors import offload_sessions_visible_to
 
 from . import services
 from .drafts import draft_keep, draft_take, tag_values
-from .models import Procedure, Purpose, Recording, ReviewState, TriggerReason
+from .review import ReviewRefused
+from .models import Consultation, Procedure, Purpose, Recording, ReviewState, TriggerReason
 from .pagination import CappedCountPaginator
 from .search import RecordingSearchForm, with_hold_in_force
 from .selectors import (
@@ -32,6 +33,7 @@ from .selectors import (
     recordings_review_queue_for,
     recordings_to_complete_for,
     recordings_visible_to,
+    to_complete_q,
 )
 
 
@@ -103,15 +105,68 @@ def _tag_choices() -> dict:
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def to_complete(request):
     """The wearer's "to complete" queue: recordings whose tags are missing (CSI L241-2)."""
     if request.user.role not in services.TAGGERS:
         raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
     page = Paginator(recordings_to_complete_for(user=request.user).select_related("camera", "wearer"), 25)
-    page = page.get_page(request.GET.get("page"))
+    page = page.get_page(request.GET.get("page") or request.POST.get("page"))
     for r in page:
         _with_tag_values(request, r)
-    return render(request, "evidence/to_complete.html", {"page": page, **_tag_choices()})
+    thumbnails = request.method == "POST" and request.POST.get("action") == "thumbnails"
+    if thumbnails:
+        # Motif before media (CSI R241-14): showing the posters is a consultation of each recording,
+        # logged with this motif, asked for by a button; the posters come through its short-lived URLs.
+        for r in page:
+            if r.poster_key and r.status in (Recording.Status.READY, Recording.Status.UNPLAYABLE) and r.playback_key:
+                _consultation, token = services.consultation_open(recording=r, by=request.user, motif=THUMBNAIL_MOTIF)
+                r.thumb_url = reverse("consultation-media", args=[token, "poster"])
+    return render(request, "evidence/to_complete.html", {"page": page, "thumbnails": thumbnails,
+                                                         "batch": draft_take(request, "tag-batch") or {},
+                                                         "thumbnail_motif": THUMBNAIL_MOTIF, **_tag_choices()})
+
+
+THUMBNAIL_MOTIF = "Qualification des enregistrements (file « À compléter », vignettes)"
+
+
+@login_required
+@require_POST
+def to_complete_batch(request):
+    """Batch tagging from "À compléter": the same trigger reason and answer for the ticked recordings
+    (CSI L241-2), one custody event per recording."""
+    from .review import recordings_tag_batch
+
+    if request.user.role not in services.TAGGERS:
+        raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
+    recordings = list(recordings_to_complete_for(user=request.user).filter(pk__in=_ids(request.POST.getlist("ids"))))
+    if not recordings:
+        messages.error(request, _("Cochez au moins un enregistrement."))
+        return redirect("to-complete")
+    notified = {"true": True, "false": False}.get(request.POST.get("subject_notified", ""))
+    changes = {"trigger_reason": request.POST.get("trigger_reason", ""), "subject_notified": notified,
+               "notice_omitted_reason": request.POST.get("notice_omitted_reason", "")}
+    if not changes["trigger_reason"] or notified is None:
+        messages.error(request, _("Indiquez le motif de déclenchement et si les personnes filmées ont été informées."))
+        draft_keep(request, "tag-batch", {**changes, "subject_notified": request.POST.get("subject_notified", ""),
+                                          "ids": [r.pk for r in recordings]})
+        return redirect("to-complete")
+    try:
+        done, refused = recordings_tag_batch(recordings=recordings, by=request.user, changes=changes)
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    if done:
+        messages.success(request, _("%(n)s enregistrement(s) qualifié(s).") % {"n": len(done)})
+    for rec, reason in refused:
+        messages.error(request, f"Enregistrement n° {rec.pk} : {_french_tag_error(ValueError(reason))}")
+    if refused:
+        draft_keep(request, "tag-batch", {**changes, "subject_notified": request.POST.get("subject_notified", ""),
+                                          "ids": [r.pk for r, _reason in refused]})
+    return redirect("to-complete")
+
+
+def _ids(values) -> list[int]:
+    return [int(v) for v in values if str(v).isdigit()][:200]
 
 
 @login_required
@@ -296,6 +351,8 @@ def recording_review(request, pk: int):
         messages.success(request, f"Enregistrement n° {pk} : revue enregistrée.")
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
+    except ReviewRefused as exc:  # issue 20: never consulted by the reviewer, or still "À compléter"
+        messages.error(request, str(exc))
     except ValueError as exc:
         text = "indiquez pourquoi l'enregistrement est signalé." if str(exc).startswith("note") else str(exc)
         messages.error(request, f"Enregistrement n° {pk} : {text}")
@@ -317,8 +374,34 @@ def review_queue(request):
     if queue not in dict(REVIEW_QUEUES):
         queue = "unreviewed"
     qs = recordings_review_queue_for(user=request.user, queue=queue).select_related("camera", "wearer")
+    # Whether this reviewer consulted each one and whether it is tagged: "Marquer revu" needs both.
+    qs = qs.annotate(consulted=Exists(Consultation.objects.filter(recording_id=OuterRef("pk"), user_id=request.user.pk)),
+                     untagged=Exists(Recording.objects.filter(pk=OuterRef("pk")).filter(to_complete_q())))
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
     return render(request, "evidence/review_queue.html", {"page": page, "queue": queue, "queues": REVIEW_QUEUES})
+
+
+@login_required
+@require_POST
+def review_batch(request):
+    """Batch review: the ticked recordings marked reviewed, each checked and logged on its own."""
+    from .review import recordings_review_batch
+
+    if request.user.role not in services.REVIEWERS:
+        raise PermissionDenied("review is the head of service's task")
+    recordings = list(recordings_visible_to(user=request.user).filter(pk__in=_ids(request.POST.getlist("ids"))))
+    if not recordings:
+        messages.error(request, _("Cochez au moins un enregistrement."))
+    else:
+        done, refused = recordings_review_batch(recordings=recordings, by=request.user)
+        if done:
+            messages.success(request, _("%(n)s enregistrement(s) marqué(s) revu(s).") % {"n": len(done)})
+        for _rec, reason in refused:
+            messages.error(request, reason)
+    nxt = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
+    return redirect("review-queue")
 
 
 @login_required

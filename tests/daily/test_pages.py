@@ -232,3 +232,172 @@ def test_legal_staff_release_a_hold_from_the_holds_page(held):
     held["hold"].refresh_from_db()
     assert response.status_code == 302 and response["Location"] == "/conservations/"
     assert held["hold"].released_at is not None and held["hold"].release_motif == "Jugement rendu"
+
+
+# --- 4. Review and batch actions ----------------------------------------------------------------
+
+def consult(recording, user):
+    """Open a consultation as the player does (motif first, logged); the row needs a playback copy."""
+    from evidence import services
+
+    type(recording).objects.filter(pk=recording.pk).update(playback_key=f"playback/{recording.pk}.mp4",
+                                                           poster_key=f"posters/{recording.pk}.jpg")
+    recording.refresh_from_db()
+    return services.consultation_open(recording=recording, by=user, motif="Contrôle hiérarchique")
+
+
+@pytest.fixture
+def service(officer, make_user, make_camera, make_recording):
+    chef = make_user("chef.bernard", role="supervisor")
+    cam = make_camera("BWC-0042", officer=officer)
+    recs = [make_recording(cam, paris(2026, 12, 6, 8 + i, 0), wearer=officer) for i in range(3)]
+    return chef, recs
+
+
+def test_marking_reviewed_a_recording_never_consulted_by_the_reviewer_is_refused_in_french(service):
+    from audit.models import CustodyEvent
+
+    chef, (rec, *_others) = service
+    page = client_for(chef).post(f"/enregistrements/{rec.pk}/revue/", {"state": "reviewed"}, follow=True)
+
+    rec.refresh_from_db()
+    assert rec.review_state == "unreviewed"
+    assert "consultez la vidéo avant de la marquer revue" in page.content.decode()
+    assert not CustodyEvent.objects.filter(action="recording.reviewed").exists()
+
+
+def test_the_api_refuses_the_same_review_with_the_same_reason(service):
+    chef, (rec, *_others) = service
+    response = client_for(chef).post(f"/api/recordings/{rec.pk}/review/", {"state": "reviewed"},
+                                     content_type="application/json")
+    assert response.status_code == 400 and "consultez la vidéo" in response.json()["detail"]
+
+
+def test_marking_reviewed_an_untagged_recording_is_refused_even_after_consulting_it(service, make_recording):
+    chef, (rec, *_others) = service
+    type(rec).objects.filter(pk=rec.pk).update(trigger_reason="", subject_notified=None)
+    consult(rec, chef)
+
+    page = client_for(chef).post(f"/enregistrements/{rec.pk}/revue/", {"state": "reviewed"}, follow=True)
+
+    rec.refresh_from_db()
+    assert rec.review_state == "unreviewed"
+    assert "À compléter" in page.content.decode() and "doit être complétée avant la revue" in page.content.decode()
+
+
+def test_a_consulted_and_tagged_recording_is_marked_reviewed_and_logged(service):
+    from audit.models import CustodyEvent
+
+    chef, (rec, *_others) = service
+    consult(rec, chef)
+
+    client_for(chef).post(f"/enregistrements/{rec.pk}/revue/", {"state": "reviewed"})
+
+    rec.refresh_from_db()
+    assert (rec.review_state, rec.reviewed_by) == ("reviewed", chef)
+    assert CustodyEvent.objects.get(action="recording.reviewed").details["to"] == "reviewed"
+
+
+def test_a_flag_still_needs_no_consultation(service):
+    chef, (rec, *_others) = service
+    client_for(chef).post(f"/enregistrements/{rec.pk}/revue/", {"state": "flagged", "note": "À voir"})
+    rec.refresh_from_db()
+    assert rec.review_state == "flagged"
+
+
+def test_batch_review_marks_the_eligible_ones_logs_each_and_names_the_refused(service):
+    from audit.models import CustodyEvent
+
+    chef, (a, b, c) = service
+    consult(a, chef)
+    consult(b, chef)
+
+    page = client_for(chef).post("/revue/lot/", {"ids": [a.pk, b.pk, c.pk]}, follow=True).content.decode()
+
+    states = dict(type(a).objects.filter(pk__in=[a.pk, b.pk, c.pk]).values_list("pk", "review_state"))
+    assert states == {a.pk: "reviewed", b.pk: "reviewed", c.pk: "unreviewed"}
+    events = CustodyEvent.objects.filter(action="recording.reviewed").order_by("seq")
+    assert sorted(e.recording_id for e in events) == [a.pk, b.pk] and all(e.actor == chef for e in events)
+    assert "2 enregistrement(s) marqué(s) revu(s)" in page
+    assert f"Enregistrement n° {c.pk} : consultez la vidéo" in page
+
+
+def test_batch_review_ignores_recordings_of_another_organisation(service, other_org, make_user, make_camera,
+                                                                 make_recording):
+    chef, _recs = service
+    foreign = make_recording(make_camera("BWC-9000", organisation=other_org), paris(2026, 12, 6, 9, 0))
+
+    client_for(chef).post("/revue/lot/", {"ids": [foreign.pk]})
+
+    foreign.refresh_from_db()
+    assert foreign.review_state == "unreviewed"
+
+
+def test_batch_tagging_tags_the_ticked_recordings_and_logs_each_one(officer, make_user, make_camera, make_recording):
+    from audit.models import CustodyEvent
+
+    cam = make_camera("BWC-0042", officer=officer)
+    a, b, untouched = (make_recording(cam, paris(2026, 12, 6, 8 + i, 0), wearer=officer, tagged=False)
+                       for i in range(3))
+    colleague = make_user("agent.durand", matricule="M043")
+    theirs = make_recording(make_camera("BWC-0043", officer=colleague), paris(2026, 12, 6, 9, 0),
+                            wearer=colleague, tagged=False)
+
+    page = client_for(officer).post("/a-completer/lot/", {
+        "ids": [a.pk, b.pk, theirs.pk], "trigger_reason": "risk_of_incident", "subject_notified": "true"},
+        follow=True).content.decode()
+
+    tags = dict((pk, (t, n)) for pk, t, n in type(a).objects.values_list("pk", "trigger_reason", "subject_notified"))
+    assert tags[a.pk] == tags[b.pk] == ("risk_of_incident", True)
+    assert tags[untouched.pk] == tags[theirs.pk] == ("", None)  # another wearer's recording is not theirs to tag
+    assert sorted(e.recording_id for e in CustodyEvent.objects.filter(action="recording.tagged")) == [a.pk, b.pk]
+    assert "2 enregistrement(s) qualifié(s)" in page
+
+
+def test_batch_tagging_refused_keeps_the_choices_and_the_ticks(officer, make_camera, make_recording):
+    cam = make_camera("BWC-0042", officer=officer)
+    a = make_recording(cam, paris(2026, 12, 6, 8, 0), wearer=officer, tagged=False)
+
+    page = client_for(officer).post("/a-completer/lot/", {
+        "ids": [a.pk], "trigger_reason": "incident", "subject_notified": "false", "notice_omitted_reason": ""},
+        follow=True).content.decode()
+
+    a.refresh_from_db()
+    assert a.trigger_reason == ""
+    assert "indiquez pourquoi les personnes filmées" in page
+    assert re.search(rf'value="{a.pk}" form="batch-tag" checked', page)
+    assert re.search(r'<select id="bt-tr" name="trigger_reason">.*<option value="incident" selected>', page, re.S)
+
+
+def test_thumbnails_on_the_queue_are_consultations_logged_with_their_motif(officer, make_camera, make_recording):
+    from audit.models import CustodyEvent
+
+    cam = make_camera("BWC-0042", officer=officer)
+    rec = make_recording(cam, paris(2026, 12, 6, 8, 0), wearer=officer, tagged=False,
+                         playback_key="playback/x.mp4", poster_key="posters/x.jpg")
+    client = client_for(officer)
+    assert "<img" not in client.get("/a-completer/").content.decode()  # no media before the button
+
+    page = client.post("/a-completer/", {"action": "thumbnails"}).content.decode()
+
+    event = CustodyEvent.objects.get(action="recording.consulted")
+    assert event.recording_id == rec.pk and event.actor == officer and "vignettes" in event.motif
+    assert re.search(r'<img class="thumb" src="/media/c/[^"]+/poster"', page)
+
+
+@pytest.mark.parametrize("role", ["officer", "legal", "dpo", "mayor", "admin"])
+def test_only_the_head_of_service_reviews_in_batch(role, service, make_user):
+    _chef, (rec, *_others) = service
+    response = client_for(make_user(f"x.{role}", role=role)).post("/revue/lot/", {"ids": [rec.pk]})
+    rec.refresh_from_db()
+    assert response.status_code == 403 and rec.review_state == "unreviewed"
+
+
+@pytest.mark.parametrize("role", ["legal", "dpo", "mayor", "admin"])
+def test_only_wearers_and_their_supervisor_tag_in_batch(role, officer, make_user, make_camera, make_recording):
+    rec = make_recording(make_camera("BWC-0042", officer=officer), paris(2026, 12, 6, 8, 0), wearer=officer,
+                         tagged=False)
+    response = client_for(make_user(f"x.{role}", role=role)).post("/a-completer/lot/", {
+        "ids": [rec.pk], "trigger_reason": "incident", "subject_notified": "true"})
+    rec.refresh_from_db()
+    assert response.status_code == 403 and rec.trigger_reason == ""
