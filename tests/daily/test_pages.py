@@ -401,3 +401,73 @@ def test_only_wearers_and_their_supervisor_tag_in_batch(role, officer, make_user
         "ids": [rec.pk], "trigger_reason": "incident", "subject_notified": "true"})
     rec.refresh_from_db()
     assert response.status_code == 403 and rec.trigger_reason == ""
+
+
+# --- 6. Words and charts ------------------------------------------------------------------------
+
+def test_the_hours_axis_of_a_few_minutes_a_day_has_distinct_labels_not_zeros():
+    from evidence.dashboard import charts
+    from evidence.dashboard.selectors import DayHours
+
+    days = [DayHours(day=dt.date(2026, 12, d), hours=h, recordings=1) for d, h in ((5, 0.02), (6, 0.08), (7, 0.05))]
+    labels = [t.label for t in charts.hours_chart(days, title="Mes heures").y_ticks]
+
+    assert len(set(labels)) == len(labels) and labels[0] == "0"
+    assert labels[-1] == "0,10" and "0,0" not in labels and labels[1] == "0,02"
+
+
+def test_the_custody_report_reads_as_french_without_empty_fields_raw_changes_or_paths(officer, make_camera,
+                                                                                        make_recording):
+    """The PDF is drawn from this same report (audit.pdf.custody_report_pdf)."""
+    from audit.selectors import recording_custody_report
+    from audit.services import custody_event_append
+    from evidence import services
+
+    officer.first_name, officer.last_name = "Julie", "Martin"
+    officer.save()
+    rec = make_recording(make_camera("BWC-0042", officer=officer), paris(2026, 12, 6, 10, 0), wearer=officer,
+                         tagged=False)
+    custody_event_append(action="recording.stored", subject=rec, actor_label="system",
+                         details={"duplicate_of": None, "store_key": "originals/BWC-0042/abc.mp4",
+                                  "volume": "/srv/dock/slot-1", "sha256": rec.sha256})
+    services.recording_tag(recording=rec, by=officer, changes={"trigger_reason": "risk_of_incident",
+                                                                "subject_notified": True})
+
+    report = recording_custody_report(recording=rec, user=officer)
+    text = " ".join(" ".join(map(str, e.values())) for e in report["events"]) + " ".join(
+        f"{k} {v}" for k, v in report["identifiers"]) + report["how_to_verify"]
+
+    assert "None" not in text and "duplicate_of" not in text
+    assert "trigger_reason" not in text and "['" not in text
+    assert "motif de déclenchement : — → risque d'incident" in text
+    assert "personnes filmées informées : — → oui" in text
+    assert "originals/" not in text and "/srv/" not in text and "docs/" not in text
+    assert "Julie Martin (agent porteur)" in text and "user:" not in text
+    assert re.search(r"06/12/2026 10:00:00 CET", text)  # local time, named
+
+
+def test_the_register_page_shows_names_and_local_times(officer, make_user, make_camera, make_recording):
+    from evidence import services
+
+    legal = make_user("juriste", role="legal")
+    legal.first_name, legal.last_name = "Claire", "Petit"
+    legal.save()
+    rec = make_recording(make_camera("BWC-0042", officer=officer), paris(2026, 12, 6, 10, 0), wearer=officer,
+                         playback_key="playback/x.mp4")
+    with time_machine.travel(dt.datetime(2026, 12, 6, 21, 30, tzinfo=dt.timezone.utc), tick=False):
+        services.consultation_open(recording=rec, by=legal, motif="Réquisition PV 2026/77")
+
+    page = client_for(legal).get("/registre/").content.decode()
+
+    assert "Claire Petit (" in page  # the name and the role, not the login
+    assert "user:juriste" not in page
+    assert "06/12/2026 22:30:00" in page  # 21:30 UTC is 22:30 in Paris
+
+
+def test_words_periods_and_counts_read_as_french(officer, make_camera, make_recording):
+    from django.template import Context, Template
+
+    render = Template("{% load temoin %}{{ a|period_words }}|{{ b|period_words }}|{{ c|period_words }}")
+    assert render.render(Context({"a": "P1M", "b": "P31D", "c": "P1Y"})) == "1 mois|31 jours|1 an"
+    page = client_for(officer).get("/").content.decode()
+    assert "P1M" not in page and "après 1 mois" in page
