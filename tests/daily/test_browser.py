@@ -176,3 +176,39 @@ def test_the_skip_link_leads_to_the_content_on_other_pages(browser, live_server,
     assert page.evaluate("document.activeElement.textContent.trim()") == "Aller au contenu"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "contenu"
+
+
+def test_batch_tagging_with_thumbnails_on_a_real_offloaded_clip(browser, live_server, make_volume,  # noqa: F811
+                                                                 clip_library, camera, officer, local_store):
+    from audit.models import CustodyEvent
+
+    from ..evidence.helpers import run_offload
+
+    volume = make_volume("BWC-0042", {"DCIM/CLIP0001.MP4": clip_library["h264"],
+                                       "DCIM/CLIP0002.MP4": clip_library["h264_noaudio"]})
+    assert run_offload(volume)[0] == 0
+    recs = list(Recording.objects.order_by("pk"))
+    assert len(recs) == 2 and all(r.to_complete and r.poster_key for r in recs)
+    page = browser.new_page(viewport=PHONE, locale="fr-FR")
+    _login(page, live_server.url, officer.username)
+    page.goto(f"{live_server.url}/a-completer/")
+    assert page.locator("img.thumb").count() == 0  # no image before the logged consultation
+
+    page.click("text=Afficher les vignettes")
+    page.wait_for_load_state()
+    page.wait_for_function("() => [...document.querySelectorAll('img.thumb')].every(i => i.complete && i.naturalWidth > 0)"
+                           " && document.querySelectorAll('img.thumb').length === 2", timeout=20000)
+    assert CustodyEvent.objects.filter(action="recording.consulted", motif__contains="vignettes").count() == 2
+    assert _no_sideways_scroll(page)
+    page.screenshot(path=str(SHOTS / "phone-to-complete-thumbnails.png"), full_page=True)
+
+    for r in recs:
+        page.check(f"input[name=ids][value='{r.pk}']")
+    page.select_option("#bt-tr", "incident")
+    page.locator("#batch-tag input[name=subject_notified][value=true]").check()
+    page.click("text=Qualifier la sélection")
+    page.wait_for_load_state()
+
+    assert "2 enregistrement(s) qualifié(s)" in page.inner_text("main")
+    assert [(r.trigger_reason, r.subject_notified) for r in Recording.objects.order_by("pk")] == [("incident", True)] * 2
+    assert CustodyEvent.objects.filter(action="recording.tagged").count() == 2
