@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import grantees_for
@@ -362,7 +363,8 @@ def recording_review(request, pk: int):
     return redirect("recording-detail", pk=pk)
 
 
-REVIEW_QUEUES = [("unreviewed", "Non revus"), ("flagged", "Signalés"), ("sample", "Échantillon de contrôle")]
+REVIEW_QUEUES = [("unreviewed", gettext_lazy("Non revus")), ("flagged", gettext_lazy("Signalés")),
+                 ("sample", gettext_lazy("Échantillon de contrôle"))]
 
 
 @login_required

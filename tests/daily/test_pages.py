@@ -471,3 +471,18 @@ def test_words_periods_and_counts_read_as_french(officer, make_camera, make_reco
     assert render.render(Context({"a": "P1M", "b": "P31D", "c": "P1Y"})) == "1 mois|31 jours|1 an"
     page = client_for(officer).get("/").content.decode()
     assert "P1M" not in page and "après 1 mois" in page
+
+
+@pytest.mark.parametrize("path,role", [("/", "officer"), ("/a-completer/", "officer"), ("/conservations/", "legal"),
+                                       ("/revue/", "supervisor")])
+def test_the_new_words_are_translated_in_the_english_interface(path, role, held, make_user, officer):
+    from tests.test_i18n import choose_language, untranslated
+
+    user = officer if role == "officer" else make_user(f"en.{role}", role=role)
+    client = client_for(user)
+    choose_language(client, "en")
+
+    page = client.get(path).content.decode()
+
+    assert "Skip to content" in page
+    assert untranslated(page) == [], untranslated(page)
