@@ -486,3 +486,9 @@ def test_the_new_words_are_translated_in_the_english_interface(path, role, held,
 
     assert "Skip to content" in page
     assert untranslated(page) == [], untranslated(page)
+
+
+def test_the_api_filters_on_holds_in_force_too(officer, held):
+    body = client_for(officer).get("/api/recordings/", {"hold": "held"}).json()
+    assert [r["id"] for r in body["results"]] == [held["kept"].pk]
+    assert client_for(officer).get("/api/recordings/", {"hold": "maybe"}).status_code == 400
