@@ -74,6 +74,15 @@ class ExtractionForm(forms.Form):
     kind = forms.ChoiceField(label=gettext_lazy("Forme"), initial="package", choices=[
         ("package", gettext_lazy("paquet vérifiable (ZIP : fichiers, manifeste signé, rapport, verify.py)")),
         ("file", gettext_lazy("fichier seul, lien de téléchargement de 30 minutes"))])
+    # Issue 20: a procedure has a reference (n° de PV, réquisition) and, while it runs, the recording
+    # must not be erased (CSI R241-13): the form asks for it and proposes the hold, ticked.
+    reference = forms.CharField(label=gettext_lazy("Référence de la procédure (n° de PV, réquisition)"),
+                                max_length=200, required=False)
+    place_hold = forms.BooleanField(label=gettext_lazy("Conserver pour cette procédure (suspend l'effacement)"),
+                                    required=False, initial=True)
+
+
+PROCEDURES = ("judicial", "administrative", "disciplinary")
 
 
 @login_required
@@ -89,6 +98,10 @@ def recording_extract(request, pk: int):
             _form_errors(request, form)
         else:
             d = form.cleaned_data
+            if d["purpose"] in PROCEDURES and d["reference"].strip():
+                d["motif"] = f"{d['motif']} — réf. {d['reference'].strip()}"  # in the register with the motif
+                if d["place_hold"] and not _hold_for_extraction(request, recording, d):
+                    return render(request, "disclosure/extract_form.html", {"r": recording, "form": form})
             if d["kind"] == "file":
                 result, ok = _service(request, services.extraction_create, recording=recording, by=request.user,
                                       purpose=d["purpose"], recipient=d["recipient"], motif=d["motif"],
@@ -110,6 +123,25 @@ def recording_extract(request, pk: int):
                     messages.success(request, _("Extraction inscrite au registre ; le paquet est en préparation."))
                     return redirect("export-detail", pk=export.pk)
     return render(request, "disclosure/extract_form.html", {"r": recording, "form": form})
+
+
+def _hold_for_extraction(request, recording, d) -> bool:
+    """Place the hold the extraction form proposed (its own transaction and custody event)."""
+    from evidence.retention import RetentionRefused
+    from evidence.retention.holds import hold_place
+
+    whole = d["scope"] == "intervention" and bool(recording.intervention) and d["kind"] != "file"
+    try:
+        hold_place(by=request.user, procedure=d["purpose"], reference=d["reference"].strip(), motif=d["motif"],
+                   recording=None if whole else recording, intervention=recording.intervention if whole else "")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except (ValueError, RetentionRefused) as exc:
+        messages.error(request, _("Conservation refusée : %(e)s") % {"e": exc})
+        return False
+    messages.success(request, _("Conservation pour procédure enregistrée (réf. %(ref)s) : effacement suspendu.")
+                     % {"ref": d["reference"].strip()})
+    return True
 
 
 class ShareForm(forms.Form):

@@ -492,3 +492,38 @@ def test_the_api_filters_on_holds_in_force_too(officer, held):
     body = client_for(officer).get("/api/recordings/", {"hold": "held"}).json()
     assert [r["id"] for r in body["results"]] == [held["kept"].pk]
     assert client_for(officer).get("/api/recordings/", {"hold": "maybe"}).status_code == 400
+
+
+# --- 3 (continued). A judicial extraction asks for the reference and proposes the hold -------------
+
+def test_a_judicial_extraction_with_its_reference_places_the_proposed_hold(held, make_user, local_store):
+    from audit.models import CustodyEvent
+    from evidence.disclosure.models import Extraction
+    from evidence.models import Hold
+
+    rec = held["free"]
+    chef = make_user("chef.bernard", role="supervisor")
+    client = client_for(chef)
+    form = client.get(f"/enregistrements/{rec.pk}/extraction/").content.decode()
+    assert 'name="reference"' in form and re.search(r'name="place_hold" checked', form)
+
+    client.post(f"/enregistrements/{rec.pk}/extraction/", {
+        "purpose": "judicial", "recipient": "Parquet de Chambéry", "motif": "Réquisition", "redaction": "none",
+        "scope": "recording", "kind": "file", "reference": "PV 2026/555", "place_hold": "on"})
+
+    hold = Hold.objects.get(recording=rec)
+    assert (hold.procedure, hold.reference, hold.released_at) == ("judicial", "PV 2026/555", None)
+    assert Extraction.objects.get(recording=rec).motif == "Réquisition — réf. PV 2026/555"
+    assert CustodyEvent.objects.filter(action="hold.placed", recording=rec).exists()
+    page = client.get(f"/enregistrements/{rec.pk}/").content.decode()
+    assert "Effacement suspendu" in page and "PV 2026/555" in page
+
+
+def test_an_extraction_without_the_hold_ticked_places_none(held, make_user, local_store):
+    from evidence.models import Hold
+
+    rec = held["free"]
+    client_for(make_user("chef.bernard", role="supervisor")).post(f"/enregistrements/{rec.pk}/extraction/", {
+        "purpose": "judicial", "recipient": "Parquet", "motif": "Réquisition", "redaction": "none",
+        "scope": "recording", "kind": "file", "reference": "PV 2026/556"})
+    assert not Hold.objects.filter(recording=rec).exists()
