@@ -138,26 +138,86 @@ def _fmt_time(value, tz) -> str:
     return value.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S %Z")
 
 
+# Issue 20: the register and the custody report are read by people outside the service (a court
+# clerk, the CNIL): French words, no empty fields ("duplicate_of : None"), no raw lists of changes,
+# no storage paths (the identifiers table of the report names the stored object once).
+DETAIL_LABELS = {
+    "trigger_reason": "motif de déclenchement", "subject_notified": "personnes filmées informées",
+    "notice_omitted_reason": "raison de l'absence d'information", "purpose": "finalité",
+    "intervention": "intervention", "from": "avant", "to": "après", "note": "note", "rule": "règle",
+    "procedure": "procédure", "reference": "référence", "recipient": "destinataire", "decision": "décision",
+    "legal_ground": "fondement", "recordings": "enregistrements", "sha256": "SHA-256", "size": "taille (octets)",
+    "expires_at": "expire le", "consultation": "consultation n°", "access_request": "demande d'accès n°",
+    "export": "export n°", "hold": "conservation n°", "at_seconds": "instant (s)", "kind": "type",
+    "text": "texte", "camera": "caméra", "officer": "agent", "format": "format", "entries": "entrées",
+    "status": "état", "reason": "raison", "changes": "modifications", "redaction": "floutage",
+}
+HIDDEN_DETAILS = ("payload_b64", "signature", "stream_hashes", "command", "media_info")
+VALUE_WORDS = {True: "oui", False: "non", "incident": "incident", "risk_of_incident": "risque d'incident",
+               "reviewed": "revu", "unreviewed": "non revu", "flagged": "signalé", "judicial": "judiciaire",
+               "administrative": "administrative", "disciplinary": "disciplinaire", "training": "formation",
+               "prevention": "prévention", "offence": "constatation d'infraction", "evidence": "preuve"}
+
+
+def _is_internal(key: str, value) -> bool:
+    if key in HIDDEN_DETAILS or value is None or value == "" or value == [] or value == {}:
+        return True
+    # Storage keys and file-system paths mean nothing to a reader outside and expose the layout.
+    return key.endswith(("_key", "_path", "path", "volume", "version_id")) or key in ("key", "bucket")
+
+
+def _word(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_word(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{DETAIL_LABELS.get(k, k.replace('_', ' '))} {_word(v)}" for k, v in value.items()
+                         if not _is_internal(k, v))
+    if isinstance(value, bool) or (isinstance(value, str) and value in VALUE_WORDS):
+        return VALUE_WORDS[value]
+    return str(value)
+
+
 def details_summary(details: dict, limit: int = 400) -> str:
+    """Details of a custody event as a person reads them, in French."""
     parts = []
     for key, value in (details or {}).items():
-        if key in ("payload_b64", "signature", "stream_hashes", "command", "media_info"):
+        if _is_internal(key, value):
             continue
-        if isinstance(value, (dict, list)):
-            if not value:
-                continue
-            value = ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else \
-                ", ".join(map(str, value))
-        parts.append(f"{key} : {value}")
+        if key == "changes" and isinstance(value, dict):
+            # {"trigger_reason": ["", "risk_of_incident"]} → "motif de déclenchement : — → risque d'incident"
+            for field, change in value.items():
+                label = DETAIL_LABELS.get(field, field.replace("_", " "))
+                if isinstance(change, (list, tuple)) and len(change) == 2:
+                    parts.append(f"{label} : {_word(change[0])} → {_word(change[1])}")
+                else:
+                    parts.append(f"{label} : {_word(change)}")
+            continue
+        parts.append(f"{DETAIL_LABELS.get(key, key.replace('_', ' '))} : {_word(value)}")
     text = " ; ".join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def author_name(event) -> str:
+    """The author as a person reads it: full name and role, not "user:login" (issue 20)."""
+    actor = getattr(event, "actor", None)
+    if event.actor_id is not None and actor is not None:
+        name = actor.get_full_name() or actor.username
+        return f"{name} ({actor.get_role_display()})"
+    label = str(event.actor_label or "")
+    if label.startswith("external:"):
+        return f"destinataire externe ({label.split(':', 1)[1]})"
+    if label.startswith("user:"):
+        return label.split(":", 1)[1]
+    return "système" if label in ("", "system") else label
 
 
 WITHHELD = "réservé aux personnes habilitées"
 
 
 def _report_event(e, tz) -> dict:
-    row = {"seq": e.seq, "when": _fmt_time(e.occurred_at, tz), "author": e.actor_label, "action": e.action_label,
+    row = {"seq": e.seq, "when": _fmt_time(e.occurred_at, tz), "author": author_name(e), "action": e.action_label,
            "motif": e.motif, "recipients": ", ".join(map(str, e.recipients or [])),
            "details": details_summary(e.details), "hash": e.hash}
     return row
@@ -247,7 +307,8 @@ def recording_custody_report(*, recording, user, now=None, restricted: bool | No
         ("Début / fin", f"{_fmt_time(r.started_at, tz)} → {_fmt_time(r.ended_at, tz)}"
                         f"{'' if r.time_attested else ' (heure non attestée)'}"),
         ("Fichier sur la caméra", r.source_path), ("Intervention", r.intervention or "—"),
-        ("Stockage inaltérable", f"{r.store_key}{f' (version {r.store_version_id})' if r.store_version_id else ''}"),
+        ("Stockage inaltérable", "original conservé en écriture unique" + (f" (version {r.store_version_id})"
+                                                                             if r.store_version_id else "")),
         ("Statut", r.get_status_display()), ("Date d'effacement", _fmt_time(r.retain_until, tz)),
     ]
     hashes = [("Fichier original", r.sha256 or "—"), ("Taille", f"{r.size} octets" if r.size is not None else "—"),
@@ -278,6 +339,6 @@ def recording_custody_report(*, recording, user, now=None, restricted: bool | No
         "how_to_verify": "Chaque empreinte d'événement est le SHA-256 de l'empreinte précédente, d'un saut de ligne "
                          "et de l'enregistrement canonique de l'événement ; les points de contrôle signent "
                          "l'empreinte de tête avec la clé Ed25519 publiée sur la page « clé publique » du "
-                         "journal de traçabilité. La procédure de vérification indépendante est décrite dans "
-                         "docs/custody.md.",
+                         "journal de traçabilité. La procédure de vérification indépendante figure dans la "
+                         "documentation « Journal de traçabilité » de Témoin, remise par le service sur demande.",
     }

@@ -79,7 +79,7 @@ def register_row(event, tz) -> dict:
     return {
         "seq": event.seq,
         "when": event.occurred_at.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S"),
-        "author": event.actor_label,
+        "author": selectors.author_name(event),
         "kind": selectors.REGISTER_KINDS.get(selectors.register_kind_of(event.action), ""),
         "action": event.action_label,
         "recording": event.recording_id,

@@ -2,8 +2,12 @@
 
 These narrow what ``recordings_visible_to`` already allowed; they never widen it.
 """
+import datetime as dt
+import re
+
 from django import forms
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Purpose, Recording, ReviewState, TriggerReason
@@ -16,6 +20,7 @@ SORTS = {
     "-retain_until": ("-retain_until", "-id"), "duration": ("duration", "id"), "-duration": ("-duration", "-id"),
 }
 NOTIFIED = {"yes": True, "no": False}
+DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def _blank(choices):
@@ -27,7 +32,7 @@ class RecordingSearchForm(forms.Form):
     officer = forms.CharField(required=False, max_length=150, label=_("Agent porteur (matricule ou identifiant)"))
     camera = forms.CharField(required=False, max_length=64, label=_("Caméra"))
     started_after = forms.DateTimeField(required=False, label=_("Depuis"))
-    started_before = forms.DateTimeField(required=False, label=_("Jusqu'à"))
+    started_before = forms.DateTimeField(required=False, label=_("Jusqu'au (inclus)"))
     trigger_reason = forms.ChoiceField(required=False, choices=_blank(TriggerReason.choices),
                                        label=_("Motif de déclenchement"))
     purpose = forms.ChoiceField(required=False, choices=_blank(Purpose.choices), label=_("Finalité"))
@@ -36,6 +41,8 @@ class RecordingSearchForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=_blank(Recording.Status.choices), label=_("État"))
     intervention = forms.CharField(required=False, max_length=100, label=_("Intervention"))
     review_state = forms.ChoiceField(required=False, choices=_blank(ReviewState.choices), label=_("Revue"))
+    hold = forms.ChoiceField(required=False, label=_("Conservation pour procédure"), choices=[
+        ("", "—"), ("held", _("effacement suspendu")), ("not_held", _("sans conservation"))])
     sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS], label=_("Tri"))
 
     def __init__(self, data=None, **kwargs):
@@ -49,7 +56,14 @@ class RecordingSearchForm(forms.Form):
         return self._iso(self.data.get("started_after"), self.cleaned_data["started_after"])
 
     def clean_started_before(self):
-        return self._iso(self.data.get("started_before"), self.cleaned_data["started_before"])
+        parsed = self._iso(self.data.get("started_before"), self.cleaned_data["started_before"])
+        raw = (self.data.get("started_before") or "").strip()
+        if parsed is not None and DATE_ONLY.fullmatch(raw):
+            # A day typed alone includes the whole day, as the register's "Au (inclus)": up to the
+            # next midnight in local time (Europe/Paris; the next day's, so a DST change counts).
+            day = dt.date.fromisoformat(raw) + dt.timedelta(days=1)
+            parsed = timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+        return parsed
 
     # Dates a recording can have. Beyond, converting to UTC overflows Python's calendar
     # (started_before=0001-01-01 in Europe/Paris is in year 0 in UTC: an OverflowError, issue 17).
@@ -100,8 +114,24 @@ class RecordingSearchForm(forms.Form):
                 qs = qs.filter(**{name: d[name]})
         if d.get("intervention"):
             qs = qs.filter(intervention=d["intervention"].strip())
+        if d.get("hold"):
+            from .retention.holds import active_holds_q
+
+            # CSI R241-13: a hold in force suspends the erasure; the filter shows which are kept.
+            qs = qs.filter(active_holds_q()) if d["hold"] == "held" else qs.exclude(active_holds_q())
         if d.get("subject_notified"):
             value = d["subject_notified"]
             qs = qs.filter(subject_notified__isnull=True) if value == "unknown" else \
                 qs.filter(subject_notified=NOTIFIED[value])
         return qs.order_by(*SORTS.get(d.get("sort") or "-started_at", SORTS["-started_at"]))
+
+
+def with_hold_in_force(qs):
+    """Annotate ``held_reference``: the reference of a hold in force covering the recording, if any."""
+    from django.db.models import OuterRef, Subquery
+
+    from .models import Hold
+
+    in_force = (Hold.covered.through.objects.filter(recording_id=OuterRef("pk"), hold__released_at__isnull=True)
+                .order_by("hold__placed_at").values("hold__reference")[:1])
+    return qs.annotate(held_reference=Subquery(in_force))

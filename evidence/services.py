@@ -863,6 +863,10 @@ def recording_review(*, recording: Recording, by: User, state: str, note: str = 
         rec = Recording.objects.select_for_update().get(pk=recording.pk)
         if rec.organisation_id != by.organisation_id:
             raise PermissionError("recording outside your perimeter")
+        if state == ReviewState.REVIEWED:  # issue 20: consulted by the reviewer and tagged first
+            from .review import review_check
+
+            review_check(recording=rec, by=by)
         old = rec.review_state
         rec.review_state, rec.review_note = state, note
         rec.reviewed_by, rec.reviewed_at = (None, None) if state == ReviewState.UNREVIEWED else (by, now)

@@ -5,21 +5,27 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db.models import Count, Exists, OuterRef
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.selectors import grantees_for
 from devices.selectors import offload_sessions_visible_to
 
 from . import services
-from .models import Procedure, Purpose, Recording, ReviewState, TriggerReason
+from .drafts import draft_keep, draft_take, tag_values
+from .review import ReviewRefused
+from .models import Consultation, Procedure, Purpose, Recording, ReviewState, TriggerReason
 from .pagination import CappedCountPaginator
-from .search import RecordingSearchForm
+from .search import RecordingSearchForm, with_hold_in_force
 from .selectors import (
+    ORGANISATION_WIDE,
     annotations_for,
     erasures_upcoming_for,
     grants_visible_to,
@@ -28,6 +34,7 @@ from .selectors import (
     recordings_review_queue_for,
     recordings_to_complete_for,
     recordings_visible_to,
+    to_complete_q,
 )
 
 
@@ -40,22 +47,36 @@ def recording_list(request):
         qs = form.apply(qs)
     else:
         qs = qs.order_by("-started_at", "-id")
-    page = CappedCountPaginator(qs.defer("media_info", "stream_hashes", "sidecar_errors", "track"),
+    page = CappedCountPaginator(with_hold_in_force(qs.defer("media_info", "stream_hashes", "sidecar_errors", "track")),
                                 50).get_page(request.GET.get("page"))
     sessions = offload_sessions_visible_to(user=request.user)[:5]
     upcoming = list(erasures_upcoming_for(user=request.user, now=timezone.now(), hours=72)[:10])
     return render(request, "evidence/recording_list.html", {
         "page": page, "form": form, "sort": request.GET.get("sort", "-started_at"),
-        "sessions": sessions, "upcoming": upcoming,
+        "sessions": sessions, "upcoming": upcoming, "shortcuts": _date_shortcuts(request.GET),
     })
+
+
+def _date_shortcuts(params) -> list[dict]:
+    """"Aujourd'hui", "Hier", "7 derniers jours": days in local time, both ends included."""
+    today = timezone.localdate()
+    spans = [(_("Aujourd'hui"), today, today), (_("Hier"), today - dt.timedelta(days=1), today - dt.timedelta(days=1)),
+             (_("7 derniers jours"), today - dt.timedelta(days=6), today)]
+    chosen = (params.get("started_after", ""), params.get("started_before", ""))
+    return [{"label": label, "after": first.isoformat(), "before": last.isoformat(),
+             "current": chosen == (first.isoformat(), last.isoformat())} for label, first, last in spans]
 
 
 @login_required
 def recording_detail(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
+    _with_tag_values(request, recording)
     events = recording.custody_events.order_by("seq")
+    holds = list(holds_for_recording(recording=recording))
     return render(request, "evidence/recording_detail.html", {
-        "r": recording, "events": events, "holds": holds_for_recording(recording=recording),
+        "r": recording, "events": events, "holds": holds,
+        # CSI R241-13: a hold in force suspends the erasure; the page says so instead of a date.
+        "holds_in_force": [h for h in holds if h.active],
         # The interventions this recording is linked to (issue 21): their pages filter by the same selector.
         "interventions": recording.intervention_links.select_related("intervention").order_by("intervention__reference"),
         "procedures": Procedure.choices,
@@ -74,18 +95,79 @@ def _can_tag(user, recording) -> bool:
     return user.role == "supervisor" or recording.wearer_id == user.pk
 
 
+def _with_tag_values(request, recording):
+    draft = draft_take(request, f"tag-{recording.pk}")
+    recording.tagv, recording.tag_refused = tag_values(recording, draft), draft is not None
+    return recording
+
+
 def _tag_choices() -> dict:
     return {"trigger_reasons": TriggerReason.choices, "purposes": Purpose.choices}
 
 
 @login_required
+@require_http_methods(["GET", "POST"])
 def to_complete(request):
     """The wearer's "to complete" queue: recordings whose tags are missing (CSI L241-2)."""
     if request.user.role not in services.TAGGERS:
         raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
     page = Paginator(recordings_to_complete_for(user=request.user).select_related("camera", "wearer"), 25)
-    return render(request, "evidence/to_complete.html", {"page": page.get_page(request.GET.get("page")),
-                                                         **_tag_choices()})
+    page = page.get_page(request.GET.get("page") or request.POST.get("page"))
+    for r in page:
+        _with_tag_values(request, r)
+    thumbnails = request.method == "POST" and request.POST.get("action") == "thumbnails"
+    if thumbnails:
+        # Motif before media (CSI R241-14): showing the posters is a consultation of each recording,
+        # logged with this motif, asked for by a button; the posters come through its short-lived URLs.
+        for r in page:
+            if r.poster_key and r.status in (Recording.Status.READY, Recording.Status.UNPLAYABLE) and r.playback_key:
+                _consultation, token = services.consultation_open(recording=r, by=request.user, motif=THUMBNAIL_MOTIF)
+                r.thumb_url = reverse("consultation-media", args=[token, "poster"])
+    return render(request, "evidence/to_complete.html", {"page": page, "thumbnails": thumbnails,
+                                                         "batch": draft_take(request, "tag-batch") or {},
+                                                         "thumbnail_motif": THUMBNAIL_MOTIF, **_tag_choices()})
+
+
+THUMBNAIL_MOTIF = "Qualification des enregistrements (file « À compléter », vignettes)"
+
+
+@login_required
+@require_POST
+def to_complete_batch(request):
+    """Batch tagging from "À compléter": the same trigger reason and answer for the ticked recordings
+    (CSI L241-2), one custody event per recording."""
+    from .review import recordings_tag_batch
+
+    if request.user.role not in services.TAGGERS:
+        raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
+    recordings = list(recordings_to_complete_for(user=request.user).filter(pk__in=_ids(request.POST.getlist("ids"))))
+    if not recordings:
+        messages.error(request, _("Cochez au moins un enregistrement."))
+        return redirect("to-complete")
+    notified = {"true": True, "false": False}.get(request.POST.get("subject_notified", ""))
+    changes = {"trigger_reason": request.POST.get("trigger_reason", ""), "subject_notified": notified,
+               "notice_omitted_reason": request.POST.get("notice_omitted_reason", "")}
+    if not changes["trigger_reason"] or notified is None:
+        messages.error(request, _("Indiquez le motif de déclenchement et si les personnes filmées ont été informées."))
+        draft_keep(request, "tag-batch", {**changes, "subject_notified": request.POST.get("subject_notified", ""),
+                                          "ids": [r.pk for r in recordings]})
+        return redirect("to-complete")
+    try:
+        done, refused = recordings_tag_batch(recordings=recordings, by=request.user, changes=changes)
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    if done:
+        messages.success(request, _("%(n)s enregistrement(s) qualifié(s).") % {"n": len(done)})
+    for rec, reason in refused:
+        messages.error(request, f"Enregistrement n° {rec.pk} : {_french_tag_error(ValueError(reason))}")
+    if refused:
+        draft_keep(request, "tag-batch", {**changes, "subject_notified": request.POST.get("subject_notified", ""),
+                                          "ids": [r.pk for r, _reason in refused]})
+    return redirect("to-complete")
+
+
+def _ids(values) -> list[int]:
+    return [int(v) for v in values if str(v).isdigit()][:200]
 
 
 @login_required
@@ -108,6 +190,9 @@ def recording_tag(request, pk: int):
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
         messages.error(request, f"Enregistrement n° {pk} : {_french_tag_error(exc)}")
+        # Issue 20: the motif and the yes/no answer typed stay in the form shown again.
+        draft_keep(request, f"tag-{pk}", {**{k: request.POST.get(k, "") for k in services.TAG_FIELDS},
+                                          "subject_notified": request.POST.get("subject_notified", "")})
     nxt = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
         return redirect(nxt)
@@ -154,7 +239,22 @@ def hold_release(request, pk: int):
     except ValueError as exc:
         messages.error(request, f"Levée refusée : {exc}")
     back = request.POST.get("recording")
+    if request.POST.get("next") == "holds":
+        return redirect("holds-in-force")
     return redirect("recording-detail", pk=int(back)) if back and back.isdigit() else redirect("erasures-upcoming")
+
+
+@login_required
+def holds_in_force(request):
+    """"Conservations en cours": the holds not released, for those who manage or read them (CSI R241-13;
+    supervisor and legal staff place them, legal staff release them, the DPO and the mayor read them)."""
+    if request.user.role not in ORGANISATION_WIDE:
+        raise PermissionDenied("les conservations sont suivies par le service, le juridique, le DPO et le maire")
+    rows = (holds_visible_to(user=request.user).filter(released_at__isnull=True)
+            .select_related("placed_by", "recording", "recording__camera")
+            .annotate(n_covered=Count("covered")).order_by("-placed_at"))
+    return render(request, "evidence/holds.html", {
+        "rows": rows, "can_release_hold": request.user.role in services.HOLD_RELEASERS})
 
 
 @login_required
@@ -252,6 +352,8 @@ def recording_review(request, pk: int):
         messages.success(request, f"Enregistrement n° {pk} : revue enregistrée.")
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
+    except ReviewRefused as exc:  # issue 20: never consulted by the reviewer, or still "À compléter"
+        messages.error(request, str(exc))
     except ValueError as exc:
         text = "indiquez pourquoi l'enregistrement est signalé." if str(exc).startswith("note") else str(exc)
         messages.error(request, f"Enregistrement n° {pk} : {text}")
@@ -261,7 +363,8 @@ def recording_review(request, pk: int):
     return redirect("recording-detail", pk=pk)
 
 
-REVIEW_QUEUES = [("unreviewed", "Non revus"), ("flagged", "Signalés"), ("sample", "Échantillon de contrôle")]
+REVIEW_QUEUES = [("unreviewed", gettext_lazy("Non revus")), ("flagged", gettext_lazy("Signalés")),
+                 ("sample", gettext_lazy("Échantillon de contrôle"))]
 
 
 @login_required
@@ -273,8 +376,34 @@ def review_queue(request):
     if queue not in dict(REVIEW_QUEUES):
         queue = "unreviewed"
     qs = recordings_review_queue_for(user=request.user, queue=queue).select_related("camera", "wearer")
+    # Whether this reviewer consulted each one and whether it is tagged: "Marquer revu" needs both.
+    qs = qs.annotate(consulted=Exists(Consultation.objects.filter(recording_id=OuterRef("pk"), user_id=request.user.pk)),
+                     untagged=Exists(Recording.objects.filter(pk=OuterRef("pk")).filter(to_complete_q())))
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
     return render(request, "evidence/review_queue.html", {"page": page, "queue": queue, "queues": REVIEW_QUEUES})
+
+
+@login_required
+@require_POST
+def review_batch(request):
+    """Batch review: the ticked recordings marked reviewed, each checked and logged on its own."""
+    from .review import recordings_review_batch
+
+    if request.user.role not in services.REVIEWERS:
+        raise PermissionDenied("review is the head of service's task")
+    recordings = list(recordings_visible_to(user=request.user).filter(pk__in=_ids(request.POST.getlist("ids"))))
+    if not recordings:
+        messages.error(request, _("Cochez au moins un enregistrement."))
+    else:
+        done, refused = recordings_review_batch(recordings=recordings, by=request.user)
+        if done:
+            messages.success(request, _("%(n)s enregistrement(s) marqué(s) revu(s).") % {"n": len(done)})
+        for _rec, reason in refused:
+            messages.error(request, reason)
+    nxt = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
+        return redirect(nxt)
+    return redirect("review-queue")
 
 
 @login_required

@@ -42,6 +42,15 @@ def _number(value: float, decimals: int = 1) -> str:
     return number_format(round(value, decimals), decimal_pos=decimals if value % 1 else 0)
 
 
+def _distinct_decimals(values: Sequence[float]) -> int:
+    """The fewest decimals that keep every tick label different (an officer's 5 minutes a day gave an
+    axis of 0 to 0.1 h whose ticks all read "0,0", issue 20)."""
+    for decimals in range(1, 4):
+        if len({round(v, decimals) for v in values}) == len(values):
+            return decimals
+    return 3
+
+
 @dataclass(frozen=True)
 class Tick:
     pos: float  # y for the vertical axis, x for the horizontal one
@@ -121,9 +130,10 @@ def hours_chart(days: Sequence[DayHours], *, title: str, width: int = 720, heigh
     chart = VerticalBarChart(title=title, desc=desc, width=width, height=height, left=left, top=top,
                              plot_width=plot_w, plot_height=plot_h, x_title=_("Jour"), y_title=_("Heures"))
     steps = _tick_steps(top_value)
-    for i in range(steps + 1):
-        value = top_value * i / steps
-        chart.y_ticks.append(Tick(pos=top + plot_h - plot_h * i / steps, label=_number(value)))
+    values = [top_value * i / steps for i in range(steps + 1)]
+    decimals = _distinct_decimals(values)
+    for i, value in enumerate(values):
+        chart.y_ticks.append(Tick(pos=top + plot_h - plot_h * i / steps, label=_number(value, decimals)))
     if not days:
         return chart
     slot = plot_w / len(days)

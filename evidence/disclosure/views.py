@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from audit.throttle import rate_limit
+from evidence.drafts import draft_keep, draft_take
 from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
@@ -73,6 +74,15 @@ class ExtractionForm(forms.Form):
     kind = forms.ChoiceField(label=gettext_lazy("Forme"), initial="package", choices=[
         ("package", gettext_lazy("paquet vérifiable (ZIP : fichiers, manifeste signé, rapport, verify.py)")),
         ("file", gettext_lazy("fichier seul, lien de téléchargement de 30 minutes"))])
+    # Issue 20: a procedure has a reference (n° de PV, réquisition) and, while it runs, the recording
+    # must not be erased (CSI R241-13): the form asks for it and proposes the hold, ticked.
+    reference = forms.CharField(label=gettext_lazy("Référence de la procédure (n° de PV, réquisition)"),
+                                max_length=200, required=False)
+    place_hold = forms.BooleanField(label=gettext_lazy("Conserver pour cette procédure (suspend l'effacement)"),
+                                    required=False, initial=True)
+
+
+PROCEDURES = ("judicial", "administrative", "disciplinary")
 
 
 @login_required
@@ -88,6 +98,10 @@ def recording_extract(request, pk: int):
             _form_errors(request, form)
         else:
             d = form.cleaned_data
+            if d["purpose"] in PROCEDURES and d["reference"].strip():
+                d["motif"] = f"{d['motif']} — réf. {d['reference'].strip()}"  # in the register with the motif
+                if d["place_hold"] and not _hold_for_extraction(request, recording, d):
+                    return render(request, "disclosure/extract_form.html", {"r": recording, "form": form})
             if d["kind"] == "file":
                 result, ok = _service(request, services.extraction_create, recording=recording, by=request.user,
                                       purpose=d["purpose"], recipient=d["recipient"], motif=d["motif"],
@@ -109,6 +123,25 @@ def recording_extract(request, pk: int):
                     messages.success(request, _("Extraction inscrite au registre ; le paquet est en préparation."))
                     return redirect("export-detail", pk=export.pk)
     return render(request, "disclosure/extract_form.html", {"r": recording, "form": form})
+
+
+def _hold_for_extraction(request, recording, d) -> bool:
+    """Place the hold the extraction form proposed (its own transaction and custody event)."""
+    from evidence.retention import RetentionRefused
+    from evidence.retention.holds import hold_place
+
+    whole = d["scope"] == "intervention" and bool(recording.intervention) and d["kind"] != "file"
+    try:
+        hold_place(by=request.user, procedure=d["purpose"], reference=d["reference"].strip(), motif=d["motif"],
+                   recording=None if whole else recording, intervention=recording.intervention if whole else "")
+    except PermissionError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    except (ValueError, RetentionRefused) as exc:
+        messages.error(request, _("Conservation refusée : %(e)s") % {"e": exc})
+        return False
+    messages.success(request, _("Conservation pour procédure enregistrée (réf. %(ref)s) : effacement suspendu.")
+                     % {"ref": d["reference"].strip()})
+    return True
 
 
 class ShareForm(forms.Form):
@@ -187,13 +220,17 @@ class AccessRequestForm(forms.Form):
     identity_checked = forms.ChoiceField(label=gettext_lazy("Identité vérifiée"), widget=forms.RadioSelect,
                                          choices=[("yes", gettext_lazy("oui")), ("no", gettext_lazy("non"))])
     identity_check_method = forms.CharField(label=gettext_lazy("Comment"), max_length=500, required=False)
-    received_on = forms.DateField(label=gettext_lazy("Reçue le"), widget=forms.DateInput(attrs={"type": "date"}))
+    # Issue 20: date inputs only accept ISO values (2026-12-07), whatever the language of the page.
+    received_on = forms.DateField(label=gettext_lazy("Reçue le"),
+                                  widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     description = forms.CharField(label=gettext_lazy("Demande (moment, lieu, agent)"),
                                   widget=forms.Textarea(attrs={"rows": 4}))
     window_start = forms.DateTimeField(label=gettext_lazy("Période : début"), required=False,
-                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+                                       widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                                  format="%Y-%m-%dT%H:%M"))
     window_end = forms.DateTimeField(label=gettext_lazy("Période : fin"), required=False,
-                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+                                     widget=forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                                format="%Y-%m-%dT%H:%M"))
     lat = forms.FloatField(label=gettext_lazy("Lieu : latitude"), required=False)
     lon = forms.FloatField(label=gettext_lazy("Lieu : longitude"), required=False)
     radius_m = forms.IntegerField(label=gettext_lazy("Rayon (m)"), required=False, min_value=1, initial=200)
@@ -275,6 +312,8 @@ def access_request_detail(request, pk: int):
         "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,
         "initial_deadline": services.access_request_deadline(r.received_on),
         "exports": r.exports.all(), "tz": str(_tz(request.user)),
+        "decision_draft": draft_take(request, f"ar-decision-{r.pk}"),
+        "extend_draft": draft_take(request, f"ar-extend-{r.pk}"),
     })
 
 
@@ -298,6 +337,8 @@ def access_request_extend(request, pk: int):
                         notice_on=_date(request, "notice_on"), notice=request.POST.get("notice", ""))
     if ok:
         messages.success(request, _("Délai prolongé de deux mois."))
+    else:
+        draft_keep(request, f"ar-extend-{r.pk}", {k: request.POST.get(k, "") for k in ("notice_on", "notice")})
     return redirect("access-request-detail", pk=r.pk)
 
 
@@ -325,6 +366,9 @@ def access_request_decide(request, pk: int):
                         note=request.POST.get("note", ""))
     if ok:
         messages.success(request, _("Décision enregistrée."))
+    else:  # issue 20: the decision, its ground and the note typed are shown again, not lost
+        draft_keep(request, f"ar-decision-{r.pk}",
+                   {k: request.POST.get(k, "") for k in ("decision", "legal_ground", "note")})
     return redirect("access-request-detail", pk=r.pk)
 
 

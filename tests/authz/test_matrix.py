@@ -57,6 +57,7 @@ ROLE_PAGES = {
     "erasures-upcoming": set(ROLES),
     "review-queue": {"supervisor"},
     "grants": {"supervisor"},
+    "holds-in-force": {"supervisor", "legal", "dpo", "mayor"},  # issue 20: "Conservations en cours"
     "register": {"mayor", "dpo", "legal"},
     "register-export-csv": {"mayor", "dpo", "legal"},
     "api-register": {"mayor", "dpo", "legal"},
@@ -104,6 +105,8 @@ COVERED_ELSEWHERE = {
     "hold-release": "tests/evidence/test_holds_api.py", "api-hold-detail": "tests/evidence/test_holds_api.py",
     "api-hold-release": "tests/evidence/test_holds_api.py",
     "register-export-pdf": "tests/audit/test_register.py",
+    **dict.fromkeys(["review-batch", "to-complete-batch"],
+                    "tests/daily/test_pages.py (roles, another organisation's and another wearer's recordings)"),
     "custody-journal-verify": "tests/audit/test_alerts.py", "custody-alert-acknowledge": "tests/audit/test_alerts.py",
     **dict.fromkeys(["compliance-run", "compliance-report-json", "compliance-report-pdf"],
                     "tests/compliance/test_audit.py (page and signed report per role and organisation)"),
@@ -141,6 +144,14 @@ def world(db, org, camera, officer, make_user):
 def _url(pattern: str, pk: int) -> str:
     path = pattern.replace("<int:pk>", str(pk)).replace("(?P<pk>[^/.]+)", str(pk))
     return "/" + path.replace("^", "").replace("$", "")
+
+
+def _consulted(rec, user):
+    from evidence import services
+
+    type(rec).objects.filter(pk=rec.pk).update(playback_key="playback/matrix.mp4")
+    rec.refresh_from_db()
+    services.consultation_open(recording=rec, by=user, motif="Contrôle hiérarchique")
 
 
 def _client(user):
@@ -232,6 +243,8 @@ def test_actions_on_a_visible_recording_follow_section_1(world, role):
     client = _client(users[role])
     hold = client.post(f"/api/recordings/{rec.pk}/holds/", {"procedure": "judicial", "reference": "PV 1"},
                        content_type="application/json").status_code
+    if role == "supervisor":  # issue 20: "reviewed" only after the reviewer's own consultation
+        _consulted(rec, users[role])
     review = client.post(f"/api/recordings/{rec.pk}/review/", {"state": "reviewed"},
                          content_type="application/json").status_code
     tag = client.patch(f"/api/recordings/{rec.pk}/", {"purpose": "evidence"}, content_type="application/json").status_code

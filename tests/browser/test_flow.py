@@ -87,7 +87,7 @@ def test_an_officer_completes_tags_gives_a_motif_and_plays_a_recording_with_seek
     page.click("nav >> text=À compléter")
     page.screenshot(path=str(SHOTS / "to-complete.png"), full_page=True)
     page.select_option(f"#tr-{rec.pk}", "incident")
-    page.check("input[name=subject_notified][value=true]")
+    page.check("form.tagform input[name=subject_notified][value=true]")  # not the batch form's (issue 20)
     page.click("form.tagform button[type=submit]")
     page.wait_for_load_state()
     assert "qualification enregistrée" in page.inner_text("main")

@@ -152,6 +152,9 @@ def test_the_list_filters_by_purpose_notice_intervention_and_review_and_sorts(ca
     a = make_recording(camera=camera, wearer=officer, purpose="evidence", intervention="A")
     b = make_recording(camera=camera, wearer=officer, purpose="", subject_notified=None, intervention="B",
                        duration=12.0)
+    Recording.objects.filter(pk=a.pk).update(playback_key="playback/a.mp4")
+    a.refresh_from_db()
+    services.consultation_open(recording=a, by=chef, motif="Contrôle")  # issue 20: consulted before "reviewed"
     services.recording_review(recording=a, by=chef, state="reviewed")
     client = api(chef)
 
