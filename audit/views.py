@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from evidence.selectors import recordings_visible_to
+from evidence.access.selectors import recordings_visible_to
 
 from . import pdf, selectors, services
 from .spreadsheet import csv_writer, row_neutralise

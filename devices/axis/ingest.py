@@ -421,7 +421,7 @@ def _clip_failed(arrival: _Arrival, recording: Recording, message: str, error: A
 
 def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: str, readback: str, info,
                    md5: str) -> Received:
-    from evidence.services import recording_enqueue_media
+    from evidence.dispatch import recording_enqueue_media
 
     org = arrival.container.organisation
     recording.sha256, recording.size = stored.sha256, stored.size

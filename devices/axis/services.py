@@ -401,7 +401,7 @@ def container_update(*, organisation: Organisation, name: str, metadata: Mapping
 
 def container_complete(*, container: AxisRecording, now: dt.datetime | None = None) -> AxisRecording:
     """The BWS sent everything: each stored clip enters the media pipeline (on commit)."""
-    from evidence.services import recording_enqueue_media
+    from evidence.dispatch import recording_enqueue_media
 
     now = now or timezone.now()
     with transaction.atomic():

@@ -25,7 +25,9 @@ from devices.selectors import (
     offload_sessions_visible_to,
 )
 from evidence.models import Recording
-from evidence.selectors import ORGANISATION_WIDE, erasures_upcoming_for, recordings_visible_to, to_complete_q
+from evidence.access.selectors import ORGANISATION_WIDE, recordings_visible_to
+from evidence.retention.selectors import erasures_upcoming_for
+from evidence.review.selectors import to_complete_q
 
 # Recordings that are not (or no longer) evidence to qualify: the "to complete" queue leaves them
 # out too (evidence.selectors.recordings_to_complete_for).

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.throttle import rate_limit
-from evidence.selectors import access_request_search_base, recordings_visible_to
+from evidence.access.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
 from .models import AccessRequest, Export, LegalGround

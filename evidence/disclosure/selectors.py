@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Role, User
 from evidence.models import Recording
-from evidence.selectors import access_request_search_base, recordings_visible_to
+from evidence.access.selectors import access_request_search_base, recordings_visible_to
 
 from .models import AccessRequest, Export, Extraction, Share
 

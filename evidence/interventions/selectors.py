@@ -13,7 +13,7 @@ from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
 from accounts.models import Role, User
 
 from ..models import GONE_STATUSES, Recording
-from ..selectors import ORGANISATION_WIDE, recordings_visible_to, sees_whole_organisation
+from evidence.access.selectors import ORGANISATION_WIDE, recordings_visible_to, sees_whole_organisation
 from .models import Intervention, InterventionClockCorrection, InterventionLink
 
 # Suggestions: recordings of other cameras overlapping in time, within this radius of the track of

@@ -459,3 +459,15 @@ def store_orphans_settle(*, now: dt.datetime | None = None) -> dict:
         if not errors:
             erased.append(orphan.key)
     return {"found": found, "erased": erased}
+
+
+def store_sweep_incomplete(*, older_than: dt.timedelta = dt.timedelta(hours=24), now=None) -> int:
+    """Remove what writes killed mid-way left in the store (staging files of the local store,
+    multipart uploads never completed on S3), once older than any upload in progress could be.
+    Stored objects are never touched; the bytes of an unfinished write are still on the camera or
+    with the Axis system, which send them again."""
+    now = now or timezone.now()
+    count, freed = get_store().sweep_incomplete(older_than=now - older_than)
+    if count:
+        log.info("store: removed %d unfinished writes (%d bytes) older than %s", count, freed, older_than)
+    return count

@@ -9,8 +9,8 @@ from django.db import transaction
 
 from devices.models import OffloadItem, OffloadSession
 from devices.sources.mass_storage import DEVICE_FILE
-from evidence import services
-from evidence.tasks import pull_clip
+from evidence.ingest.services import OffloadRefused, offload_session_finish, offload_session_start
+from evidence.ingest.tasks import pull_clip
 
 log = logging.getLogger("temoin.dockd")
 
@@ -81,15 +81,15 @@ class Command(BaseCommand):
         elif previous.exists():
             return True  # already offloaded (dockd restarted while the camera stayed docked)
         try:
-            session = services.offload_session_start(volume=volume, dock_name=dock, slot_name=slot, docking=docking)
-        except services.OffloadRefused as exc:
+            session = offload_session_start(volume=volume, dock_name=dock, slot_name=slot, docking=docking)
+        except OffloadRefused as exc:
             self.stderr.write(f"slot {slot}: {exc}")
             return True
         items = list(session.items.filter(status=OffloadItem.Status.PENDING).values_list("pk", flat=True))
         self.stdout.write(f"slot {slot}: camera {session.camera.serial} docked, {len(items)} clip(s) queued "
                           f"(session {session.pk})")
         if not items:
-            services.offload_session_finish(session=session)
+            offload_session_finish(session=session)
             return True
         queue = f"dock.{dock}"
 
