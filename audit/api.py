@@ -11,6 +11,7 @@ from rest_framework import generics, permissions, serializers
 from rest_framework.exceptions import ValidationError
 
 from . import selectors
+from .register import REGISTER_KINDS, register_kind_of
 from .models import CustodyEvent
 
 
@@ -33,7 +34,7 @@ class RegisterEntrySerializer(serializers.ModelSerializer):
                   "subject_type", "subject_id", "recording", "motif", "recipients", "details", "hash"]
 
     def get_kind(self, obj) -> str:
-        return selectors.register_kind_of(obj.action)
+        return register_kind_of(obj.action)
 
     def get_author_username(self, obj) -> str | None:
         return obj.actor.username if obj.actor_id else None
@@ -58,7 +59,7 @@ def _datetime(params, name):
 
 
 @extend_schema(parameters=[
-    OpenApiParameter("kind", OpenApiTypes.STR, enum=list(selectors.REGISTER_KINDS)),
+    OpenApiParameter("kind", OpenApiTypes.STR, enum=list(REGISTER_KINDS)),
     OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
     OpenApiParameter("author", OpenApiTypes.STR, description="username, matricule or part of the author label"),
     OpenApiParameter("recording", OpenApiTypes.INT),
@@ -72,8 +73,8 @@ class RegisterList(generics.ListAPIView):
     def get_queryset(self):
         p = self.request.query_params
         kind = p.get("kind", "")
-        if kind and kind not in selectors.REGISTER_KINDS:
-            raise ValidationError({"kind": f"one of {', '.join(selectors.REGISTER_KINDS)}"})
+        if kind and kind not in REGISTER_KINDS:
+            raise ValidationError({"kind": f"one of {', '.join(REGISTER_KINDS)}"})
         recording = p.get("recording")
         if recording:
             try:

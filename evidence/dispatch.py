@@ -7,11 +7,11 @@ messages already carry, so the import graph stays one-way: tasks â†’ services â†
 """
 from __future__ import annotations
 
+import importlib
 import logging
 
-import importlib
-
 from celery import current_app
+from django.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 # web worker or a management command, that have not loaded it yet).
 TASK_MODULES = {
     "evidence.process_recording": "evidence.media.tasks",
+    "evidence.pull_clip": "evidence.ingest.tasks",
+    "redaction.analyse": "evidence.redaction.tasks",
+    "redaction.render": "evidence.redaction.tasks",
 }
 
 
@@ -39,3 +42,13 @@ def recording_enqueue_media(*, recording_id: int) -> None:
         task_enqueue("evidence.process_recording", args=[recording_id], queue="media")
     except Exception:  # noqa: BLE001 - the broker being down must not fail an offload
         log.exception("could not queue media processing of recording %s (will be requeued)", recording_id)
+
+
+def offload_items_enqueue(*, item_ids: list[int], dock: str) -> None:
+    """Queue the clip pulls on the dock's own queue (dock.<name>: only that host reads the volume),
+    once the session that lists them is committed."""
+    def _queue():
+        for pk in item_ids:
+            task_enqueue("evidence.pull_clip", args=[pk], queue=f"dock.{dock}")
+
+    transaction.on_commit(_queue)

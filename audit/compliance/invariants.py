@@ -61,7 +61,7 @@ class AuditContext:
         return self._listing
 
     def owned(self):
-        from evidence.retention.objects import objects_owned
+        from evidence.retention.owners import objects_owned
 
         if self._owned is None:
             self._owned = objects_owned()
@@ -91,7 +91,7 @@ def _slugs() -> dict[str, int]:
 # --- 1. Nothing in the store without an owner alive and lawful --------------------------------------
 
 def check_store_objects_owned(ctx: AuditContext) -> Iterator[Violation]:
-    from evidence.retention.objects import owner_of
+    from evidence.retention.owners import owner_of
     from evidence.retention.sweep import _orphan_note
 
     owned, in_progress = ctx.owned()

@@ -542,7 +542,7 @@ def containers_purge(*, now: dt.datetime | None = None) -> int:
     erasure is logged before any byte is deleted and after (evidence/retention/sweep.py); the store
     refuses to delete an object before its retention end, in which case the container waits.
     """
-    from evidence.retention.sweep import objects_erase_logged
+    from evidence.retention.erasure import objects_erase_logged
 
     now = now or timezone.now()
     purged = 0
