@@ -50,7 +50,7 @@ def register_entries_visible_to(*, user: User, kind: str = "", since: dt.datetim
 
 def recording_custody_events(*, recording) -> QuerySet[CustodyEvent]:
     """Every entry about one recording, oldest first. The caller has checked the recording is
-    visible to the user (evidence.selectors.recordings_visible_to)."""
+    visible to the user (evidence.access.selectors.recordings_visible_to)."""
     return CustodyEvent.objects.filter(recording_id=recording.pk).order_by("seq")
 
 

@@ -3,7 +3,7 @@
 
 Baseline, measured in the same run: the bare filesystem deletion (os.unlink) of the same number
 of files laid out the same way (each recording's original, playback copy and poster, plus the
-store's retention metadata for each). Ours: `evidence.services.retention_sweep`, which for each
+store's retention metadata for each). Ours: `evidence.retention.sweep.retention_sweep`, which for each
 recording locks the row, re-checks holds, lets the store check every object's retention and legal
 hold before unlinking it, writes the tombstone and the custody event.
 

@@ -1,6 +1,6 @@
 """Clip and object bodies from the body worn system, streamed once into the write-once store.
 
-Same path as the mass-storage offload (evidence/services.py ``offload_item_pull``): the request
+Same path as the mass-storage offload (evidence/ingest/services.py ``offload_item_pull``): the request
 body goes through ``HashingReader`` straight into ``store.put`` (SHA-256 on the way, nothing
 spooled), then the object is read back from the store and its lock checked with ``head``; then
 the recording and its custody events ``recording.collected``, ``recording.stored`` and

@@ -30,7 +30,7 @@ from evidence.retention.selectors import erasures_upcoming_for
 from evidence.review.selectors import to_complete_q
 
 # Recordings that are not (or no longer) evidence to qualify: the "to complete" queue leaves them
-# out too (evidence.selectors.recordings_to_complete_for).
+# out too (evidence.review.selectors.recordings_to_complete_for).
 NOT_QUALIFIABLE = (Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED, Recording.Status.RECEIVING)
 # Offload sessions finished within this window still show on the dashboard, with their outcome.
 RECENT_OFFLOADS = dt.timedelta(hours=24)

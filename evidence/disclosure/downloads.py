@@ -1,7 +1,7 @@
 """Serving disclosed bytes: extractions, export packages, and the public share page.
 
 Every request for bytes is logged before the bytes are served (CSI R241-14). HTTP Range is
-supported, as in evidence/media.py, so that a large package can be resumed.
+supported, as in evidence/media/views.py, so that a large package can be resumed.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Reads on disclosure, always scoped to the requesting user (CSI R241-12, R241-15).
 
-Recordings are reached only through ``evidence.selectors.recordings_visible_to``.
+Recordings are reached only through ``evidence.access.selectors.recordings_visible_to``.
 """
 from __future__ import annotations
 

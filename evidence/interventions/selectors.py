@@ -1,7 +1,7 @@
 """Reads on interventions, scoped to the requesting user (CSI R241-12).
 
 An intervention shows the recordings the user may see, nothing more: its recordings are filtered by
-``evidence.selectors.recordings_visible_to``, the one place that decides it.
+``evidence.access.selectors.recordings_visible_to``, the one place that decides it.
 """
 from __future__ import annotations
 
