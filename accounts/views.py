@@ -47,12 +47,11 @@ def otp_setup(request):
 def users(request):
     """The technical administrator manages the accounts of their organisation (ARCHITECTURE.md §1)."""
     from django.contrib import messages
-    from django.contrib.auth.password_validation import validate_password
     from django.core.exceptions import PermissionDenied, ValidationError
     from django.shortcuts import get_object_or_404
 
     from . import services
-    from .models import Role, User
+    from .models import Role
     from .selectors import users_managed_by
 
     if request.user.role not in services.ADMINISTRATORS or request.user.organisation_id is None:
@@ -63,18 +62,11 @@ def users(request):
         try:
             if action == "create":
                 username = request.POST.get("username", "").strip()
-                password = request.POST.get("password", "")
-                if not username:
-                    raise ValueError("indiquez l'identifiant.")
-                if User.objects.filter(username=username).exists():
-                    raise ValueError(f"l'identifiant {username} existe déjà.")
-                candidate = User(username=username, first_name=request.POST.get("first_name", ""),
-                                 last_name=request.POST.get("last_name", ""))
-                validate_password(password, candidate)  # Django's validators (length, common, similarity)
-                created, _token = services.user_create(
-                    username=username, organisation=request.user.organisation, role=request.POST.get("role", ""),
-                    matricule=request.POST.get("matricule", ""), password=password,
-                    first_name=candidate.first_name, last_name=candidate.last_name, by=request.user)
+                created, _token = services.user_create_by_administrator(
+                    username=username, password=request.POST.get("password", ""),
+                    organisation=request.user.organisation, role=request.POST.get("role", ""),
+                    matricule=request.POST.get("matricule", ""), first_name=request.POST.get("first_name", ""),
+                    last_name=request.POST.get("last_name", ""), by=request.user)
                 messages.success(request, f"Compte {username} créé." + (
                     f" Le rôle « {created.get_pending_role_display()} » attend l'approbation du maire : le compte "
                     "ne peut pas se connecter d'ici là (CSI R241-12)." if created.pending_role else ""))

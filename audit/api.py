@@ -10,6 +10,7 @@ from rest_framework.exceptions import ValidationError
 from config.api_fields import AwareDateTimeField
 
 from . import selectors
+from .register import REGISTER_KINDS, register_kind_of
 from .models import CustodyEvent
 
 
@@ -32,7 +33,7 @@ class RegisterEntrySerializer(serializers.ModelSerializer):
                   "subject_type", "subject_id", "recording", "motif", "recipients", "details", "hash"]
 
     def get_kind(self, obj) -> str:
-        return selectors.register_kind_of(obj.action)
+        return register_kind_of(obj.action)
 
     def get_author_username(self, obj) -> str | None:
         return obj.actor.username if obj.actor_id else None
@@ -50,7 +51,7 @@ def _datetime(params, name):
 
 
 @extend_schema(parameters=[
-    OpenApiParameter("kind", OpenApiTypes.STR, enum=list(selectors.REGISTER_KINDS)),
+    OpenApiParameter("kind", OpenApiTypes.STR, enum=list(REGISTER_KINDS)),
     OpenApiParameter("since", OpenApiTypes.DATETIME), OpenApiParameter("until", OpenApiTypes.DATETIME),
     OpenApiParameter("author", OpenApiTypes.STR, description="username, matricule or part of the author label"),
     OpenApiParameter("recording", OpenApiTypes.INT),
@@ -64,8 +65,8 @@ class RegisterList(generics.ListAPIView):
     def get_queryset(self):
         p = self.request.query_params
         kind = p.get("kind", "")
-        if kind and kind not in selectors.REGISTER_KINDS:
-            raise ValidationError({"kind": f"one of {', '.join(selectors.REGISTER_KINDS)}"})
+        if kind and kind not in REGISTER_KINDS:
+            raise ValidationError({"kind": f"one of {', '.join(REGISTER_KINDS)}"})
         recording = p.get("recording")
         if recording:
             try:

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .register import register_kind_of
+
 # French wording of each action for the pages (STYLE.md vocabulary); the code keeps the keys.
 ACTION_LABELS = {
     "organisation.created": "organisation créée",
@@ -167,8 +169,6 @@ class CustodyEvent(models.Model):
 
     @property
     def register_kind(self) -> str:
-        from .selectors import register_kind_of
-
         return register_kind_of(self.action)
 
     def __str__(self) -> str:

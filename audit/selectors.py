@@ -8,44 +8,13 @@ from django.db.models import Q, QuerySet
 from accounts.models import Role, User
 
 from .models import Alert, Checkpoint, CustodyEvent, Verification
+from .register import register_kind_q
 
 # CSI R241-14: the register of consultations, extractions and erasures is read by the data
 # controller (maire), the DPO and the commune's legal staff; shown to the CNIL on request.
 REGISTER_ROLES = {Role.MAYOR, Role.DPO, Role.LEGAL}
 # Who is told when the log fails verification: the technical administrator, the maire, the DPO.
 JOURNAL_ROLES = {Role.ADMIN, Role.MAYOR, Role.DPO}
-
-# Kinds of register entries, and the custody actions each covers (written by the services of the
-# consultation, extraction/export/share and erasure features).
-REGISTER_KINDS = {
-    "consultation": "consultation",
-    "extraction": "extraction",
-    "erasure": "effacement",
-}
-
-
-def register_kind_q(kind: str) -> Q:
-    if kind == "consultation":
-        return Q(action="recording.consulted")
-    if kind == "extraction":
-        return (Q(action="recording.extracted") | Q(action__startswith="extraction.") | Q(action__startswith="export.")
-                | Q(action__startswith="share."))
-    if kind == "erasure":
-        return Q(action="recording.erased")
-    if kind == "":
-        return register_kind_q("consultation") | register_kind_q("extraction") | register_kind_q("erasure")
-    raise ValueError(f"unknown register kind {kind!r}; one of {', '.join(REGISTER_KINDS)}")
-
-
-def register_kind_of(action: str) -> str:
-    if action == "recording.consulted":
-        return "consultation"
-    if action == "recording.extracted" or action.startswith(("extraction.", "export.", "share.")):
-        return "extraction"
-    if action == "recording.erased":
-        return "erasure"
-    return ""
-
 
 def _active_member(user: User) -> bool:
     return bool(user.is_authenticated and user.is_active and user.organisation_id)
@@ -81,7 +50,7 @@ def register_entries_visible_to(*, user: User, kind: str = "", since: dt.datetim
 
 def recording_custody_events(*, recording) -> QuerySet[CustodyEvent]:
     """Every entry about one recording, oldest first. The caller has checked the recording is
-    visible to the user (evidence.selectors.recordings_visible_to)."""
+    visible to the user (evidence.access.selectors.recordings_visible_to)."""
     return CustodyEvent.objects.filter(recording_id=recording.pk).order_by("seq")
 
 

@@ -306,6 +306,21 @@ def custody_purge(*, now: dt.datetime | None = None, dry_run: bool = False) -> P
 
 # --- Verification runs and alerts ----------------------------------------------------------------
 
+# The hourly run relies on the database's guarantees (audit/guards.py); once a day it also
+# rebuilds every entry from its columns, which those guarantees cannot cover against a superuser.
+FULL_CHECK_EVERY = dt.timedelta(hours=24)
+
+
+def custody_verify_scheduled(*, triggered_by: str = "beat", now: dt.datetime | None = None) -> ChainReport:
+    """The periodic verification (CSI R241-14: the log stays tamper-evident): full when none was
+    run in the last ``FULL_CHECK_EVERY``, otherwise the verification's own default mode."""
+    now = now or timezone.now()
+    last_full = Verification.objects.filter(mode=Verification.Mode.FULL).values_list("started_at", flat=True).first()
+    full = True if last_full is None or now - last_full >= FULL_CHECK_EVERY else None
+    report, _ = custody_verify(full=full, triggered_by=triggered_by)
+    return report
+
+
 def custody_verify(*, full: bool | None = None, triggered_by: str = "", record: bool = True) -> tuple[ChainReport, Verification | None]:
     """Verify the whole log (audit.chain.verify_chain), record the result, and alert administrators
     when it is not intact."""

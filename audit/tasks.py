@@ -1,27 +1,19 @@
 """Celery wrappers around the custody services (beat entries in config/settings.py)."""
-import datetime as dt
 import logging
 
 from celery import shared_task
-from django.utils import timezone
 
 from . import services
-from .models import Alert, Verification
+from .models import Alert
 
 log = logging.getLogger(__name__)
-
-# The hourly run relies on the database's guarantees (audit/guards.py); once a day it also
-# rebuilds every entry from its columns, which those guarantees cannot cover against a superuser.
-FULL_CHECK_EVERY = dt.timedelta(hours=24)
 
 
 @shared_task(name="audit.verify_chain")
 def verify_chain() -> bool:
-    """Recompute the custody chain; a failure raises an alert for administrators (and logs ERROR)."""
-    last_full = Verification.objects.filter(mode=Verification.Mode.FULL).values_list("started_at", flat=True).first()
-    full = True if last_full is None or timezone.now() - last_full >= FULL_CHECK_EVERY else None
-    report, _ = services.custody_verify(full=full, triggered_by="beat")
-    return report.ok
+    """Recompute the custody chain (mode chosen by services.custody_verify_scheduled); a failure
+    raises an alert for administrators (and logs ERROR)."""
+    return services.custody_verify_scheduled(triggered_by="beat").ok
 
 
 @shared_task(name="audit.checkpoint")

@@ -17,9 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from evidence.selectors import recordings_visible_to
+from evidence.access.selectors import recordings_visible_to
 
 from . import pdf, selectors, services
+from .register import REGISTER_KINDS, register_kind_of
 from .spreadsheet import csv_writer, row_neutralise
 from .integrations import signing
 
@@ -39,7 +40,7 @@ class RegisterFilters(forms.Form):
     auteur = forms.CharField(required=False, max_length=100, label="Auteur")
     enregistrement = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Enregistrement n°")
     nature = forms.ChoiceField(required=False, label="Nature",
-                               choices=[("", "toutes")] + list(selectors.REGISTER_KINDS.items()))
+                               choices=[("", "toutes")] + list(REGISTER_KINDS.items()))
 
     def selector_kwargs(self, tz) -> dict:
         d = self.cleaned_data
@@ -60,7 +61,7 @@ class RegisterFilters(forms.Form):
         if d.get("enregistrement"):
             parts.append(f"enregistrement n° {d['enregistrement']}")
         if d.get("nature"):
-            parts.append(f"nature {selectors.REGISTER_KINDS[d['nature']]}")
+            parts.append(f"nature {REGISTER_KINDS[d['nature']]}")
         return ", ".join(parts)
 
 
@@ -80,7 +81,7 @@ def register_row(event, tz) -> dict:
         "seq": event.seq,
         "when": event.occurred_at.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S"),
         "author": selectors.author_name(event),
-        "kind": selectors.REGISTER_KINDS.get(selectors.register_kind_of(event.action), ""),
+        "kind": REGISTER_KINDS.get(register_kind_of(event.action), ""),
         "action": event.action_label,
         "recording": event.recording_id,
         "motif": event.motif,

@@ -104,7 +104,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 sys.path.insert(0, os.getcwd())
 import django
 django.setup()
-import evidence.services  # noqa: F401  (loaded, as in a running dockd / worker)
+import evidence.ingest.services  # noqa: F401,E402  (loaded, as in a running dockd / worker)
 from django.core.management import execute_from_command_line
 print("ready", flush=True)
 sys.stdin.readline()
@@ -547,7 +547,7 @@ def timed(fn, src: Path) -> tuple[float, float]:
 
 def media_bench(workdir: Path, gen: dict, data: Path, *, clips: int, repeat: int) -> dict:
     django_setup(data)
-    from evidence import services
+    from evidence.media.services import recording_process_media
     from evidence.integrations.store import get_store
     from evidence.models import Recording
 
@@ -580,7 +580,7 @@ def media_bench(workdir: Path, gen: dict, data: Path, *, clips: int, repeat: int
                     fx.playback_copy(src, dst_w, remux=remux)
 
                 def full():
-                    methods.append(services.recording_process_media(recording=rec))
+                    methods.append(recording_process_media(recording=rec))
 
                 if i == 0:  # warm-up, not timed: ffmpeg and its codecs loaded once
                     bare()
@@ -726,7 +726,7 @@ def report(args, facts, gen, runs, diag, media) -> str:
             w("|---|---|---|---|---|---|---|---|---|")
             rows = [("bare ffmpeg (subprocess)", "bare", None, None),
                     ("`ffmpeg.playback_copy()`", "wrapper", m["wrapper_ratio"], m["wrapper_cpu_ratio"]),
-                    ("`services.recording_process_media()` (whole step)", "full", m["full_ratio"], m["full_cpu_ratio"])]
+                    ("`recording_process_media()` (whole step)", "full", m["full_ratio"], m["full_cpu_ratio"])]
             for title, k, r, rc in rows:
                 w(f"| {title} | {len(m['wall_s'][k])} | {mw[k]:.2f} | {rate(nb, mw[k]):.1f} | {media_s / mw[k]:.1f} | "
                   f"{mc[k]:.2f} | {'1.00×' if r is None else f'{r:.2f}×'} | {'1.00×' if rc is None else f'{rc:.2f}×'} | "

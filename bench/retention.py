@@ -3,7 +3,7 @@
 
 Baseline, measured in the same run: the bare filesystem deletion (os.unlink) of the same number
 of files laid out the same way (each recording's original, playback copy and poster, plus the
-store's retention metadata for each). Ours: `evidence.services.retention_sweep`, which for each
+store's retention metadata for each). Ours: `evidence.retention.sweep.retention_sweep`, which for each
 recording locks the row, re-checks holds, lets the store check every object's retention and legal
 hold before unlinking it, writes the tombstone and the custody event.
 
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     from accounts.services import organisation_create, user_create
     from audit.models import CustodyEvent
     from devices.services import camera_register
-    from evidence import services
+    from evidence.retention.sweep import retention_sweep
     from evidence.integrations.store import reset_store
     from evidence.models import Recording
 
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     drop_caches()
     events_before = CustodyEvent.objects.count()
     t0 = time.perf_counter()
-    report = services.retention_sweep(now=dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc), batch_size=args.batch_size)
+    report = retention_sweep(now=dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc), batch_size=args.batch_size)
     ours_s = time.perf_counter() - t0
 
     erased = Recording.objects.filter(status=Recording.Status.ERASED).count()

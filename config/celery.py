@@ -7,6 +7,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 app = Celery("temoin")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# The evidence lifecycle keeps its tasks by stage (evidence/<stage>/tasks.py); their registered names
+# are unchanged ("evidence.pull_clip"…), so queued messages and the beat schedule still resolve.
+app.autodiscover_tasks(["evidence.ingest", "evidence.media", "evidence.retention"])
 
 
 @app.on_after_finalize.connect

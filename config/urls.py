@@ -7,7 +7,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import DefaultRouter
 
 from accounts import views as account_views
-from evidence import media, views
+from evidence import views
+from evidence.media import views as media
 from evidence.api import HoldViewSet, RecordingViewSet
 
 router = DefaultRouter()

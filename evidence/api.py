@@ -10,11 +10,16 @@ from rest_framework.response import Response
 from audit.models import CustodyEvent
 from audit.selectors import recording_custody_events
 
-from . import services
+from .access.selectors import recordings_visible_to
+from .access.services import consultation_open
 from .models import Annotation, Hold, Procedure, Purpose, Recording, ReviewState, TriggerReason
 from .pagination import RecordingPagination
+from .retention import RetentionRefused
+from .retention.holds import hold_place, hold_release
+from .retention.selectors import holds_for_recording, holds_visible_to
+from .review.selectors import annotations_for
+from .review.services import TAG_FIELDS, annotation_add, recording_review, recording_tag
 from .search import SORTS, RecordingSearchForm
-from .selectors import annotations_for, holds_for_recording, holds_visible_to, recordings_visible_to
 
 
 class HoldSerializer(serializers.ModelSerializer):
@@ -195,12 +200,12 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = RecordingTagSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            recording = services.recording_tag(recording=recording, by=request.user, changes=data.validated_data)
+            recording = recording_tag(recording=recording, by=request.user, changes=data.validated_data)
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except ValueError as exc:
             field = str(exc).split(":", 1)[0] if ":" in str(exc) else "detail"
-            raise ValidationError({field if field in services.TAG_FIELDS else "detail": str(exc)}) from exc
+            raise ValidationError({field if field in TAG_FIELDS else "detail": str(exc)}) from exc
         return Response(RecordingSerializer(recording).data)
 
     def get_serializer_class(self):
@@ -237,7 +242,7 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = ConsultationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            consultation, token = services.consultation_open(recording=recording, by=request.user,
+            consultation, token = consultation_open(recording=recording, by=request.user,
                                                              motif=data.validated_data["motif"])
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
@@ -259,7 +264,7 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = AnnotationCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            note = services.annotation_add(recording=recording, by=request.user, **data.validated_data)
+            note = annotation_add(recording=recording, by=request.user, **data.validated_data)
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except ValueError as exc:
@@ -275,7 +280,7 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         data = ReviewSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            recording = services.recording_review(recording=recording, by=request.user, **data.validated_data)
+            recording = recording_review(recording=recording, by=request.user, **data.validated_data)
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except ValueError as exc:
@@ -293,14 +298,14 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         if v["scope"] == "intervention" and not recording.intervention:
             raise ValidationError({"scope": "this recording has no intervention number"})
         try:
-            hold = services.hold_place(
+            hold = hold_place(
                 by=request.user, procedure=v["procedure"], reference=v["reference"], motif=v["motif"],
                 recording=recording if v["scope"] == "recording" else None,
                 intervention=recording.intervention if v["scope"] == "intervention" else "",
             )
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
-        except (ValueError, services.RetentionRefused) as exc:
+        except (ValueError, RetentionRefused) as exc:
             raise ValidationError({"detail": str(exc)}) from exc
         return Response(HoldSerializer(hold).data, status=status.HTTP_201_CREATED)
 
@@ -319,7 +324,7 @@ class HoldViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         data = HoldReleaseSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            hold = services.hold_release(hold=hold, by=request.user, motif=data.validated_data["motif"])
+            hold = hold_release(hold=hold, by=request.user, motif=data.validated_data["motif"])
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except ValueError as exc:

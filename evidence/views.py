@@ -18,24 +18,19 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.selectors import grantees_for
 from devices.selectors import offload_sessions_visible_to
 
-from . import services
+from .access import services as access_services
+from .access.selectors import ORGANISATION_WIDE, grants_visible_to, recordings_visible_to
 from .drafts import draft_keep, draft_take, tag_values
-from .review import ReviewRefused
 from .models import Consultation, Procedure, Purpose, Recording, ReviewState, TriggerReason
 from .pagination import CappedCountPaginator
+from .retention import RetentionRefused
+from .retention import holds as hold_services
+from .retention.selectors import erasures_upcoming_for, holds_for_recording, holds_visible_to
+from .review import services as review_services
+from .review.selectors import (annotations_for, recordings_review_queue_for, recordings_to_complete_for,
+                               to_complete_q)
+from .review.services import ReviewRefused
 from .search import RecordingSearchForm, with_hold_in_force
-from .selectors import (
-    ORGANISATION_WIDE,
-    annotations_for,
-    erasures_upcoming_for,
-    grants_visible_to,
-    holds_for_recording,
-    holds_visible_to,
-    recordings_review_queue_for,
-    recordings_to_complete_for,
-    recordings_visible_to,
-    to_complete_q,
-)
 
 
 @login_required
@@ -80,17 +75,17 @@ def recording_detail(request, pk: int):
         # The interventions this recording is linked to (issue 21): their pages filter by the same selector.
         "interventions": recording.intervention_links.select_related("intervention").order_by("intervention__reference"),
         "procedures": Procedure.choices,
-        "can_place_hold": request.user.role in services.HOLD_PLACERS and not recording.gone,
-        "can_release_hold": request.user.role in services.HOLD_RELEASERS,
+        "can_place_hold": request.user.role in hold_services.HOLD_PLACERS and not recording.gone,
+        "can_release_hold": request.user.role in hold_services.HOLD_RELEASERS,
         "can_tag": _can_tag(request.user, recording), **_tag_choices(),
         "annotations": annotations_for(recording=recording),
         "can_annotate": request.user.role != "admin" and not recording.gone,
-        "can_review": request.user.role in services.REVIEWERS, "review_states": ReviewState.choices,
+        "can_review": request.user.role in review_services.REVIEWERS, "review_states": ReviewState.choices,
     })
 
 
 def _can_tag(user, recording) -> bool:
-    if recording.gone or user.role not in services.TAGGERS:
+    if recording.gone or user.role not in review_services.TAGGERS:
         return False
     return user.role == "supervisor" or recording.wearer_id == user.pk
 
@@ -109,7 +104,7 @@ def _tag_choices() -> dict:
 @require_http_methods(["GET", "POST"])
 def to_complete(request):
     """The wearer's "to complete" queue: recordings whose tags are missing (CSI L241-2)."""
-    if request.user.role not in services.TAGGERS:
+    if request.user.role not in review_services.TAGGERS:
         raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
     page = Paginator(recordings_to_complete_for(user=request.user).select_related("camera", "wearer"), 25)
     page = page.get_page(request.GET.get("page") or request.POST.get("page"))
@@ -121,7 +116,7 @@ def to_complete(request):
         # logged with this motif, asked for by a button; the posters come through its short-lived URLs.
         for r in page:
             if r.poster_key and r.status in (Recording.Status.READY, Recording.Status.UNPLAYABLE) and r.playback_key:
-                _consultation, token = services.consultation_open(recording=r, by=request.user, motif=THUMBNAIL_MOTIF)
+                _consultation, token = access_services.consultation_open(recording=r, by=request.user, motif=THUMBNAIL_MOTIF)
                 r.thumb_url = reverse("consultation-media", args=[token, "poster"])
     return render(request, "evidence/to_complete.html", {"page": page, "thumbnails": thumbnails,
                                                          "batch": draft_take(request, "tag-batch") or {},
@@ -136,9 +131,8 @@ THUMBNAIL_MOTIF = "Qualification des enregistrements (file « À compléter », 
 def to_complete_batch(request):
     """Batch tagging from "À compléter": the same trigger reason and answer for the ticked recordings
     (CSI L241-2), one custody event per recording."""
-    from .review import recordings_tag_batch
 
-    if request.user.role not in services.TAGGERS:
+    if request.user.role not in review_services.TAGGERS:
         raise PermissionDenied("the queue is for the wearers and their supervisor, who tag recordings")
     recordings = list(recordings_to_complete_for(user=request.user).filter(pk__in=_ids(request.POST.getlist("ids"))))
     if not recordings:
@@ -153,7 +147,7 @@ def to_complete_batch(request):
                                           "ids": [r.pk for r in recordings]})
         return redirect("to-complete")
     try:
-        done, refused = recordings_tag_batch(recordings=recordings, by=request.user, changes=changes)
+        done, refused = review_services.recordings_tag_batch(recordings=recordings, by=request.user, changes=changes)
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     if done:
@@ -184,14 +178,14 @@ def recording_tag(request, pk: int):
         "intervention": request.POST.get("intervention", recording.intervention),
     }
     try:
-        services.recording_tag(recording=recording, by=request.user, changes=changes)
+        review_services.recording_tag(recording=recording, by=request.user, changes=changes)
         messages.success(request, f"Enregistrement n° {pk} : qualification enregistrée.")
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
         messages.error(request, f"Enregistrement n° {pk} : {_french_tag_error(exc)}")
         # Issue 20: the motif and the yes/no answer typed stay in the form shown again.
-        draft_keep(request, f"tag-{pk}", {**{k: request.POST.get(k, "") for k in services.TAG_FIELDS},
+        draft_keep(request, f"tag-{pk}", {**{k: request.POST.get(k, "") for k in review_services.TAG_FIELDS},
                                           "subject_notified": request.POST.get("subject_notified", "")})
     nxt = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
@@ -213,7 +207,7 @@ def hold_place(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
     scope = request.POST.get("scope", "recording")
     try:
-        services.hold_place(
+        hold_services.hold_place(
             by=request.user, procedure=request.POST.get("procedure", ""), reference=request.POST.get("reference", ""),
             motif=request.POST.get("motif", ""),
             recording=recording if scope != "intervention" else None,
@@ -222,7 +216,7 @@ def hold_place(request, pk: int):
         messages.success(request, "Conservation pour procédure enregistrée.")
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
-    except (ValueError, services.RetentionRefused) as exc:
+    except (ValueError, RetentionRefused) as exc:
         messages.error(request, f"Conservation refusée : {exc}")
     return redirect("recording-detail", pk=pk)
 
@@ -232,7 +226,7 @@ def hold_place(request, pk: int):
 def hold_release(request, pk: int):
     hold = get_object_or_404(holds_visible_to(user=request.user), pk=pk)
     try:
-        services.hold_release(hold=hold, by=request.user, motif=request.POST.get("motif", ""))
+        hold_services.hold_release(hold=hold, by=request.user, motif=request.POST.get("motif", ""))
         messages.success(request, "Conservation levée.")
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
@@ -254,7 +248,7 @@ def holds_in_force(request):
             .select_related("placed_by", "recording", "recording__camera")
             .annotate(n_covered=Count("covered")).order_by("-placed_at"))
     return render(request, "evidence/holds.html", {
-        "rows": rows, "can_release_hold": request.user.role in services.HOLD_RELEASERS})
+        "rows": rows, "can_release_hold": request.user.role in hold_services.HOLD_RELEASERS})
 
 
 @login_required
@@ -276,13 +270,13 @@ def recording_play(request, pk: int):
     """Motif before media (CSI R241-14): the consultation is logged, then the player gets a
     short-lived URL bound to it. A plain form, usable without JavaScript."""
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
-    context = {"r": recording, "motifs": services.CONSULTATION_MOTIFS}
+    context = {"r": recording, "motifs": access_services.CONSULTATION_MOTIFS}
     if request.method == "POST":
         choice = request.POST.get("motif_choice", "").strip()
         detail = request.POST.get("motif_detail", "").strip()
         motif = " — ".join(p for p in (choice, detail) if p)
         try:
-            consultation, token = services.consultation_open(recording=recording, by=request.user, motif=motif)
+            consultation, token = access_services.consultation_open(recording=recording, by=request.user, motif=motif)
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except ValueError as exc:
@@ -307,7 +301,7 @@ def annotation_add(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
     wants_json = request.headers.get("Accept") == "application/json"  # player.js adds without reloading
     try:
-        note = services.annotation_add(recording=recording, by=request.user,
+        note = review_services.annotation_add(recording=recording, by=request.user,
                                        at_seconds=_seconds(request.POST.get("at", "")),
                                        text=request.POST.get("text", ""), kind=request.POST.get("kind", "comment"))
         if wants_json:
@@ -347,7 +341,7 @@ def _seconds(value: str):
 def recording_review(request, pk: int):
     recording = get_object_or_404(recordings_visible_to(user=request.user), pk=pk)
     try:
-        services.recording_review(recording=recording, by=request.user, state=request.POST.get("state", ""),
+        review_services.recording_review(recording=recording, by=request.user, state=request.POST.get("state", ""),
                                   note=request.POST.get("note", ""))
         messages.success(request, f"Enregistrement n° {pk} : revue enregistrée.")
     except PermissionError as exc:
@@ -387,15 +381,14 @@ def review_queue(request):
 @require_POST
 def review_batch(request):
     """Batch review: the ticked recordings marked reviewed, each checked and logged on its own."""
-    from .review import recordings_review_batch
 
-    if request.user.role not in services.REVIEWERS:
+    if request.user.role not in review_services.REVIEWERS:
         raise PermissionDenied("review is the head of service's task")
     recordings = list(recordings_visible_to(user=request.user).filter(pk__in=_ids(request.POST.getlist("ids"))))
     if not recordings:
         messages.error(request, _("Cochez au moins un enregistrement."))
     else:
-        done, refused = recordings_review_batch(recordings=recordings, by=request.user)
+        done, refused = review_services.recordings_review_batch(recordings=recordings, by=request.user)
         if done:
             messages.success(request, _("%(n)s enregistrement(s) marqué(s) revu(s).") % {"n": len(done)})
         for _rec, reason in refused:
@@ -409,20 +402,20 @@ def review_batch(request):
 @login_required
 def grants(request):
     """Individual grants: the head of service lets one person see an intervention until a date."""
-    if request.user.role not in services.GRANTORS:
+    if request.user.role not in access_services.GRANTORS:
         raise PermissionDenied("only the head of service grants access")
     org_users = grantees_for(user=request.user).order_by("last_name", "username")
     if request.method == "POST":
         grantee = get_object_or_404(org_users, pk=request.POST.get("grantee") or 0)
         if request.POST.get("action") == "revoke":
-            n = services.recording_access_revoke(grantee=grantee, by=request.user, motif=request.POST.get("motif", ""))
+            n = access_services.recording_access_revoke(grantee=grantee, by=request.user, motif=request.POST.get("motif", ""))
             messages.success(request, f"Habilitation de {grantee} retirée ({n} enregistrement(s)).")
             return redirect("grants")
         try:
             until = dt.datetime.fromisoformat(request.POST.get("until", ""))
             if timezone.is_naive(until):
                 until = timezone.make_aware(until)
-            n = services.recording_access_grant(grantee=grantee, by=request.user, until=until,
+            n = access_services.recording_access_grant(grantee=grantee, by=request.user, until=until,
                                                 motif=request.POST.get("motif", ""),
                                                 intervention=request.POST.get("intervention", ""))
             messages.success(request, f"{grantee} peut consulter {n} enregistrement(s) jusqu'au "

@@ -61,7 +61,7 @@ class AuditContext:
         return self._listing
 
     def owned(self):
-        from evidence.retention.objects import objects_owned
+        from evidence.retention.owners import objects_owned
 
         if self._owned is None:
             self._owned = objects_owned()
@@ -91,7 +91,7 @@ def _slugs() -> dict[str, int]:
 # --- 1. Nothing in the store without an owner alive and lawful --------------------------------------
 
 def check_store_objects_owned(ctx: AuditContext) -> Iterator[Violation]:
-    from evidence.retention.objects import owner_of
+    from evidence.retention.owners import owner_of
     from evidence.retention.sweep import _orphan_note
 
     owned, in_progress = ctx.owned()
@@ -395,7 +395,7 @@ def check_policy_lawful(ctx: AuditContext) -> Iterator[Violation]:
 INVARIANTS: list[Invariant] = [
     Invariant("store.objects_owned", "Tout objet du stockage appartient à un enregistrement conservé, à une copie "
               "de celui-ci, à un export dont tous les enregistrements sont conservés, à un point de contrôle signé",
-              "CSI L241-2, R241-13", check_store_objects_owned, "evidence/retention/objects.py (objects_owned)"),
+              "CSI L241-2, R241-13", check_store_objects_owned, "evidence/retention/owners.py (objects_owned)"),
     Invariant("store.objects_present", "Ce qui est conservé est dans le stockage : aucun octet supprimé sans "
               "effacement journalisé", "CSI R241-11 V, R241-14", check_store_objects_present,
               "evidence/retention/sweep.py (two-phase erasure)"),
@@ -411,7 +411,7 @@ INVARIANTS: list[Invariant] = [
               "CSI R241-13, R241-14", check_erasure_logged, "evidence/retention/sweep.py"),
     Invariant("traceability.logged", "Chaque consultation, extraction et communication a son auteur, sa date, son "
               "motif et ses destinataires au journal", "CSI R241-14, LIL art. 101", check_traceability_logged,
-              "audit/services.py (custody_event_append), evidence/services.py, evidence/disclosure/services.py"),
+              "audit/services.py (custody_event_append), evidence/access/services.py (consultation_open), evidence/disclosure/services.py"),
     Invariant("traceability.three_years", "Les traces de plus de trois ans sont purgées, les plus récentes sont là",
               "CSI R241-14", check_traceability_three_years,
               "audit/services.py (custody_purge), evidence/retention/traceability.py"),

@@ -464,7 +464,7 @@ def _verify_recordings(say, now: dt.datetime) -> tuple[int, list[str]]:
     """
     from evidence.integrations.store import ObjectMissing, StoreError, get_store, reset_store
     from evidence.models import Recording
-    from evidence.services import active_holds_q
+    from evidence.retention.holds import active_holds_q
 
     reset_store()
     store = get_store()
@@ -501,7 +501,7 @@ def backup_restore(*, src: str | os.PathLike, force: bool = False, signing_key: 
 
     from audit.services import custody_event_append, custody_verify
     from evidence.models import Recording
-    from evidence.services import active_holds_q
+    from evidence.retention.holds import active_holds_q
 
     say = progress or (lambda _msg: None)
     src = Path(src)

@@ -1,6 +1,6 @@
 """Clip and object bodies from the body worn system, streamed once into the write-once store.
 
-Same path as the mass-storage offload (evidence/services.py ``offload_item_pull``): the request
+Same path as the mass-storage offload (evidence/ingest/services.py ``offload_item_pull``): the request
 body goes through ``HashingReader`` straight into ``store.put`` (SHA-256 on the way, nothing
 spooled), then the object is read back from the store and its lock checked with ``head``; then
 the recording and its custody events ``recording.collected``, ``recording.stored`` and
@@ -421,7 +421,7 @@ def _clip_failed(arrival: _Arrival, recording: Recording, message: str, error: A
 
 def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: str, readback: str, info,
                    md5: str) -> Received:
-    from evidence.services import recording_enqueue_media
+    from evidence.dispatch import recording_enqueue_media
 
     org = arrival.container.organisation
     recording.sha256, recording.size = stored.sha256, stored.size

@@ -401,7 +401,7 @@ def container_update(*, organisation: Organisation, name: str, metadata: Mapping
 
 def container_complete(*, container: AxisRecording, now: dt.datetime | None = None) -> AxisRecording:
     """The BWS sent everything: each stored clip enters the media pipeline (on commit)."""
-    from evidence.services import recording_enqueue_media
+    from evidence.dispatch import recording_enqueue_media
 
     now = now or timezone.now()
     with transaction.atomic():
@@ -542,7 +542,7 @@ def containers_purge(*, now: dt.datetime | None = None) -> int:
     erasure is logged before any byte is deleted and after (evidence/retention/sweep.py); the store
     refuses to delete an object before its retention end, in which case the container waits.
     """
-    from evidence.retention.sweep import objects_erase_logged
+    from evidence.retention.erasure import objects_erase_logged
 
     now = now or timezone.now()
     purged = 0

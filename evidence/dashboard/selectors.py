@@ -25,10 +25,12 @@ from devices.selectors import (
     offload_sessions_visible_to,
 )
 from evidence.models import Recording
-from evidence.selectors import ORGANISATION_WIDE, erasures_upcoming_for, recordings_visible_to, to_complete_q
+from evidence.access.selectors import ORGANISATION_WIDE, recordings_visible_to
+from evidence.retention.selectors import erasures_upcoming_for
+from evidence.review.selectors import to_complete_q
 
 # Recordings that are not (or no longer) evidence to qualify: the "to complete" queue leaves them
-# out too (evidence.selectors.recordings_to_complete_for).
+# out too (evidence.review.selectors.recordings_to_complete_for).
 NOT_QUALIFIABLE = (Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED, Recording.Status.RECEIVING)
 # Offload sessions finished within this window still show on the dashboard, with their outcome.
 RECENT_OFFLOADS = dt.timedelta(hours=24)

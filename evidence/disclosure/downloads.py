@@ -1,7 +1,7 @@
 """Serving disclosed bytes: extractions, export packages, and the public share page.
 
 Every request for bytes is logged before the bytes are served (CSI R241-14). HTTP Range is
-supported, as in evidence/media.py, so that a large package can be resumed.
+supported, as in evidence/media/views.py, so that a large package can be resumed.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
-from evidence.media import range_bounds, range_refused, request_user, stored_response, stored_size
+from evidence.media.views import range_bounds, range_refused, request_user, stored_response, stored_size
 
 from audit.throttle import rate_limit
 
@@ -23,7 +23,7 @@ def _serve(request, *, key: str, version: str, content_type: str, filename: str,
 
 
 def _served(bounds, size: int) -> services.Served:
-    """What the one Range parser (evidence.media.range_bounds, werkzeug's) granted: the counters
+    """What the one Range parser (evidence.media.views.range_bounds, werkzeug's) granted: the counters
     count these bytes, never the header's text."""
     start, length, _status = bounds
     return services.Served(start, length, size)

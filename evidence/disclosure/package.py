@@ -441,11 +441,12 @@ def build_training(*, export: Export, items, derivatives: dict, now: dt.datetime
                  checkpoints=[])
 
 
-def build(*, export: Export, now: dt.datetime | None = None) -> Built:
+def build(*, export: Export, derivative_of, report_progress, now: dt.datetime | None = None) -> Built:
+    """The package of ``export``. ``derivative_of(recording, mode)`` gives an approved redacted copy,
+    ``report_progress(percent)`` shows the building's progress (both from the disclosure services,
+    which call this: no import back)."""
     from audit import pdf
     from audit.selectors import recording_custody_report
-
-    from . import services
 
     now = now or timezone.now()
     store = get_store()
@@ -454,7 +455,7 @@ def build(*, export: Export, now: dt.datetime | None = None) -> Built:
     derivatives = {}
     for item in items:
         if item.derivative_id is not None:
-            d = services.approved_derivative(item.recording, export.redaction)
+            d = derivative_of(item.recording, export.redaction)
             if d is None or d.id != item.derivative_id:
                 raise RuntimeError(f"the approved redacted copy {item.derivative_id} of recording "
                                    f"{item.recording_id} is no longer available")
@@ -469,7 +470,7 @@ def build(*, export: Export, now: dt.datetime | None = None) -> Built:
         pct = min(95, int(95 * done["bytes"] / total))
         if pct != done["shown"]:
             done["shown"] = pct
-            services.export_progress(export=export, progress=pct)
+            report_progress(pct)
 
     custody = custody_proof(recording_ids=[r.pk for r in recordings], export=export)
     key = signing.public_key()

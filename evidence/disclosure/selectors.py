@@ -1,6 +1,6 @@
 """Reads on disclosure, always scoped to the requesting user (CSI R241-12, R241-15).
 
-Recordings are reached only through ``evidence.selectors.recordings_visible_to``.
+Recordings are reached only through ``evidence.access.selectors.recordings_visible_to``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Role, User
 from evidence.models import Recording
-from evidence.selectors import access_request_search_base, recordings_visible_to
+from evidence.access.selectors import access_request_search_base, recordings_visible_to
 
 from .models import AccessRequest, Export, Extraction, Share
 

@@ -333,10 +333,10 @@ def export_create(*, recordings: list[Recording], by: User, purpose: str, recipi
 
 
 def export_enqueue(*, export_id: int) -> None:
-    from .tasks import build_export
+    from evidence.dispatch import task_enqueue
 
     try:
-        build_export.apply_async(args=[export_id], queue="media")
+        task_enqueue("disclosure.build_export", args=[export_id], queue="media")
     except Exception:  # noqa: BLE001 - the broker being down leaves the export queued, shown as such
         log.exception("could not queue the building of export %s", export_id)
 
@@ -352,7 +352,8 @@ def export_build(*, export: Export, now: dt.datetime | None = None) -> Export:
         export.status, export.progress, export.started_at = Export.Status.RUNNING, 0, timezone.now()
         export.save(update_fields=["status", "progress", "started_at"])
     try:
-        built = package.build(export=export, now=now)
+        built = package.build(export=export, now=now, derivative_of=approved_derivative,
+                              report_progress=lambda pct: export_progress(export=export, progress=pct))
     except Exception as exc:  # noqa: BLE001 - reported on the export and in the log, never lost silently
         log.exception("export %s failed", export.pk)
         with transaction.atomic():

@@ -18,8 +18,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from audit.throttle import rate_limit
+from evidence.access.selectors import access_request_search_base, recordings_visible_to
 from evidence.drafts import draft_keep, draft_take
-from evidence.selectors import access_request_search_base, recordings_visible_to
 
 from . import selectors, services
 from .api import searcher_of, search_candidates

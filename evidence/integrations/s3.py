@@ -19,7 +19,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
-from .store import (
+from .store_base import (
     HashingReader,
     ListedObject,
     ObjectExists,

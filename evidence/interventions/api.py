@@ -20,7 +20,7 @@ from config.api_fields import AwareDateTimeField
 from ..api import HoldSerializer
 from ..models import Procedure, Recording
 from ..retention import RetentionRefused
-from ..selectors import recordings_visible_to
+from evidence.access.selectors import recordings_visible_to
 from . import selectors, services
 from .models import Intervention
 
@@ -260,7 +260,7 @@ class InterventionHolds(APIView):
     @extend_schema(request=InterventionHoldSerializer, responses={201: HoldSerializer})
     def post(self, request, reference: str):
         """Hold every recording linked to the intervention at this moment (CSI R241-13)."""
-        from ..services import hold_place
+        from evidence.retention.holds import hold_place
 
         intervention = intervention_get(request.user, reference)
         data = InterventionHoldSerializer(data=request.data)

@@ -1,7 +1,7 @@
 """Reads on interventions, scoped to the requesting user (CSI R241-12).
 
 An intervention shows the recordings the user may see, nothing more: its recordings are filtered by
-``evidence.selectors.recordings_visible_to``, the one place that decides it.
+``evidence.access.selectors.recordings_visible_to``, the one place that decides it.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.db.models import Exists, Max, Min, OuterRef, Q, QuerySet
 from accounts.models import Role, User
 
 from ..models import GONE_STATUSES, Recording
-from ..selectors import ORGANISATION_WIDE, recordings_visible_to, sees_whole_organisation
+from evidence.access.selectors import ORGANISATION_WIDE, recordings_visible_to, sees_whole_organisation
 from .models import Intervention, InterventionClockCorrection, InterventionLink
 
 # Suggestions: recordings of other cameras overlapping in time, within this radius of the track of

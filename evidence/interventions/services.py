@@ -258,7 +258,7 @@ def intervention_consult(*, intervention: Intervention, by: User, recordings: li
     ``recordings`` are those the caller obtained from ``intervention_recordings_visible_to``;
     recordings without a playback copy are left out (nothing to show, nothing logged).
     """
-    from ..services import consultation_open
+    from evidence.access.services import consultation_open
 
     motif = (motif or "").strip()
     if len(motif) < 3:

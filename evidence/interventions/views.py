@@ -13,8 +13,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from ..selectors import recordings_visible_to
-from ..services import CONSULTATION_MOTIFS
+from evidence.access.selectors import recordings_visible_to
+from evidence.access.services import CONSULTATION_MOTIFS
 from . import selectors, services
 from .api import intervention_get
 

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Role
 from evidence.models import Recording
-from evidence.selectors import recordings_visible_to
+from evidence.access.selectors import recordings_visible_to
 
 from .models import Audio, Derivative, Mode, RedactionJob
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import custody_event_append
+from evidence.dispatch import task_enqueue
 from evidence.integrations import ffmpeg
 from evidence.integrations.store import ObjectExists, StoreError, get_store
 from evidence.models import Recording
@@ -70,10 +71,8 @@ def redaction_job_create(*, recording: Recording, by: User, mode: str, motif: st
 
 
 def _enqueue(step: str, job_id: int) -> None:
-    from . import tasks
-
-    task = {"analyse": tasks.analyse_recording, "render": tasks.render_derivative}[step]
-    task.apply_async(args=[job_id], queue="media")
+    # Tasks call services, services queue by registered name (evidence/dispatch.py): no cycle.
+    task_enqueue({"analyse": "redaction.analyse", "render": "redaction.render"}[step], args=[job_id], queue="media")
 
 
 def _progress(job: RedactionJob, value: int) -> None:

@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from evidence import services as evidence_services
+from evidence.access.services import CONSULTATION_MOTIFS, consultation_for_token, consultation_open
 from evidence.integrations import ffmpeg
 from evidence.integrations.store import StoreError, get_store
 
@@ -37,7 +37,7 @@ def _live_consultation(request, recording):
     token = request.session.get(SESSION_KEY.format(recording.pk))
     if not token:
         return None, None
-    consultation = evidence_services.consultation_for_token(token=token, user=request.user)
+    consultation = consultation_for_token(token=token, user=request.user)
     if consultation is None or consultation.recording_id != recording.pk:
         return None, None
     return consultation, token
@@ -84,7 +84,7 @@ def job_detail(request, pk: int):
     return render(request, "redaction/job_detail.html", {
         "job": job, "r": job.recording, "tracks": tracks, "derivatives": derivatives,
         "running": job.status in RUNNING, "consultation": consultation,
-        "motifs": evidence_services.CONSULTATION_MOTIFS,
+        "motifs": CONSULTATION_MOTIFS,
         "counts": {"blurred": sum(t.blurred for t in tracks), "sharp": sum(t.kept and t.is_subject for t in tracks),
                    "dropped": sum(not t.kept for t in tracks)},
         "can_review": job.status in (RedactionJob.Status.REVIEW, RedactionJob.Status.RENDERED,
@@ -101,7 +101,7 @@ def consultation_start(request, pk: int):
     detail = request.POST.get("motif_detail", "").strip()
     motif = " — ".join(p for p in (choice, detail) if p)
     try:
-        _, token = evidence_services.consultation_open(recording=job.recording, by=request.user, motif=motif)
+        _, token = consultation_open(recording=job.recording, by=request.user, motif=motif)
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
@@ -121,7 +121,7 @@ def editor(request, pk: int):
     consultation, token = _live_consultation(request, job.recording)
     tracks = list(job.tracks.all())
     context = {"job": job, "r": job.recording, "tracks": tracks, "consultation": consultation,
-               "motifs": evidence_services.CONSULTATION_MOTIFS, "audio_choices": Audio.choices,
+               "motifs": CONSULTATION_MOTIFS, "audio_choices": Audio.choices,
                "mute_rows": job.mute_ranges + [["", ""]] * 3}
     if consultation is not None:
         frame_url = reverse("redaction-frame", args=[token, job.pk, 0])
@@ -262,7 +262,7 @@ def _consulted_job(request, token: str, pk: int) -> RedactionJob:
     if not request.user.is_authenticated:
         raise Http404()
     job = get_object_or_404(redaction_jobs_visible_to(user=request.user), pk=pk)
-    consultation = evidence_services.consultation_for_token(token=token, user=request.user)
+    consultation = consultation_for_token(token=token, user=request.user)
     if consultation is None or consultation.recording_id != job.recording_id:
         raise Http404("lien de consultation inconnu ou expiré")
     return job
@@ -286,7 +286,7 @@ def frame_image(request, token: str, pk: int, frame: int):
 
 def derivative_media(request, token: str, pk: int):
     """The redacted copy itself (for the approver to watch), with HTTP Range."""
-    from evidence.media import range_bounds, range_refused, stored_response, stored_size
+    from evidence.media.views import range_bounds, range_refused, stored_response, stored_size
 
     if not request.user.is_authenticated:
         raise Http404()

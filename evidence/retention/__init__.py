@@ -9,8 +9,13 @@ the traces (the log and what it refers to) are kept three years.
 - ``objects``: what a recording owns in the store, which follows its fate;
 - ``holds``: conservation pour procédure, bound to the recordings it covered when placed;
 - ``sweep``: the two-phase erasure (intent logged, bytes deleted, completion logged) and what
-  follows a recording (duplicates, copies, comments, export packages, shares);
-- ``traceability``: the three-year purge of the rows behind the register (R241-14).
+  follows a recording (duplicates, copies, comments, export packages, shares); the leftovers of
+  unfinished writes;
+- ``erasure``: the same two phases for objects that are not a recording's own (packages, Axis
+  attachments); ``owners``: who owns each store object (orphans are registered, then erased);
+- ``notices``: erasures announced to supervisors in advance;
+- ``traceability``: the three-year purge of the rows behind the register (R241-14);
+- ``selectors`` (holds, erasures coming up) and ``tasks`` (the beat entries).
 """
 from .dates import (  # noqa: F401  (the date arithmetic, imported from here by the rest of the code)
     CameraClock,

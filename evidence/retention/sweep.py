@@ -34,6 +34,7 @@ from audit.services import custody_event_append, custody_events_append_many
 from ..integrations.store import StoreError, get_store
 from ..models import Annotation, Recording, RecordingUserObjectPermission
 from . import RetentionRefused
+from .erasure import objects_erase_logged
 from .holds import active_holds_q
 from .objects import exports_carrying, recording_store_keys
 
@@ -295,39 +296,6 @@ def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, ba
 
 # --- What follows a recording's erasure without being one of its own objects ----------------------
 
-def objects_erase_logged(*, subject, organisation, keys: list[str], now: dt.datetime, started: str, done: str,
-                         failed: str, details: dict, intent_logged: bool = False, on_done=None) -> list[str]:
-    """Two-phase erasure of objects that belong to something other than a recording (an export
-    package, an Axis container's attachments): intent logged (unless a previous attempt did),
-    objects deleted, completion logged (``on_done`` runs in the completion's transaction).
-    Returns the errors (empty when erased)."""
-    if not intent_logged:
-        with transaction.atomic():
-            custody_event_append(action=started, subject=subject, organisation=organisation,
-                                 actor_label="system:retention", details={**details, "keys": keys})
-    store = get_store()
-    errors, deleted, versions = [], [], 0
-    at = min(now, timezone.now())
-    for key in keys:
-        try:
-            versions += store.delete(key, now=at)
-            deleted.append(key)
-        except StoreError as exc:
-            errors.append(f"{key}: {exc}"[:1000])
-    with transaction.atomic():
-        if errors:
-            custody_event_append(action=failed, subject=subject, organisation=organisation,
-                                 actor_label="system:retention",
-                                 details={**details, "errors": errors[:20], "deleted": deleted})
-        else:
-            if on_done is not None:
-                on_done()
-            custody_event_append(action=done, subject=subject, organisation=organisation,
-                                 actor_label="system:retention",
-                                 details={**details, "keys": keys, "versions_deleted": versions})
-    return errors
-
-
 def exports_follow_recordings(*, now: dt.datetime, report: SweepReport | None = None) -> list[int]:
     """An export package carries copies of its recordings: once one of them is erased (or its
     erasure has begun), the package goes too, and its share links with it (CSI R241-13)."""
@@ -434,7 +402,7 @@ def store_orphans_settle(*, now: dt.datetime | None = None) -> dict:
     """
     from ..models import StoreOrphan
     from .dates import fixed_duration
-    from .objects import objects_owned, organisation_of_key, owner_of
+    from .owners import objects_owned, organisation_of_key, owner_of
 
     now = now or timezone.now()
     store = get_store()
@@ -479,3 +447,15 @@ def store_orphans_settle(*, now: dt.datetime | None = None) -> dict:
         if not errors:
             erased.append(orphan.key)
     return {"found": found, "erased": erased}
+
+
+def store_sweep_incomplete(*, older_than: dt.timedelta = dt.timedelta(hours=24), now=None) -> int:
+    """Remove what writes killed mid-way left in the store (staging files of the local store,
+    multipart uploads never completed on S3), once older than any upload in progress could be.
+    Stored objects are never touched; the bytes of an unfinished write are still on the camera or
+    with the Axis system, which send them again."""
+    now = now or timezone.now()
+    count, freed = get_store().sweep_incomplete(older_than=now - older_than)
+    if count:
+        log.info("store: removed %d unfinished writes (%d bytes) older than %s", count, freed, older_than)
+    return count

@@ -64,7 +64,7 @@ def test_a_change_logged_while_another_holds_its_recording_waits_instead_of_dead
     require_service("PostgreSQL", connection.vendor == "postgresql",
                     "row locks and advisory locks are PostgreSQL's: set DATABASE_URL")
     from evidence.models import Recording
-    from evidence.services import annotation_add
+    from evidence.review.services import annotation_add
 
     from .helpers import make_recording
 

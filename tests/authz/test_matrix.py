@@ -147,11 +147,11 @@ def _url(pattern: str, pk: int) -> str:
 
 
 def _consulted(rec, user):
-    from evidence import services
+    from evidence.access.services import consultation_open
 
     type(rec).objects.filter(pk=rec.pk).update(playback_key="playback/matrix.mp4")
     rec.refresh_from_db()
-    services.consultation_open(recording=rec, by=user, motif="Contrôle hiérarchique")
+    consultation_open(recording=rec, by=user, motif="Contrôle hiérarchique")
 
 
 def _client(user):

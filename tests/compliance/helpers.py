@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import CustodyEvent
-from evidence import services
+from evidence.ingest.services import offload_item_pull, offload_session_finish, offload_session_start
 from evidence.models import Recording
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -39,13 +39,13 @@ def dock(make_volume, clips: dict, started_at: dt.datetime | dict, *, serial="BW
             when = mtime[name] if isinstance(mtime, dict) else mtime
             os.utime(volume / name, (when.timestamp(), when.timestamp()))
     ingest_at = ingest_at or max(starts.values()) + dt.timedelta(hours=6)
-    session = services.offload_session_start(volume=volume, now=ingest_at, keep=keep)
+    session = offload_session_start(volume=volume, now=ingest_at, keep=keep)
     recordings = []
     for item in session.items.order_by("path"):
-        item = services.offload_item_pull(item=item, now=ingest_at)
+        item = offload_item_pull(item=item, now=ingest_at)
         if item.recording_id:
             recordings.append(Recording.objects.get(pk=item.recording_id))
-    services.offload_session_finish(session=session, now=ingest_at)
+    offload_session_finish(session=session, now=ingest_at)
     return recordings
 
 

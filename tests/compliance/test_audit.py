@@ -8,7 +8,9 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import Alert, ComplianceAudit, CustodyEvent
-from evidence import services
+from evidence.access.services import consultation_open
+from evidence.retention.holds import hold_place
+from evidence.retention.objects import recording_store_keys
 from evidence.models import Consultation, Recording
 
 from .helpers import audit, dock, paris
@@ -52,7 +54,7 @@ def test_bytes_erased_without_an_erasure_entry_are_named(live, local_store):
     rec = live[0]
     # What the old sweep left when its transaction failed after deleting: bytes gone, no entry.
     Recording.objects.filter(pk=rec.pk).update(status=Recording.Status.ERASED, erased_at=timezone.now())
-    for key, _ in services.recording_store_keys(rec):
+    for key, _ in recording_store_keys(rec):
         (local_store.objects / key).unlink()
         (local_store.meta / f"{key}.json").unlink()
 
@@ -86,7 +88,7 @@ def test_a_legal_hold_the_database_does_not_know_is_named(live, local_store):
 
 def test_a_hold_the_store_does_not_apply_is_named(live, local_store, make_user):
     rec = live[0]
-    services.hold_place(by=make_user("juriste", role="legal"), procedure="judicial", reference="PV 1", recording=rec)
+    hold_place(by=make_user("juriste", role="legal"), procedure="judicial", reference="PV 1", recording=rec)
     local_store.set_legal_hold(rec.playback_key, "", False)
 
     code, out = audit()
@@ -94,7 +96,7 @@ def test_a_hold_the_store_does_not_apply_is_named(live, local_store, make_user):
 
 
 def test_a_traceability_row_older_than_three_years_is_named(live, make_user):
-    consultation, _token = services.consultation_open(recording=live[0], by=make_user("chef", role="supervisor"),
+    consultation, _token = consultation_open(recording=live[0], by=make_user("chef", role="supervisor"),
                                                       motif="Contrôle hiérarchique")
     Consultation.objects.filter(pk=consultation.pk).update(created_at=timezone.now() - dt.timedelta(days=3 * 366))
 

@@ -9,7 +9,13 @@ from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from audit.models import Alert, CustodyEvent
-from evidence import services
+from evidence.access.services import consultation_open, recording_access_grant
+from evidence.ingest.services import offload_item_pull, offload_session_start
+from evidence.retention import RetentionRefused
+from evidence.retention.holds import hold_place, hold_release, recording_is_held
+from evidence.retention.objects import recording_store_keys
+from evidence.retention.sweep import retention_sweep
+from evidence.review.services import annotation_add, recording_tag
 from evidence.integrations.store import RetentionViolation
 from evidence.models import Annotation, Recording
 from evidence.retention import sweep as sweep_module
@@ -34,15 +40,15 @@ def test_a_clip_docked_twice_is_erased_with_its_duplicate_and_every_later_erasur
     [later] = dock(make_volume, {"b.mp4": clip_library["hevc"]}, paris(2025, 3, 10, 20, 0))
     assert duplicate.status == Recording.Status.DUPLICATE and duplicate.duplicate_of_id == original.pk
 
-    first = services.retention_sweep(now=paris(2025, 4, 5))
+    first = retention_sweep(now=paris(2025, 4, 5))
 
     assert sorted(first.erased) == sorted([original.pk, duplicate.pk]) and first.refused == []
-    second = services.retention_sweep(now=paris(2025, 4, 12))
+    second = retention_sweep(now=paris(2025, 4, 12))
     assert second.erased == [later.pk]
     for rec in (original, duplicate, later):
         assert Recording.objects.get(pk=rec.pk).status == Recording.Status.ERASED
         assert erasure_log(rec) == ["recording.erasure_started", "recording.erased"]  # one intent, one completion
-        assert not any(local_store.exists(k) for k, _ in services.recording_store_keys(rec))
+        assert not any(local_store.exists(k) for k, _ in recording_store_keys(rec))
     assert "erasure.logged" not in rules(violations(now=paris(2025, 4, 12)))
 
 
@@ -56,7 +62,7 @@ def test_a_failure_after_the_bytes_are_deleted_leaves_the_log_true_and_the_next_
         raise OperationalError("server closed the connection unexpectedly")
 
     monkeypatch.setattr(sweep_module, "_erasure_complete", database_lost_before_completion)
-    report = services.retention_sweep(now=paris(2025, 4, 5))
+    report = retention_sweep(now=paris(2025, 4, 5))
 
     assert report.erased == [] and report.refused[0][0] == rec.pk  # reported, the sweep did not crash
     assert not local_store.exists(rec.store_key)  # the bytes are gone…
@@ -67,7 +73,7 @@ def test_a_failure_after_the_bytes_are_deleted_leaves_the_log_true_and_the_next_
     assert any(v.rule == "erasure.logged" and v.subject == f"recording {rec.pk}" for v in late)
 
     monkeypatch.setattr(sweep_module, "_erasure_complete", real_complete)
-    assert services.retention_sweep(now=paris(2025, 4, 5)).erased == [rec.pk]
+    assert retention_sweep(now=paris(2025, 4, 5)).erased == [rec.pk]
     assert erasure_log(rec) == ["recording.erasure_started", "recording.erased"]
     assert "erasure.logged" not in rules(violations(now=timezone.now() + dt.timedelta(days=1)))
 
@@ -78,22 +84,22 @@ def test_retagging_never_moves_a_recording_into_or_out_of_a_hold(
     supervisor, lawyer = make_user("chef", role="supervisor"), make_user("juriste", role="legal")
     [held, other] = dock(make_volume, {"a.mp4": clip_library["h264"], "b.mp4": clip_library["hevc"]},
                          paris(2025, 3, 3, 20, 0), intervention="INT-1")
-    services.recording_tag(recording=other, by=officer, changes={"intervention": "INT-9"})
-    hold = services.hold_place(by=supervisor, procedure="judicial", reference="PV 7", intervention="INT-1")
+    recording_tag(recording=other, by=officer, changes={"intervention": "INT-9"})
+    hold = hold_place(by=supervisor, procedure="judicial", reference="PV 7", intervention="INT-1")
     assert list(hold.covered.all()) == [held]
 
     # The wearer moves the held recording to another intervention, and the other one into INT-1.
-    services.recording_tag(recording=held, by=officer, changes={"intervention": "INT-2"})
-    services.recording_tag(recording=other, by=officer, changes={"intervention": "INT-1"})
+    recording_tag(recording=held, by=officer, changes={"intervention": "INT-2"})
+    recording_tag(recording=other, by=officer, changes={"intervention": "INT-1"})
 
-    assert services.recording_is_held(held) and not services.recording_is_held(other)
+    assert recording_is_held(held) and not recording_is_held(other)
     assert local_store.head(held.store_key).legal_hold and not local_store.head(other.store_key).legal_hold
-    assert services.retention_sweep(now=paris(2025, 4, 5)).erased == [other.pk]
+    assert retention_sweep(now=paris(2025, 4, 5)).erased == [other.pk]
 
-    services.hold_release(hold=hold, by=lawyer, motif="classement sans suite")
+    hold_release(hold=hold, by=lawyer, motif="classement sans suite")
 
-    assert not any(local_store.head(k).legal_hold for k, _ in services.recording_store_keys(held))
-    assert services.retention_sweep(now=paris(2025, 4, 6)).erased == [held.pk]
+    assert not any(local_store.head(k).legal_hold for k, _ in recording_store_keys(held))
+    assert retention_sweep(now=paris(2025, 4, 6)).erased == [held.pk]
 
 
 def test_a_package_goes_with_the_first_of_its_recordings_erased_and_its_share_link_with_it(
@@ -105,7 +111,7 @@ def test_a_package_goes_with_the_first_of_its_recordings_erased_and_its_share_li
     lawyer = make_user("juriste", role="legal")
     [held, unheld] = dock(make_volume, {"a.mp4": clip_library["h264"], "b.mp4": clip_library["hevc"]},
                           timezone.now() - dt.timedelta(days=1))
-    services.hold_place(by=lawyer, procedure="judicial", reference="PV 8", recording=held)
+    hold_place(by=lawyer, procedure="judicial", reference="PV 8", recording=held)
     export = disclosure.export_create(recordings=[held, unheld], by=lawyer, purpose="judicial",
                                       recipient="Tribunal judiciaire", motif="Réquisition PV 8")
     export.refresh_from_db()
@@ -115,7 +121,7 @@ def test_a_package_goes_with_the_first_of_its_recordings_erased_and_its_share_li
     shared_at = timezone.now()
 
     time_machine.move_to(unheld.retain_until + dt.timedelta(minutes=1))
-    report = services.retention_sweep()
+    report = retention_sweep()
 
     export.refresh_from_db()
     assert report.erased == [unheld.pk] and report.exports_erased == [export.pk]
@@ -131,11 +137,11 @@ def test_comments_and_grants_go_with_the_images(make_volume, clip_library, camer
     supervisor = make_user("chef", role="supervisor")
     investigator = make_user("enqueteur", role="officer", matricule="M100")
     [rec] = dock(make_volume, {"a.mp4": clip_library["h264"]}, paris(2025, 3, 3, 20, 0))
-    services.annotation_add(recording=rec, by=supervisor, at_seconds=1.0, text="M. X au téléphone, 06 12 34 56 78")
-    services.recording_access_grant(grantee=investigator, by=supervisor, recordings=[rec], motif="enquête",
+    annotation_add(recording=rec, by=supervisor, at_seconds=1.0, text="M. X au téléphone, 06 12 34 56 78")
+    recording_access_grant(grantee=investigator, by=supervisor, recordings=[rec], motif="enquête",
                                     until=timezone.now() + dt.timedelta(days=30))
 
-    assert services.retention_sweep(now=paris(2025, 4, 5)).erased == [rec.pk]
+    assert retention_sweep(now=paris(2025, 4, 5)).erased == [rec.pk]
 
     assert not Annotation.objects.filter(recording_id=rec.pk).exists()
     assert not rec.grants.exists()
@@ -148,7 +154,7 @@ def test_a_collection_left_receiving_by_a_dead_process_is_settled_then_erased_wh
     # As a worker killed between writing its row and storing the bytes leaves it.
     Recording.objects.filter(pk=rec.pk).update(status=Recording.Status.RECEIVING)
 
-    report = services.retention_sweep(now=paris(2025, 4, 5))
+    report = retention_sweep(now=paris(2025, 4, 5))
 
     assert report.settled == [rec.pk] and report.erased == [rec.pk]
     assert Recording.objects.get(pk=rec.pk).status == Recording.Status.ERASED
@@ -173,7 +179,7 @@ def test_an_s3_refusal_is_reported_alerted_and_retried_and_never_stops_the_other
         return real_delete(**kwargs)
 
     monkeypatch.setattr(s3_store.client, "delete_object", store_clock_still_locks)
-    report = services.retention_sweep(now=paris(2025, 4, 5))
+    report = retention_sweep(now=paris(2025, 4, 5))
 
     assert report.erased == [erased.pk] and [pk for pk, _ in report.refused] == [refused.pk]
     assert "refused by the store" in report.refused[0][1]
@@ -181,11 +187,11 @@ def test_an_s3_refusal_is_reported_alerted_and_retried_and_never_stops_the_other
     assert erasure_log(refused) == ["recording.erasure_started", "recording.erasure_failed"]
     alert = Alert.objects.get(kind=Alert.Kind.ERASURE_FAILED)
     assert alert.organisation_id == camera.organisation_id and f"n° {refused.pk}" in alert.message
-    services.retention_sweep(now=paris(2025, 4, 5))  # the same refusal again: logged once
+    retention_sweep(now=paris(2025, 4, 5))  # the same refusal again: logged once
     assert erasure_log(refused) == ["recording.erasure_started", "recording.erasure_failed"]
 
     monkeypatch.setattr(s3_store.client, "delete_object", real_delete)
-    assert services.retention_sweep(now=paris(2025, 4, 5)).erased == [refused.pk]
+    assert retention_sweep(now=paris(2025, 4, 5)).erased == [refused.pk]
     assert erasure_log(refused) == ["recording.erasure_started", "recording.erasure_failed", "recording.erased"]
 
 
@@ -197,11 +203,11 @@ def test_the_sweep_never_begins_an_erasure_the_stores_clock_still_forbids(
     behind = timezone.now() - dt.timedelta(minutes=3)
     monkeypatch.setattr(type(local_store), "clock", lambda self: behind)  # a store whose clock runs late
 
-    assert services.retention_sweep().erased == []
+    assert retention_sweep().erased == []
     assert erasure_log(rec) == [] and Recording.objects.get(pk=rec.pk).status == Recording.Status.READY
 
     monkeypatch.undo()
-    assert services.retention_sweep().erased == [rec.pk]
+    assert retention_sweep().erased == [rec.pk]
 
 
 def test_a_sidecar_keeps_its_version_and_a_hold_reaches_a_version_behind_a_delete_marker(
@@ -212,7 +218,7 @@ def test_a_sidecar_keeps_its_version_and_a_hold_reaches_a_version_behind_a_delet
     assert rec.sidecar_version_id
     s3_store.client.delete_object(Bucket=s3_store.bucket, Key=rec.sidecar_key)  # a delete marker on top
 
-    services.hold_place(by=lawyer, procedure="judicial", reference="PV 9", recording=rec)
+    hold_place(by=lawyer, procedure="judicial", reference="PV 9", recording=rec)
 
     assert s3_store.head(rec.sidecar_key, rec.sidecar_version_id).legal_hold is True
 
@@ -224,14 +230,14 @@ def test_the_store_refuses_a_hold_or_a_consultation_once_the_erasure_has_begun(
     [rec] = dock(make_volume, {"a.mp4": clip_library["h264"]}, paris(2025, 3, 3, 20, 0))
     monkeypatch.setattr(sweep_module, "_objects_delete", lambda rec, keys, now: sweep_module._Outcome(
         rec, keys, errors=[f"{rec.store_key}: simulated store outage"]))
-    services.retention_sweep(now=paris(2025, 4, 5))
+    retention_sweep(now=paris(2025, 4, 5))
     rec.refresh_from_db()
     assert rec.status == Recording.Status.ERASING
 
-    with pytest.raises(services.RetentionRefused, match="erasure is under way"):
-        services.hold_place(by=lawyer, procedure="judicial", reference="PV 10", recording=rec)
+    with pytest.raises(RetentionRefused, match="erasure is under way"):
+        hold_place(by=lawyer, procedure="judicial", reference="PV 10", recording=rec)
     with pytest.raises(ValueError):
-        services.consultation_open(recording=rec, by=lawyer, motif="vérification")
+        consultation_open(recording=rec, by=lawyer, motif="vérification")
 
 
 def test_another_log_retention_than_three_years_is_refused_at_start(settings):
@@ -298,7 +304,7 @@ def test_a_camera_docked_late_with_a_right_clock_keeps_its_old_clip_a_few_days_f
     assert "docked after its retention end" in recs[0].retention_basis
     collected = CustodyEvent.objects.get(recording=recs[0], action="recording.collected")
     assert collected.details["docked_late"] is True
-    assert services.retention_sweep(now=ingest_at + dt.timedelta(days=3, minutes=1)).erased == [r.pk for r in recs]
+    assert retention_sweep(now=ingest_at + dt.timedelta(days=3, minutes=1)).erased == [r.pk for r in recs]
 
 
 def test_a_clip_whose_recorded_time_contradicts_its_file_time_counts_from_its_offload(
@@ -336,11 +342,11 @@ def test_traces_older_than_three_years_are_purged_and_younger_ones_kept(
     supervisor, lawyer = make_user("chef", role="supervisor"), make_user("juriste", role="legal")
     [old, young] = dock(make_volume, {"a.mp4": clip_library["h264"], "b.mp4": clip_library["hevc"]},
                         timezone.now() - dt.timedelta(days=1))
-    services.consultation_open(recording=old, by=supervisor, motif="Contrôle hiérarchique")
-    hold = services.hold_place(by=lawyer, procedure="judicial", reference="PV 11", recording=old, motif="PV 11")
-    services.hold_release(hold=hold, by=lawyer, motif="classement")
+    consultation_open(recording=old, by=supervisor, motif="Contrôle hiérarchique")
+    hold = hold_place(by=lawyer, procedure="judicial", reference="PV 11", recording=old, motif="PV 11")
+    hold_release(hold=hold, by=lawyer, motif="classement")
     time_machine.move_to(young.retain_until + dt.timedelta(days=1))
-    services.retention_sweep()
+    retention_sweep()
 
     time_machine.move_to(timezone.now() + dt.timedelta(days=3 * 366))
     found = violations()
@@ -374,7 +380,7 @@ def test_a_retried_collection_is_kept_until_the_lock_an_earlier_attempt_took(
     recorded, first_docking = paris(2025, 3, 3, 20, 0), paris(2025, 4, 10, 8, 0)
     volume = make_volume("BWC-0042", {"a.mp4": clip_library["hevc"]})  # no container time: the file's time
     os.utime(volume / "a.mp4", (recorded.timestamp(), recorded.timestamp()))
-    session = services.offload_session_start(volume=volume, now=first_docking)
+    session = offload_session_start(volume=volume, now=first_docking)
     real_put = type(local_store).put
 
     def worker_killed_after_the_write(store, key, source, **kwargs):
@@ -383,7 +389,7 @@ def test_a_retried_collection_is_kept_until_the_lock_an_earlier_attempt_took(
 
     monkeypatch.setattr(type(local_store), "put", worker_killed_after_the_write)
     with pytest.raises(SystemExit):
-        services.offload_item_pull(item=session.items.get(), now=first_docking)
+        offload_item_pull(item=session.items.get(), now=first_docking)
     monkeypatch.undo()
     first_lock = local_store.head(Recording.objects.get().store_key).retain_until
     assert first_lock == paris(2025, 5, 11)  # a month from the docking: the clock could not be checked
@@ -393,13 +399,13 @@ def test_a_retried_collection_is_kept_until_the_lock_an_earlier_attempt_took(
     os.utime(volume / "a.mp4", (recorded.timestamp(), recorded.timestamp()))
     (volume / "b.mp4").write_bytes(clip_library["h264_noaudio"].read_bytes())
     os.utime(volume / "b.mp4", (fresh.timestamp(), fresh.timestamp()))
-    session = services.offload_session_start(volume=volume, now=paris(2025, 4, 11, 8, 0))
+    session = offload_session_start(volume=volume, now=paris(2025, 4, 11, 8, 0))
     for item in session.items.order_by("path"):
-        services.offload_item_pull(item=item, now=paris(2025, 4, 11, 8, 0))
+        offload_item_pull(item=item, now=paris(2025, 4, 11, 8, 0))
     retried = Recording.objects.get(source_path="a.mp4")
 
     assert retried.status == Recording.Status.READY
     assert retried.retain_until == first_lock and "an earlier attempt" in retried.retention_basis
     assert OffloadItem.objects.filter(recording=retried, status="verified").exists()
-    assert services.retention_sweep(now=first_lock - dt.timedelta(hours=1)).erased == []
-    assert services.retention_sweep(now=first_lock + dt.timedelta(minutes=1)).erased == [retried.pk]
+    assert retention_sweep(now=first_lock - dt.timedelta(hours=1)).erased == []
+    assert retention_sweep(now=first_lock + dt.timedelta(minutes=1)).erased == [retried.pk]

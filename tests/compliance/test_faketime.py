@@ -10,7 +10,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import CustodyEvent
-from evidence import services
+from evidence.retention.holds import hold_place, hold_release
+from evidence.retention.objects import recording_store_keys
 from evidence.models import Recording
 from tests.conftest import require_service
 
@@ -41,9 +42,9 @@ def test_a_month_later_one_sweep_erases_exactly_what_is_due_with_one_intent_and_
     [recent] = dock(make_volume, {"d.mp4": clip_library["h264_noaudio"]}, timezone.now() - dt.timedelta(hours=1),
                     ingest_at=timezone.now())
     assert duplicate.status == Recording.Status.DUPLICATE and duplicate.duplicate_of_id == original.pk
-    services.hold_place(by=lawyer, procedure="judicial", reference="PV 2026/412", recording=held)
-    hold = services.hold_place(by=supervisor, procedure="disciplinary", reference="CD 3", recording=released)
-    services.hold_release(hold=hold, by=lawyer, motif="procédure close")
+    hold_place(by=lawyer, procedure="judicial", reference="PV 2026/412", recording=held)
+    hold = hold_place(by=supervisor, procedure="disciplinary", reference="CD 3", recording=released)
+    hold_release(hold=hold, by=lawyer, motif="procédure close")
 
     later = original.retain_until + dt.timedelta(hours=1)  # just past the month, not past `recent`'s
     assert recent.retain_until > later
@@ -60,7 +61,7 @@ def test_a_month_later_one_sweep_erases_exactly_what_is_due_with_one_intent_and_
         log = list(CustodyEvent.objects.filter(recording_id=pk, action__startswith="recording.eras")
                    .values_list("action", flat=True))
         assert log == ["recording.erasure_started", "recording.erased"]
-        assert not any(local_store.exists(k) for k, _ in services.recording_store_keys(Recording.objects.get(pk=pk)))
+        assert not any(local_store.exists(k) for k, _ in recording_store_keys(Recording.objects.get(pk=pk)))
     again = manage(child_env, later, "retention", "sweep")
     assert "erased 0, held 1" in again.stdout  # a second run erases nothing more
     assert CustodyEvent.objects.filter(action="recording.erased").count() == 3

@@ -35,7 +35,13 @@ from django.utils import timezone
 from hypothesis import HealthCheck, settings as hsettings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
-from evidence import services
+from evidence.access.services import consultation_open
+from evidence.ingest.services import OffloadRefused, offload_item_pull, offload_session_finish, offload_session_start
+from evidence.integrations.store import StoreError
+from evidence.media.services import recordings_requeue_stale
+from evidence.retention.holds import hold_place, hold_release
+from evidence.retention.sweep import retention_sweep, store_orphans_settle
+from evidence.review.services import recording_tag
 from evidence.disclosure import services as disclosure
 from evidence.disclosure.services import DisclosureError
 from evidence.integrations import store as store_module
@@ -195,8 +201,8 @@ class Deployment(RuleBasedStateMachine):
 
     def _offload(self, vol: Path, *, keep: bool):
         try:
-            session = services.offload_session_start(volume=vol, keep=keep)
-        except services.OffloadRefused:
+            session = offload_session_start(volume=vol, keep=keep)
+        except OffloadRefused:
             return
         crash = "offload" in self.crash_next
         for item in session.items.order_by("path"):
@@ -205,10 +211,10 @@ class Deployment(RuleBasedStateMachine):
                 self._pull_and_die(item)
                 return  # the worker died: the session stays open, the clip on the camera
             try:
-                services.offload_item_pull(item=item)
-            except services.StoreError:
+                offload_item_pull(item=item)
+            except StoreError:
                 pass  # retried by Celery in real life; the clip stays on the camera
-        services.offload_session_finish(session=session)
+        offload_session_finish(session=session)
 
     def _pull_and_die(self, item):
         """A worker killed right after the store wrote the clip, before the database heard of it."""
@@ -220,7 +226,7 @@ class Deployment(RuleBasedStateMachine):
 
         type(self.store).put = put_then_die
         try:
-            services.offload_item_pull(item=item)
+            offload_item_pull(item=item)
         except SimulatedCrash:
             pass
         finally:
@@ -279,7 +285,7 @@ class Deployment(RuleBasedStateMachine):
         if notified is False:
             changes["notice_omitted_reason"] = "personne en fuite"
         try:
-            services.recording_tag(recording=rec, by=user, changes=changes)
+            recording_tag(recording=rec, by=user, changes=changes)
         except REFUSALS:
             pass
 
@@ -291,10 +297,10 @@ class Deployment(RuleBasedStateMachine):
         rec = data.draw(st.sampled_from(self.recordings()))
         try:
             if on_intervention and rec.intervention:
-                services.hold_place(by=self.users[by], procedure=procedure, reference=f"PV {next(self.names)}",
+                hold_place(by=self.users[by], procedure=procedure, reference=f"PV {next(self.names)}",
                                     intervention=rec.intervention, motif="réquisition")
             else:
-                services.hold_place(by=self.users[by], procedure=procedure, reference=f"PV {next(self.names)}",
+                hold_place(by=self.users[by], procedure=procedure, reference=f"PV {next(self.names)}",
                                     recording=rec, motif="réquisition")
         except REFUSALS:
             pass
@@ -304,7 +310,7 @@ class Deployment(RuleBasedStateMachine):
     @counted
     def release(self, data):
         hold = data.draw(st.sampled_from(self._holds()))
-        services.hold_release(hold=hold, by=self.users["legal"], motif="classement sans suite")
+        hold_release(hold=hold, by=self.users["legal"], motif="classement sans suite")
 
     def _holds(self):
         from evidence.models import Hold
@@ -318,7 +324,7 @@ class Deployment(RuleBasedStateMachine):
         rec = data.draw(st.sampled_from(self.recordings("ready", "unplayable")))
         user = rec.wearer if by == "wearer" and rec.wearer else self.users["supervisor" if by == "wearer" else by]
         try:
-            services.consultation_open(recording=rec, by=user, motif="Contrôle de l'intervention")
+            consultation_open(recording=rec, by=user, motif="Contrôle de l'intervention")
         except REFUSALS:
             pass
 
@@ -394,15 +400,15 @@ class Deployment(RuleBasedStateMachine):
 
             sweep_module._erasure_complete = die
             try:
-                services.retention_sweep()
+                retention_sweep()
             except SimulatedCrash:
                 pass
             finally:
                 sweep_module._erasure_complete = real
             self.time.shift(dt.timedelta(minutes=15))  # the next beat run finishes what this one began
-        services.recordings_requeue_stale()
-        services.retention_sweep()
-        services.store_orphans_settle()
+        recordings_requeue_stale()
+        retention_sweep()
+        store_orphans_settle()
 
     @rule()
     @counted

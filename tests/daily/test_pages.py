@@ -238,7 +238,7 @@ def test_legal_staff_release_a_hold_from_the_holds_page(held):
 
 def consult(recording, user):
     """Open a consultation as the player does (motif first, logged); the row needs a playback copy."""
-    from evidence import services
+    from evidence.access import services
 
     type(recording).objects.filter(pk=recording.pk).update(playback_key=f"playback/{recording.pk}.mp4",
                                                            poster_key=f"posters/{recording.pk}.jpg")
@@ -421,7 +421,7 @@ def test_the_custody_report_reads_as_french_without_empty_fields_raw_changes_or_
     """The PDF is drawn from this same report (audit.pdf.custody_report_pdf)."""
     from audit.selectors import recording_custody_report
     from audit.services import custody_event_append
-    from evidence import services
+    from evidence.review import services
 
     officer.first_name, officer.last_name = "Julie", "Martin"
     officer.save()
@@ -447,7 +447,7 @@ def test_the_custody_report_reads_as_french_without_empty_fields_raw_changes_or_
 
 
 def test_the_register_page_shows_names_and_local_times(officer, make_user, make_camera, make_recording):
-    from evidence import services
+    from evidence.access import services
 
     legal = make_user("juriste", role="legal")
     legal.first_name, legal.last_name = "Claire", "Petit"

@@ -125,7 +125,7 @@ def test_erasures_within_72_hours_by_day_with_the_untagged_counted_and_holds_exc
         make_user, make_camera, make_recording):
     from django.db import transaction
 
-    from evidence import services
+    from evidence.retention.holds import hold_place
 
     chef = make_user("chef", role="supervisor")
     a = make_user("agent.a", matricule="A1")
@@ -139,7 +139,7 @@ def test_erasures_within_72_hours_by_day_with_the_untagged_counted_and_holds_exc
     make_recording(cam, start, wearer=a, retain_until=now + dt.timedelta(hours=80))  # later than 72 h
     held = make_recording(cam, start, wearer=a, retain_until=now + dt.timedelta(hours=5))
     with transaction.atomic():
-        services.hold_place(by=chef, procedure="judicial", reference="PV 2026/9", motif="réquisition",
+        hold_place(by=chef, procedure="judicial", reference="PV 2026/9", motif="réquisition",
                             recording=held)
 
     outlook = selectors.erasures_outlook_for(user=chef, now=now, hours=72)

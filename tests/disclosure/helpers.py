@@ -78,7 +78,7 @@ def approved_copy(recording, mode: str, by):
     derivative = Derivative.objects.filter(job=job).latest("created_at")
     # Issue 15/16: approved by someone other than the requester, who played the copy through.
     from accounts.models import User
-    from evidence.services import consultation_open
+    from evidence.access.services import consultation_open
 
     approver = User.objects.create_user(username=f"approbateur.{job.pk}", organisation=by.organisation, role="legal")
     consultation, _ = consultation_open(recording=recording, by=approver, motif="relecture de la copie")

@@ -171,19 +171,20 @@ def test_erased_recording_cannot_be_exported(recordings, users):
 
 
 def test_packages_follow_their_recordings_fate_unless_held(recordings, users, local_store, time_machine):
-    from evidence import services as evidence_services
+    from evidence.retention.holds import hold_place
+    from evidence.retention.sweep import retention_sweep
 
     made = [api(users["legal"]).post("/api/exports/", body([r]), format="json").json()["id"] for r in recordings]
     first, second = (Export.objects.get(pk=pk) for pk in made)
     assert first.retain_until == recordings[0].retain_until  # locked until its recording's retention end
     with transaction.atomic():
-        evidence_services.hold_place(by=users["legal"], procedure="judicial", reference="PV 2026/9",
+        hold_place(by=users["legal"], procedure="judicial", reference="PV 2026/9",
                                      recording=recordings[1])
 
     time_machine.move_to(first.retain_until - dt.timedelta(seconds=1))
-    assert evidence_services.retention_sweep().exports_erased == []
+    assert retention_sweep().exports_erased == []
     time_machine.move_to(max(first.retain_until, second.retain_until) + dt.timedelta(seconds=1))
-    erased = evidence_services.retention_sweep().exports_erased
+    erased = retention_sweep().exports_erased
 
     assert erased == [first.pk]  # the second one's recording is held for a procedure
     first.refresh_from_db()

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import CustodyEvent
-from audit.selectors import register_kind_of
+from audit.register import register_kind_of
 from evidence.disclosure import services
 from evidence.disclosure.models import Extraction
 

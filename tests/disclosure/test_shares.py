@@ -156,12 +156,12 @@ def test_other_organisation_cannot_share_or_revoke(export, users, other_org_user
 
 
 def test_share_of_an_erased_package_says_it_is_gone(export, users, time_machine):
-    from evidence import services as evidence_services
+    from evidence.retention.sweep import retention_sweep
 
     url = _path(_share(users["legal"], export).json()["url"])
     shared_at = timezone.now()
     time_machine.move_to(export.retain_until + dt.timedelta(seconds=1))
-    assert evidence_services.retention_sweep().exports_erased == [export.pk]  # erased with its recording
+    assert retention_sweep().exports_erased == [export.pk]  # erased with its recording
     time_machine.move_to(shared_at)  # while the link itself is still valid
 
     page = Client().get(url)

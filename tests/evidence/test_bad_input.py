@@ -12,7 +12,8 @@ import pytest
 
 from audit.models import CustodyEvent
 from devices.models import OffloadItem
-from evidence import services
+from evidence.ingest.services import offload_item_pull, offload_session_finish, offload_session_start
+from evidence.retention.sweep import store_sweep_incomplete
 from evidence.models import Recording
 
 from ..conftest import MotoS3
@@ -155,7 +156,7 @@ def test_store_failing_mid_upload_leaves_the_clip_on_the_camera_and_a_retry_succ
         store.ensure_bucket()
         payload = os.urandom(16 * 1024 * 1024)
         volume = make_volume("BWC-0042", {"big.mp4": payload})
-        session = services.offload_session_start(volume=volume)
+        session = offload_session_start(volume=volume)
         item = session.items.get()
         read = {"bytes": 0}
 
@@ -165,8 +166,8 @@ def test_store_failing_mid_upload_leaves_the_clip_on_the_camera_and_a_retry_succ
                 server.stop()
                 server.server = None
 
-        item = services.offload_item_pull(item=item, progress=stop_the_store_midway)
-        session = services.offload_session_finish(session=session)
+        item = offload_item_pull(item=item, progress=stop_the_store_midway)
+        session = offload_session_finish(session=session)
 
         assert item.status == OffloadItem.Status.FAILED and "S3" in item.message
         assert (volume / "big.mp4").read_bytes() == payload
@@ -274,9 +275,9 @@ def test_the_sweep_removes_what_a_worker_killed_mid_clip_left_and_the_clip_is_th
     assert (volume / "big.mp4").read_bytes() == payload
     assert [p.name for p in local_store.staging.iterdir()] == ["killed-worker"]
 
-    assert services.store_sweep_incomplete() == 0  # too recent: might be an upload in progress
+    assert store_sweep_incomplete() == 0  # too recent: might be an upload in progress
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)
-    assert services.store_sweep_incomplete(now=later) == 1
+    assert store_sweep_incomplete(now=later) == 1
     assert list(local_store.staging.iterdir()) == []
 
     code, output = run_offload(volume)

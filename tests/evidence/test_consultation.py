@@ -7,7 +7,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import CustodyEvent
-from evidence import services
+from evidence.access.services import CONSULTATION_MOTIFS
 from evidence.models import Consultation, Recording
 
 from .helpers import run_offload
@@ -101,10 +101,10 @@ def test_the_player_page_asks_the_motif_then_plays(ready, officer):
     form = client.get(f"/enregistrements/{ready.pk}/lecture/").content.decode()
     assert "<video" not in form and "Motif" in form
     page = client.post(f"/enregistrements/{ready.pk}/lecture/",
-                       {"motif_choice": services.CONSULTATION_MOTIFS[0], "motif_detail": "PV 12"}).content.decode()
+                       {"motif_choice": CONSULTATION_MOTIFS[0], "motif_detail": "PV 12"}).content.decode()
 
     assert "<video" in page and "/media/c/" in page
-    assert CustodyEvent.objects.get(action="recording.consulted").motif == f"{services.CONSULTATION_MOTIFS[0]} — PV 12"
+    assert CustodyEvent.objects.get(action="recording.consulted").motif == f"{CONSULTATION_MOTIFS[0]} — PV 12"
 
 
 def test_media_is_served_from_the_s3_store_too(make_volume, clip_library, camera, officer, s3_store):

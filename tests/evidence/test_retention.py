@@ -8,7 +8,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.models import CustodyEvent
-from evidence import services
+from evidence.ingest.services import offload_item_pull, offload_session_finish, offload_session_start
+from evidence.retention import RetentionRefused
+from evidence.retention.holds import hold_place, hold_release
+from evidence.retention.notices import retention_notice_send
+from evidence.retention.objects import recording_store_keys
+from evidence.retention.policy import organisation_set_retention
+from evidence.retention.sweep import recording_erase, retention_sweep
 from evidence.integrations.store import RetentionViolation
 from evidence.models import Recording
 
@@ -27,14 +33,14 @@ def ingest(make_volume, clip, started_at: dt.datetime, *, intervention="", name=
         sidecar.update(trigger_reason="incident", subject_notified=True)
     volume = make_volume("BWC-0042", {name: clip}, {name.rsplit(".", 1)[0] + ".json": sidecar})
     ingest_time = started_at + dt.timedelta(hours=6)
-    session = services.offload_session_start(volume=volume, now=ingest_time)
-    item = services.offload_item_pull(item=session.items.get(), now=ingest_time)
-    services.offload_session_finish(session=session, now=ingest_time)
+    session = offload_session_start(volume=volume, now=ingest_time)
+    item = offload_item_pull(item=session.items.get(), now=ingest_time)
+    offload_session_finish(session=session, now=ingest_time)
     return Recording.objects.get(pk=item.recording_id)
 
 
 def sweep(now):
-    return services.retention_sweep(now=now)
+    return retention_sweep(now=now)
 
 
 @pytest.mark.parametrize("year, last_day", [(2024, 29), (2025, 28)], ids=["leap-year", "common-year"])
@@ -43,7 +49,7 @@ def test_recording_of_31_january_is_kept_through_february_and_erased_on_1_march(
 ):
     rec = ingest(make_volume, clip_library["h264"], paris(year, 1, 31, 10, 0))
     assert rec.retain_until == paris(year, 3, 1)
-    keys = [k for k, _ in services.recording_store_keys(rec)]
+    keys = [k for k, _ in recording_store_keys(rec)]
     assert len(keys) == 4  # original, playback copy, poster, sidecar
 
     assert sweep(paris(year, 3, 1) - dt.timedelta(days=1, hours=12)).erased == []  # day 29
@@ -65,7 +71,7 @@ def test_recording_of_31_january_is_kept_through_february_and_erased_on_1_march(
 
 def test_erasure_removes_every_version_of_every_object_from_the_s3_endpoint(make_volume, clip_library, camera, s3_store):
     rec = ingest(make_volume, clip_library["h264"], paris(2025, 1, 31, 10, 0))
-    keys = [k for k, _ in services.recording_store_keys(rec)]
+    keys = [k for k, _ in recording_store_keys(rec)]
 
     sweep(paris(2025, 3, 1, 0, 0, 1))
 
@@ -80,7 +86,7 @@ def test_held_recording_survives_and_is_erased_at_the_first_sweep_after_release(
 ):
     supervisor, lawyer = make_user("chef", role="supervisor"), make_user("juriste", role="legal")
     rec = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 22, 0))
-    hold = services.hold_place(by=supervisor, procedure="judicial", reference="PV 2025/118", recording=rec,
+    hold = hold_place(by=supervisor, procedure="judicial", reference="PV 2025/118", recording=rec,
                                now=paris(2025, 3, 4))
     assert local_store.head(rec.store_key).legal_hold is True
 
@@ -89,7 +95,7 @@ def test_held_recording_survives_and_is_erased_at_the_first_sweep_after_release(
     assert report.held == [rec.pk] and report.erased == []
     assert local_store.exists(rec.store_key)
 
-    services.hold_release(hold=hold, by=lawyer, motif="classement sans suite", now=paris(2025, 6, 2))
+    hold_release(hold=hold, by=lawyer, motif="classement sans suite", now=paris(2025, 6, 2))
     assert local_store.head(rec.store_key).legal_hold is False
 
     assert sweep(paris(2025, 6, 2, 1, 0)).erased == [rec.pk]
@@ -100,7 +106,7 @@ def test_held_recording_survives_and_is_erased_at_the_first_sweep_after_release(
 def test_intervention_hold_covers_recordings_ingested_after_it(make_volume, clip_library, camera, make_user, local_store):
     lawyer = make_user("juriste", role="legal")
     first = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 22, 0), intervention="PM-7")
-    services.hold_place(by=lawyer, procedure="disciplinary", reference="CD-12", intervention="PM-7",
+    hold_place(by=lawyer, procedure="disciplinary", reference="CD-12", intervention="PM-7",
                         now=paris(2025, 3, 4))
     later = ingest(make_volume, clip_library["hevc"], paris(2025, 3, 3, 23, 0), intervention="PM-7", name="b.mp4")
     other = ingest(make_volume, clip_library["mjpeg"], paris(2025, 3, 3, 23, 30), name="c.avi")
@@ -122,10 +128,10 @@ def test_a_hold_placed_while_the_sweep_runs_wins(make_volume, clip_library, came
     def a_lawyer_places_a_hold_after_the_first_batch(ids, **kwargs):
         real_batch(ids, **kwargs)
         if ids == [first.pk]:  # the sweep listed `second` as due and unheld before this
-            services.hold_place(by=lawyer, procedure="judicial", reference="PV 9", recording=second)
+            hold_place(by=lawyer, procedure="judicial", reference="PV 9", recording=second)
 
     monkeypatch.setattr(sweep_module, "_erase_batch", a_lawyer_places_a_hold_after_the_first_batch)
-    report = services.retention_sweep(now=paris(2025, 6, 1), batch_size=1)
+    report = retention_sweep(now=paris(2025, 6, 1), batch_size=1)
 
     assert report.erased == [first.pk]
     assert [pk for pk, why in report.refused if "held" in why] == [second.pk]
@@ -151,16 +157,16 @@ def test_erasure_before_the_end_or_under_hold_is_refused_even_for_an_administrat
     admin, lawyer = make_user("root", role="admin"), make_user("juriste", role="legal")
     rec = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 22, 0))
 
-    with pytest.raises(services.RetentionRefused):
-        services.recording_erase(recording=rec, by=admin, now=paris(2025, 3, 20))
+    with pytest.raises(RetentionRefused):
+        recording_erase(recording=rec, by=admin, now=paris(2025, 3, 20))
     with pytest.raises(RetentionViolation):
         local_store.delete(rec.store_key, now=paris(2025, 3, 20))
-    with pytest.raises(services.RetentionRefused, match="future"):
-        services.recording_erase(recording=rec, by=admin, now=dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc))
+    with pytest.raises(RetentionRefused, match="future"):
+        recording_erase(recording=rec, by=admin, now=dt.datetime(2999, 1, 1, tzinfo=dt.timezone.utc))
 
-    services.hold_place(by=lawyer, procedure="administrative", reference="A-1", recording=rec)
-    with pytest.raises(services.RetentionRefused, match="held"):
-        services.recording_erase(recording=rec, by=admin, now=paris(2025, 6, 1))
+    hold_place(by=lawyer, procedure="administrative", reference="A-1", recording=rec)
+    with pytest.raises(RetentionRefused, match="held"):
+        recording_erase(recording=rec, by=admin, now=paris(2025, 6, 1))
     with pytest.raises(RetentionViolation):
         local_store.delete(rec.store_key, now=paris(2025, 6, 1))
     assert local_store.exists(rec.store_key)
@@ -195,7 +201,7 @@ def test_a_crash_mid_sweep_then_a_rerun_erases_each_recording_once(make_volume, 
         assert Recording.objects.get(pk=rec.pk).status == Recording.Status.ERASED
         assert CustodyEvent.objects.filter(recording=rec, action="recording.erasure_started").count() == 1
         assert CustodyEvent.objects.filter(recording=rec, action="recording.erased").count() == 1
-        assert not any(local_store.exists(k) for k, _ in services.recording_store_keys(rec))
+        assert not any(local_store.exists(k) for k, _ in recording_store_keys(rec))
     assert sweep(paris(2025, 6, 1)).erased == []
 
 
@@ -215,8 +221,8 @@ def test_sweep_command_dry_run_lists_without_erasing_and_refuses_a_future_clock(
 
 def test_a_french_commune_cannot_leave_the_legal_month(org, local_store):
     """CSI L241-2, R241-13: the period is the law's; a longer one would lock personal data irreversibly."""
-    with pytest.raises(services.RetentionRefused, match="R241-13"):
-        services.organisation_set_retention(organisation=org, retention="P1Y")
+    with pytest.raises(RetentionRefused, match="R241-13"):
+        organisation_set_retention(organisation=org, retention="P1Y")
     with pytest.raises(CommandError, match="one month"):
         call_command("retention", "policy", org.slug, "--set", "P1Y")
     org.refresh_from_db()
@@ -232,14 +238,14 @@ def test_longer_policy_extends_locks_and_a_shorter_one_never_shortens_them(
     rec = ingest(make_volume, clip_library["h264"], dt.datetime.now(PARIS) - dt.timedelta(days=2))
     before = rec.retain_until
 
-    moved = services.organisation_set_retention(organisation=org, retention="P90D", basis="Illinois: 90 jours")
+    moved = organisation_set_retention(organisation=org, retention="P90D", basis="Illinois: 90 jours")
 
     rec.refresh_from_db()
     assert moved == 1 and rec.retain_until > before + dt.timedelta(days=55)
     assert local_store.head(rec.store_key).retain_until == rec.retain_until
     assert local_store.head(rec.playback_key).retain_until == rec.retain_until
 
-    services.organisation_set_retention(organisation=org, retention="P31D")
+    organisation_set_retention(organisation=org, retention="P31D")
 
     extended = rec.retain_until
     rec.refresh_from_db()
@@ -253,16 +259,16 @@ def test_holds_need_the_right_role_a_reference_and_a_motif_to_release(make_volum
     rec = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 22, 0))
 
     with pytest.raises(PermissionError):
-        services.hold_place(by=officer, procedure="judicial", reference="PV 1", recording=rec)
+        hold_place(by=officer, procedure="judicial", reference="PV 1", recording=rec)
     with pytest.raises(ValueError, match="reference"):
-        services.hold_place(by=supervisor, procedure="judicial", reference=" ", recording=rec)
+        hold_place(by=supervisor, procedure="judicial", reference=" ", recording=rec)
     with pytest.raises(ValueError, match="procedure"):
-        services.hold_place(by=supervisor, procedure="curiosity", reference="PV 1", recording=rec)
-    hold = services.hold_place(by=supervisor, procedure="judicial", reference="PV 1", recording=rec)
+        hold_place(by=supervisor, procedure="curiosity", reference="PV 1", recording=rec)
+    hold = hold_place(by=supervisor, procedure="judicial", reference="PV 1", recording=rec)
     with pytest.raises(PermissionError):
-        services.hold_release(hold=hold, by=supervisor, motif="fin")
+        hold_release(hold=hold, by=supervisor, motif="fin")
     with pytest.raises(ValueError, match="motif"):
-        services.hold_release(hold=hold, by=make_user("juriste", role="legal"), motif="")
+        hold_release(hold=hold, by=make_user("juriste", role="legal"), motif="")
 
 
 def test_daily_notice_tells_supervisors_what_will_be_erased_untagged_first(make_volume, clip_library, camera, make_user, local_store, settings):
@@ -273,7 +279,7 @@ def test_daily_notice_tells_supervisors_what_will_be_erased_untagged_first(make_
     tagged = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 20, 0))
     untagged = ingest(make_volume, clip_library["hevc"], paris(2025, 3, 3, 21, 0), name="b.mp4", tags=False)
 
-    sent = services.retention_notice_send(now=paris(2025, 4, 2, 8, 0))
+    sent = retention_notice_send(now=paris(2025, 4, 2, 8, 0))
 
     assert sent == 1 and mail.outbox[0].to == ["chef@mairie-chambery.fr"]
     body = mail.outbox[0].body

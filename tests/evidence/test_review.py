@@ -6,7 +6,8 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import CustodyEvent
-from evidence import services
+from evidence.access.services import consultation_open, recording_access_grant
+from evidence.review.services import recording_review
 from evidence.models import Annotation, Recording
 from tests.auth import sign_in
 
@@ -93,7 +94,7 @@ def test_the_random_sample_is_stable_for_a_week_and_within_the_service(camera, o
 
 
 def services_sample(user, now):
-    from evidence.selectors import recordings_review_queue_for
+    from evidence.review.selectors import recordings_review_queue_for
 
     return recordings_review_queue_for(user=user, queue="sample", now=now)
 
@@ -104,7 +105,7 @@ def test_an_investigator_sees_the_granted_intervention_until_the_date_only(camer
     investigator = make_user("enqueteur", matricule="E01")
     assert api(investigator).get(f"/api/recordings/{granted.pk}/").status_code == 404
 
-    n = services.recording_access_grant(grantee=investigator, by=chef, intervention="PM-2026-117",
+    n = recording_access_grant(grantee=investigator, by=chef, intervention="PM-2026-117",
                                         until=timezone.now() + dt.timedelta(days=7), motif="Enquête administrative 12")
 
     assert n == 1
@@ -127,11 +128,11 @@ def test_grants_are_refused_to_officers_across_organisations_and_without_motif(c
     stranger = make_user("etranger", organisation=other_org)
     until = timezone.now() + dt.timedelta(days=1)
     with pytest.raises(PermissionError):
-        services.recording_access_grant(grantee=stranger, by=officer, intervention="PM-1", until=until, motif="m")
+        recording_access_grant(grantee=stranger, by=officer, intervention="PM-1", until=until, motif="m")
     with pytest.raises(ValueError):
-        services.recording_access_grant(grantee=stranger, by=chef, intervention="PM-1", until=until, motif="m")
+        recording_access_grant(grantee=stranger, by=chef, intervention="PM-1", until=until, motif="m")
     with pytest.raises(ValueError, match="motif"):
-        services.recording_access_grant(grantee=officer, by=chef, intervention="PM-1", until=until, motif=" ")
+        recording_access_grant(grantee=officer, by=chef, intervention="PM-1", until=until, motif=" ")
 
 
 def test_the_grants_page_grants_and_revokes(camera, officer, chef, make_user):
@@ -154,8 +155,8 @@ def test_the_list_filters_by_purpose_notice_intervention_and_review_and_sorts(ca
                        duration=12.0)
     Recording.objects.filter(pk=a.pk).update(playback_key="playback/a.mp4")
     a.refresh_from_db()
-    services.consultation_open(recording=a, by=chef, motif="Contrôle")  # issue 20: consulted before "reviewed"
-    services.recording_review(recording=a, by=chef, state="reviewed")
+    consultation_open(recording=a, by=chef, motif="Contrôle")  # issue 20: consulted before "reviewed"
+    recording_review(recording=a, by=chef, state="reviewed")
     client = api(chef)
 
     assert ids(client.get("/api/recordings/?subject_notified=unknown")) == {b.pk}

@@ -27,7 +27,7 @@ def check(rig) -> dict:
     from audit.models import CustodyEvent
     from devices.models import OffloadItem
     from evidence.models import Recording
-    from evidence.services import VERIFIED_STATUSES
+    from evidence.ingest.services import VERIFIED_STATUSES
 
     problems: list[str] = []
     store = rig.store

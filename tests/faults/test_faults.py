@@ -277,7 +277,7 @@ def test_camera_clock_years_off(make_rig, clip_library, tmp_path, settings, reli
     rig.dock_worker()
     rig.recover_and_check(reliability, 240, "offload with wrong clocks")
     from evidence.models import Recording
-    from evidence.services import retention_sweep
+    from evidence.retention.sweep import retention_sweep
 
     settings.STORE_BACKEND, settings.STORE_LOCAL_ROOT = "local", rig.store.root
     store_module.reset_store()

@@ -69,7 +69,7 @@ def world(org, make_user, make_volume, clip_library, local_store) -> World:
 
     from accounts.services import organisation_create
     from devices.services import camera_assign, camera_register
-    from evidence import services
+    from evidence.retention.holds import hold_place
 
     w = World()
     for role in ROLES:
@@ -88,9 +88,9 @@ def world(org, make_user, make_volume, clip_library, local_store) -> World:
                            {"started_at": now, "intervention": "AFF-2026-1"})
     w.foreign_recording = _offload(make_volume, "ANNECY-CAM-77", clip_library["h264_noaudio"],
                                    {"started_at": now, "intervention": "AFF-ANNECY-4242", "officer": "M-ANNECY-9"})
-    w.hold = services.hold_place(by=w.users["supervisor"], procedure="judicial", reference="PV 2026/001",
+    w.hold = hold_place(by=w.users["supervisor"], procedure="judicial", reference="PV 2026/001",
                                  recording=w.recording)
-    w.foreign_hold = services.hold_place(by=foreign_supervisor, procedure="judicial", reference="PV annecy-secret",
+    w.foreign_hold = hold_place(by=foreign_supervisor, procedure="judicial", reference="PV annecy-secret",
                                          recording=w.foreign_recording)
     return w
 

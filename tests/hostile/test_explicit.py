@@ -39,12 +39,12 @@ def _text(response) -> str:
 # --- Media URLs ------------------------------------------------------------------------------------
 
 def test_forged_expired_and_other_peoples_media_urls_are_404_with_a_message(world, reliability):
-    from evidence import services
+    from evidence.access.services import consultation_open
 
     officer, supervisor = world.users["officer"], world.users["supervisor"]
     url = _consult(officer, world.recording)
     token = url.split("/")[3]
-    expired, expired_token = services.consultation_open(recording=world.recording, by=officer, motif="ancien",
+    expired, expired_token = consultation_open(recording=world.recording, by=officer, motif="ancien",
                                                         now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2))
     foreign_url = _consult(world.foreign_user, world.foreign_recording)
     cases = {

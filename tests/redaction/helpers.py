@@ -120,7 +120,7 @@ def face_frames_covered(faces: dict, boxes: dict, width: int, height: int, *, sc
 
 def watch(derivative, user):
     """``user`` opens a consultation and plays the whole copy, as the job page's player reports it."""
-    from evidence.services import consultation_open
+    from evidence.access.services import consultation_open
 
     consultation, _ = consultation_open(recording=derivative.recording, by=user, motif="Relecture de la copie floutée")
     return services.derivative_watched(derivative=derivative, by=user, consultation=consultation,

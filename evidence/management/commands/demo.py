@@ -16,7 +16,7 @@ from accounts.second_factor import SECOND_FACTOR_ROLES
 from accounts.services import organisation_create, user_create
 from devices.models import Camera
 from devices.services import camera_assign, camera_register
-from evidence import services
+from evidence.ingest.services import offload_item_pull, offload_session_finish, offload_session_start
 from evidence.integrations import ffmpeg
 from evidence.models import Recording
 
@@ -104,10 +104,10 @@ class Command(BaseCommand):
             volumes[serial] = vol
 
         # The first camera was docked earlier: offload it now so that the first page shows recordings.
-        session = services.offload_session_start(volume=volumes["BWC-0042"], dock_name="demo", slot_name="slot-0")
+        session = offload_session_start(volume=volumes["BWC-0042"], dock_name="demo", slot_name="slot-0")
         for item in session.items.all():
-            services.offload_item_pull(item=item)
-        services.offload_session_finish(session=session)
+            offload_item_pull(item=item)
+        offload_session_finish(session=session)
         self.stdout.write(f"offloaded {session.items.count()} clip(s) from BWC-0042")
         # The two others are docked now: dockd (started by `make run`) offloads them.
         dock = Path(dock_root)

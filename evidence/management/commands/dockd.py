@@ -5,12 +5,12 @@ import time
 from pathlib import Path
 
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
-from devices.models import OffloadItem, OffloadSession
+from devices.models import OffloadItem
 from devices.sources.mass_storage import DEVICE_FILE
-from evidence import services
-from evidence.tasks import pull_clip
+from evidence.dispatch import offload_items_enqueue
+from evidence.ingest.docking import docking_decide
+from evidence.ingest.services import OffloadRefused, offload_session_finish, offload_session_start
 
 log = logging.getLogger("temoin.dockd")
 
@@ -66,36 +66,22 @@ class Command(BaseCommand):
 
     def _offload(self, volume: Path, dock: str, slot: str, identity: tuple, again: bool = False) -> bool:
         """Start the offload of a docked camera; False when it must wait for its previous session."""
-        from django.utils import timezone
-
-        docking = f"{dock}/{slot}/{identity[0]}/{identity[1]}"
-        from django.db.models import Q
-
-        previous = OffloadSession.objects.filter(Q(docking=docking) | Q(docking__startswith=f"{docking}@"))
-        if again:
-            # Unplugged and docked again (a camera's files keep their inode and time): a new docking,
-            # so that the clips it still holds are offloaded — once its previous session settled.
-            if previous.filter(status=OffloadSession.Status.RUNNING).exists():
-                return False
-            docking = f"{docking}@{timezone.now():%Y%m%dT%H%M%S.%f}"
-        elif previous.exists():
-            return True  # already offloaded (dockd restarted while the camera stayed docked)
+        decision = docking_decide(dock=dock, slot=slot, identity=identity, again=again)
+        if decision.verdict == "wait":
+            return False
+        if decision.verdict == "done":
+            return True
+        docking = decision.name
         try:
-            session = services.offload_session_start(volume=volume, dock_name=dock, slot_name=slot, docking=docking)
-        except services.OffloadRefused as exc:
+            session = offload_session_start(volume=volume, dock_name=dock, slot_name=slot, docking=docking)
+        except OffloadRefused as exc:
             self.stderr.write(f"slot {slot}: {exc}")
             return True
         items = list(session.items.filter(status=OffloadItem.Status.PENDING).values_list("pk", flat=True))
         self.stdout.write(f"slot {slot}: camera {session.camera.serial} docked, {len(items)} clip(s) queued "
                           f"(session {session.pk})")
         if not items:
-            services.offload_session_finish(session=session)
+            offload_session_finish(session=session)
             return True
-        queue = f"dock.{dock}"
-
-        def _queue():
-            for pk in items:
-                pull_clip.apply_async(args=[pk], queue=queue)
-
-        transaction.on_commit(_queue)
+        offload_items_enqueue(item_ids=items, dock=dock)
         return True

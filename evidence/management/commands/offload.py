@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from tqdm import tqdm
 
-from evidence import services
+from evidence.ingest.services import OffloadRefused, offload_item_pull, offload_session_finish, offload_session_start
 
 
 class Command(BaseCommand):
@@ -37,9 +37,9 @@ class Command(BaseCommand):
         def offload(volume):
             try:
                 try:
-                    session = services.offload_session_start(
+                    session = offload_session_start(
                         volume=volume, dock_name=dock, slot_name=slot if len(volumes) == 1 else "", keep=keep)
-                except services.OffloadRefused as exc:
+                except OffloadRefused as exc:
                     refused.append((volume, exc))
                     return None
                 with lock:
@@ -48,8 +48,8 @@ class Command(BaseCommand):
                     self.stdout.write(f"camera {session.camera.serial}: {session.items.count()} clip(s), "
                                       f"{session.bytes_total / 1e6:.1f} MB (session {session.pk})")
                 for item in session.items.order_by("path"):
-                    services.offload_item_pull(item=item, progress=progress)
-                return services.offload_session_finish(session=session)
+                    offload_item_pull(item=item, progress=progress)
+                return offload_session_finish(session=session)
             finally:
                 if threading.current_thread() is not threading.main_thread():
                     connection.close()  # each worker thread has its own database connection

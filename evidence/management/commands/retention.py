@@ -5,7 +5,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organisation
-from evidence import services
+from evidence.retention import RetentionRefused
+from evidence.retention.policy import organisation_set_retention
+from evidence.retention.sweep import recordings_due_for_erasure, retention_sweep
 from evidence.models import Recording
 
 
@@ -46,7 +48,7 @@ class Command(BaseCommand):
 
     def _sweep(self, now=None, dry_run=False, **_):
         now = self._parse_now(now)
-        report = services.retention_sweep(now=now, dry_run=dry_run)
+        report = retention_sweep(now=now, dry_run=dry_run)
         recs = {r.pk: r for r in Recording.objects.filter(pk__in=report.due).select_related("camera", "wearer")}
         verb = "would erase" if dry_run else "erased"
         todo = [pk for pk in report.due if pk not in report.held] if dry_run else report.erased
@@ -63,7 +65,7 @@ class Command(BaseCommand):
 
     def _upcoming(self, hours=72, **_):
         now = timezone.now()
-        for rec in services.recordings_due_for_erasure(now=now + dt.timedelta(hours=hours)).select_related(
+        for rec in recordings_due_for_erasure(now=now + dt.timedelta(hours=hours)).select_related(
                 "camera", "wearer").order_by("retain_until"):
             self.stdout.write(self._line(rec))
 
@@ -73,8 +75,8 @@ class Command(BaseCommand):
             raise CommandError(f"no organisation {org!r}")
         if period:
             try:
-                moved = services.organisation_set_retention(organisation=organisation, retention=period, basis=basis)
-            except (ValueError, services.RetentionRefused) as exc:
+                moved = organisation_set_retention(organisation=organisation, retention=period, basis=basis)
+            except (ValueError, RetentionRefused) as exc:
                 raise CommandError(str(exc)) from exc
             organisation.refresh_from_db()
             self.stdout.write(f"retention of {org} set to {period}; {moved} recording(s) kept longer")

@@ -2,14 +2,17 @@
 
 One implementation of HTTP Range serving for every byte that leaves the store; callers decide
 who may have the bytes and log the access before calling ``stored_response``.
+
+LEGAL.md rule 5 (CSI R241-11 IV): media only through a live consultation whose motif was logged
+first (``evidence.access.services.consultation_open``, CSI R241-14).
 """
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from werkzeug.http import parse_range_header
 
-from . import services
-from .integrations.store import StoreError, get_store
+from ..access.services import consultation_for_token
+from ..integrations.store import StoreError, get_store
 
 
 def request_user(request):
@@ -71,7 +74,7 @@ def consultation_media(request, token: str, part: str):
     says nothing about the recording.
     """
     user = request_user(request)
-    consultation = services.consultation_for_token(token=token, user=user) if user else None
+    consultation = consultation_for_token(token=token, user=user) if user else None
     if consultation is None:
         raise Http404("lien de consultation inconnu ou expiré")
     rec = consultation.recording

@@ -1,0 +1,1 @@
+"""Access: who sees which recording (selectors.py), consultations and individual grants (services.py)."""

@@ -1,0 +1,1 @@
+"""Ingest stage: dock → offload session → store → verify (see services.py)."""
