@@ -3,7 +3,6 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from guardian.models import UserObjectPermissionBase
 
 
 class TriggerReason(models.TextChoices):
@@ -123,7 +122,6 @@ class Recording(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        permissions = [("view_recording_granted", "voir l'enregistrement (habilitation nominative)")]
         indexes = [
             models.Index(fields=["organisation", "-started_at", "-id"], name="rec_org_started"),
             models.Index(fields=["organisation", "wearer", "-started_at"], name="rec_org_wearer_started"),
@@ -240,17 +238,23 @@ class Annotation(models.Model):
         ordering = ["at_seconds", "id"]
 
 
-class RecordingUserObjectPermission(UserObjectPermissionBase):
-    """Per-recording grant to one person (django-guardian direct foreign key table).
+class RecordingGrant(models.Model):
+    """Per-recording grant to one person, until a date (issue 23: our own table; django-guardian,
+    whose backend ignored the expiry and whose migration created an AnonymousUser row, is gone).
 
     CSI R241-12: beyond the roles, agents "individually designated and authorised" may see what they
-    are authorised for: e.g. an investigator given one intervention until a date.
+    are authorised for: e.g. an investigator given one intervention until a date. Read only through
+    evidence.access.selectors (expired grants give nothing).
     """
 
-    content_object = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recording_grants")
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="grants")
     expires_at = models.DateTimeField(db_index=True)
     granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     motif = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "recording"], name="one_grant_per_user_and_recording")]
 
 
 class StoreOrphan(models.Model):

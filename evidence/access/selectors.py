@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Role, User
 
-from ..models import Recording, RecordingUserObjectPermission
+from ..models import Recording, RecordingGrant
 
 # Roles whose perimeter is their organisation (dashboards, holds). Among them the DPO sees, of the
 # recordings themselves, those selected for an open access request (ARCHITECTURE.md §1: access
@@ -62,10 +62,10 @@ def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
         return qs
     if user.role == Role.OFFICER:
         # CSI R241-12: own recordings, plus those one was individually authorised for, until the date
-        # the grant ends (django-guardian direct foreign-key table, see RecordingUserObjectPermission).
-        granted = RecordingUserObjectPermission.objects.filter(
-            user=user, expires_at__gt=timezone.now(), permission__codename="view_recording_granted",
-        ).values("content_object_id")
+        # the grant ends (evidence.models.RecordingGrant).
+        granted = RecordingGrant.objects.filter(
+            user=user, expires_at__gt=timezone.now(),
+        ).values("recording_id")
         return qs.filter(Q(wearer=user) | Q(pk__in=granted))
     return qs.none()
 
@@ -73,6 +73,6 @@ def recordings_visible_to(*, user: User) -> QuerySet[Recording]:
 def grants_visible_to(*, user: User):
     """Individual grants of the user's service, for the head of service who gives them."""
     if not user.is_authenticated or user.role != Role.SUPERVISOR or user.organisation_id is None:
-        return RecordingUserObjectPermission.objects.none()
-    return (RecordingUserObjectPermission.objects.filter(content_object__organisation_id=user.organisation_id)
-            .select_related("user", "granted_by", "content_object"))
+        return RecordingGrant.objects.none()
+    return (RecordingGrant.objects.filter(recording__organisation_id=user.organisation_id)
+            .select_related("user", "granted_by", "recording"))

@@ -12,14 +12,13 @@ import datetime as dt
 import hashlib
 import secrets
 
-from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from audit.services import custody_event_append
 
-from ..models import Consultation, Recording, RecordingUserObjectPermission
+from ..models import Consultation, Recording, RecordingGrant
 
 
 
@@ -107,14 +106,13 @@ def recording_access_grant(*, grantee: User, by: User, until: dt.datetime, motif
         qs = qs.filter(pk__in=[getattr(r, "pk", r) for r in recordings])
     else:
         raise ValueError("recordings or intervention: say what is granted")
-    perm = Permission.objects.get(codename="view_recording_granted", content_type__app_label="evidence")
     with transaction.atomic():
         ids = list(qs.values_list("pk", flat=True))
         if not ids:
             raise ValueError("nothing to grant: no recording matches")
         for rid in ids:
-            RecordingUserObjectPermission.objects.update_or_create(
-                user=grantee, permission=perm, content_object_id=rid,
+            RecordingGrant.objects.update_or_create(
+                user=grantee, recording_id=rid,
                 defaults={"expires_at": until, "granted_by": by, "motif": motif})
         custody_event_append(action="access.granted", subject=grantee, organisation=grantee.organisation, actor=by,
                              motif=motif, now=now, details={"recordings": ids, "intervention": intervention,
@@ -126,8 +124,8 @@ def recording_access_revoke(*, grantee: User, by: User, motif: str = "", now: dt
     if by.role not in GRANTORS or grantee.organisation_id != by.organisation_id:
         raise PermissionError("only the head of service of that person revokes access")
     with transaction.atomic():
-        rows = RecordingUserObjectPermission.objects.filter(user=grantee)
-        ids = list(rows.values_list("content_object_id", flat=True))
+        rows = RecordingGrant.objects.filter(user=grantee)
+        ids = list(rows.values_list("recording_id", flat=True))
         rows.delete()
         custody_event_append(action="access.revoked", subject=grantee, organisation=grantee.organisation, actor=by,
                              motif=motif, now=now, details={"recordings": ids, "grantee": grantee.username})

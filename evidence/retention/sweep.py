@@ -32,7 +32,7 @@ from accounts.models import User
 from audit.services import custody_event_append, custody_events_append_many
 
 from ..integrations.store import StoreError, get_store
-from ..models import Annotation, Recording, RecordingUserObjectPermission
+from ..models import Annotation, Recording, RecordingGrant
 from . import RetentionRefused
 from .erasure import objects_erase_logged
 from .holds import active_holds_q
@@ -148,7 +148,7 @@ def _erasure_complete(outcomes: list[_Outcome], *, now, by, strict: bool, report
         # faces were), individual grants to see them.
         Annotation.objects.filter(recording_id__in=ids).delete()
         Track.objects.filter(job__recording_id__in=ids).delete()
-        RecordingUserObjectPermission.objects.filter(content_object_id__in=ids).delete()
+        RecordingGrant.objects.filter(recording_id__in=ids).delete()
         events = [dict(action="recording.erased", subject=o.recording, actor=by,
                        actor_label="" if by else "system:retention",
                        details={"rule": _rule(o.recording), "retain_until": o.recording.retain_until.isoformat(),

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit.services import custody_event_append
 
-from ..models import Annotation, Consultation, Hold, Recording, RecordingUserObjectPermission
+from ..models import Annotation, Consultation, Hold, Recording, RecordingGrant
 
 
 def traceability_cutoff(now: dt.datetime) -> dt.datetime:
@@ -79,7 +79,7 @@ def traceability_purge(*, now: dt.datetime | None = None) -> dict[str, int]:
             Hold.covered.through.objects.filter(recording__in=tombstones).delete()
             purge("holds", Hold.objects.filter(recording__in=tombstones, released_at__isnull=False))
             purge("annotations", Annotation.objects.filter(recording__in=tombstones))
-            purge("grants", RecordingUserObjectPermission.objects.filter(content_object__in=tombstones))
+            purge("grants", RecordingGrant.objects.filter(recording__in=tombstones))
             purge("redacted copies", Derivative.objects.filter(recording__in=tombstones))
             purge("redaction jobs", RedactionJob.objects.filter(recording__in=tombstones))
             purge("offload items", OffloadItem.objects.filter(recording__in=tombstones))

@@ -114,9 +114,9 @@ def test_an_investigator_sees_the_granted_intervention_until_the_date_only(camer
     event = CustodyEvent.objects.get(action="access.granted")
     assert event.motif == "Enquête administrative 12" and event.details["recordings"] == [granted.pk]
 
-    from evidence.models import RecordingUserObjectPermission
+    from evidence.models import RecordingGrant
 
-    RecordingUserObjectPermission.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    RecordingGrant.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     assert api(investigator).get(f"/api/recordings/{granted.pk}/").status_code == 404
 
 
