@@ -22,7 +22,7 @@ from audit.throttle import rate_limit
 from config.api_fields import error_responses
 from evidence.access.selectors import access_request_search_base, recordings_visible_to
 
-from . import selectors, services
+from . import access_requests, selectors, services, shares
 from .models import AccessRequest
 from .serializers import (
     ExtractionCreateSerializer,
@@ -130,7 +130,7 @@ class ExportShares(generics.GenericAPIView):
         """A link for one outside recipient, with expiry and a download limit."""
         export = get_object_or_404(selectors.exports_visible_to(user=request.user), pk=pk)
         d = _read(ShareCreateSerializer, request)
-        share, token = _call(services.share_create, export=export, by=request.user, **d)
+        share, token = _call(shares.share_create, export=export, by=request.user, **d)
         body = {"id": share.pk, "url": request.build_absolute_uri(reverse("share-public", args=[token])),
                 "expires_at": share.expires_at, "max_downloads": share.max_downloads}
         return Response(ShareSerializer(body).data, status=status.HTTP_201_CREATED)
@@ -144,7 +144,7 @@ class ShareRevoke(generics.GenericAPIView):
     def post(self, request, pk: int):
         share = get_object_or_404(selectors.shares_visible_to(user=request.user), pk=pk)
         motif = _read(ShareRevokeSerializer, request).get("motif") or ""
-        share = _call(services.share_revoke, share=share, by=request.user, motif=motif)
+        share = _call(shares.share_revoke, share=share, by=request.user, motif=motif)
         return Response(ShareRevokedSerializer(share).data)
 
 
@@ -185,7 +185,7 @@ class AccessRequestList(generics.ListAPIView):
         d = _read(AccessRequestCreateSerializer, request)
         for name in ("requester_contact", "identity_check_method", "officer"):
             d[name] = d.get(name) or ""
-        r = _call(services.access_request_register, by=request.user, **d)
+        r = _call(access_requests.access_request_register, by=request.user, **d)
         return _answer(r, status.HTTP_201_CREATED)
 
 
@@ -210,7 +210,7 @@ class AccessRequestExtension(generics.GenericAPIView):
         """Extend the deadline by two months, once, with the notice given to the requester."""
         r = _request_for(request, pk)
         d = _read(ExtensionSerializer, request)
-        return _answer(_call(services.access_request_extend, request=r, by=request.user, **d))
+        return _answer(_call(access_requests.access_request_extend, request=r, by=request.user, **d))
 
 
 def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list, dict]:
@@ -240,7 +240,7 @@ def search_candidates(*, request_row: AccessRequest, user, params) -> tuple[list
     criteria = {"start": start.isoformat() if start else None, "end": end.isoformat() if end else None,
                 "place": place, "radius_m": radius, "officer": officer or None,
                 "intervention": intervention.reference if intervention else None}
-    _call(services.access_request_search_record, request=request_row, by=user, criteria=criteria,
+    _call(access_requests.access_request_search_record, request=request_row, by=user, criteria=criteria,
           found=[r.pk for r in found])
     return found, criteria
 
@@ -275,7 +275,7 @@ class AccessRequestRecordings(generics.GenericAPIView):
         ids = _read(SelectionSerializer, request)["recordings"]
         # The DPO selects among the search's results (ARCHITECTURE.md §1), not among what they may play.
         recordings = _visible_recordings(request.user, ids, access_request_search_base(user=request.user)) if ids else []
-        return _answer(_call(services.access_request_select, request=r, by=request.user, recordings=recordings))
+        return _answer(_call(access_requests.access_request_select, request=r, by=request.user, recordings=recordings))
 
 
 class AccessRequestDecision(generics.GenericAPIView):
@@ -286,7 +286,7 @@ class AccessRequestDecision(generics.GenericAPIView):
     def post(self, request, pk: int):
         r = _request_for(request, pk)
         d = _read(DecisionSerializer, request)
-        return _answer(_call(services.access_request_decide, request=r, by=request.user, decision=d["decision"],
+        return _answer(_call(access_requests.access_request_decide, request=r, by=request.user, decision=d["decision"],
                              legal_ground=d.get("legal_ground") or "", note=d.get("note") or ""))
 
 
@@ -297,7 +297,7 @@ class AccessRequestCopy(generics.GenericAPIView):
     def post(self, request, pk: int):
         """The copy for the requester (other people blurred): an export package."""
         r = _request_for(request, pk)
-        export = _call(services.access_request_copy, request=r, by=request.user)
+        export = _call(access_requests.access_request_copy, request=r, by=request.user)
         export.refresh_from_db()
         return Response(ExportCreatedSerializer(export).data, status=status.HTTP_201_CREATED)
 
@@ -310,4 +310,4 @@ class AccessRequestDelivery(generics.GenericAPIView):
     def post(self, request, pk: int):
         r = _request_for(request, pk)
         d = _read(DeliverySerializer, request)
-        return _answer(_call(services.access_request_deliver, request=r, by=request.user, **d))
+        return _answer(_call(access_requests.access_request_deliver, request=r, by=request.user, **d))

@@ -13,7 +13,7 @@ from evidence.media.views import range_bounds, range_refused, request_user, stor
 
 from audit.throttle import rate_limit
 
-from . import selectors, services
+from . import selectors, services, shares
 from .models import Export
 
 
@@ -78,11 +78,11 @@ def _gone(request, share, reason: str):
 # (issue 17; TEMOIN_RATE_SHARE_DOWNLOAD requests a minute, page and download together).
 @rate_limit("share.public", setting="TEMOIN_RATE_SHARE_DOWNLOAD")
 def share_public(request, token: str):
-    share = services.share_for_token(token=token)
+    share = shares.share_for_token(token=token)
     if share is None:
         return _gone(request, None, "unknown")
-    share = services.share_view_record(share=share, client=_client(request))
-    reason = services.share_unavailable_reason(share, timezone.now())
+    share = shares.share_view_record(share=share, client=_client(request))
+    reason = shares.share_unavailable_reason(share, timezone.now())
     if reason:
         return _gone(request, share, reason)
     return render(request, "disclosure/share_public.html", {
@@ -94,7 +94,7 @@ def share_public(request, token: str):
 
 @rate_limit("share.public", setting="TEMOIN_RATE_SHARE_DOWNLOAD")
 def share_download(request, token: str):
-    share = services.share_for_token(token=token)
+    share = shares.share_for_token(token=token)
     if share is None:
         return _gone(request, None, "unknown")
     export = share.export
@@ -105,9 +105,9 @@ def share_download(request, token: str):
         if bounds is None:
             return range_refused(size)
     try:
-        share = services.share_download_begin(share=share, served=_served(bounds, size) if bounds else None,
+        share = shares.share_download_begin(share=share, served=_served(bounds, size) if bounds else None,
                                               client=_client(request))
-    except services.ShareUnavailable as exc:
+    except shares.ShareUnavailable as exc:
         return _gone(request, share, exc.reason)
     return _serve(request, key=export.store_key, version=export.store_version_id, content_type="application/zip",
                   filename=export.filename, bounds=bounds, size=size)

@@ -20,7 +20,6 @@ import hashlib
 import json
 import uuid
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.db.models import Q
@@ -33,23 +32,15 @@ from audit.services import custody_checkpoint_create
 from evidence.integrations.store import HashingReader, get_store
 
 from .models import Export
+from .training import build_training
+from .zipstream import VERIFY_SCRIPT, Built, ZipPipe, ZipWriter
 
 FORMAT = "temoin-export/1"
-VERIFY_SCRIPT = Path(__file__).with_name("verifier") / "verify.py"
-CHUNK = 8 * 1024 * 1024
 # The ZIP follows the fate of the recordings it carries (CSI R241-13): it is locked until the
 # earliest retention end among them, and is erased with the first of them that goes (the sweep).
 # Held recordings may be past their end: a lock date must lie in the future, hence this minimum.
 MIN_LOCK = dt.timedelta(minutes=1)
 
-
-def training_retain_until(now: dt.datetime) -> dt.datetime:
-    """The end of a training package's own retention (LEGAL.md rule 6; TEMOIN_TRAINING_RETENTION)."""
-    from django.conf import settings
-
-    from evidence.retention.dates import retention_period
-
-    return now + retention_period(settings.TEMOIN_TRAINING_RETENTION)
 
 HASH_RULE = ("hash = SHA-256(prev_hash + \"\\n\" + canonical) in lowercase hex; canonical = the entry as JSON "
              "with sorted keys, no whitespace, UTF-8, times in UTC with microseconds; prev_hash of entry 1 is "
@@ -86,18 +77,6 @@ Compare the public key fingerprint it prints with the one the police service pub
 
 Empreinte SHA-256 de la clé publique / public key fingerprint: {fingerprint}
 """
-
-
-@dataclass
-class Built:
-    key: str
-    version_id: str
-    sha256: str
-    size: int
-    manifest_sha256: str
-    retain_until: dt.datetime
-    files: int
-    checkpoints: list[int]
 
 
 def _utc(value) -> str | None:
@@ -236,211 +215,6 @@ def _recording_meta(recording, item, derivative, path: str) -> dict:
     }
 
 
-class ZipPipe:
-    """A readable end of a pipe into which ``produce(writable)`` writes, in a thread.
-
-    The store reads the ZIP from here. If the producer fails, the read at the end of the stream
-    raises instead of returning EOF, so that the store never commits a truncated package.
-    """
-
-    def __init__(self, produce):
-        import os
-        import threading
-
-        r, w = os.pipe()
-        try:  # Linux: a 1 MiB pipe instead of 64 KiB, fewer context switches
-            import fcntl
-
-            fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ
-        except (ImportError, OSError):
-            pass
-        self.reader = os.fdopen(r, "rb", buffering=0)
-        self.writer = os.fdopen(w, "wb", buffering=CHUNK)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(produce,), name="export-zip", daemon=True)
-
-    def _run(self, produce) -> None:
-        try:
-            produce(self.writer)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            self.error = exc
-        finally:
-            try:
-                self.writer.close()
-            except OSError as exc:  # the consumer went away (broken pipe)
-                self.error = self.error or exc
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            n = CHUNK
-        parts, want = [], n
-        while want > 0:
-            data = self.reader.read(want)
-            if not data:
-                break
-            parts.append(data)
-            want -= len(data)
-        data = b"".join(parts)
-        if not data:
-            self.thread.join()
-            if self.error is not None:
-                raise RuntimeError(f"export package not built: {self.error}") from self.error
-        return data
-
-    def __exit__(self, *exc_info) -> None:
-        self.reader.close()  # a producer still writing gets a broken pipe and stops
-        self.thread.join()
-
-
-class _Writer:
-    """Adds files to the ZIP, hashing each one as it is written."""
-
-    def __init__(self, zf: zipfile.ZipFile, when: dt.datetime):
-        self.zf = zf
-        self.date_time = when.astimezone(dt.timezone.utc).timetuple()[:6]
-        self.files: dict[str, dict] = {}
-
-    def _info(self, name: str) -> zipfile.ZipInfo:
-        info = zipfile.ZipInfo(name, date_time=self.date_time)
-        info.compress_type = zipfile.ZIP_STORED
-        info.external_attr = 0o644 << 16
-        return info
-
-    def add_bytes(self, name: str, data: bytes, listed: bool = True) -> str:
-        self.zf.writestr(self._info(name), data)
-        digest = hashlib.sha256(data).hexdigest()
-        if listed:
-            self.files[name] = {"sha256": digest, "size": len(data)}
-        return digest
-
-    def add_stream(self, name: str, source, progress=None) -> tuple[str, int]:
-        sha, size = hashlib.sha256(), 0
-        with self.zf.open(self._info(name), "w", force_zip64=True) as out:
-            while data := source.read(CHUNK):
-                sha.update(data)
-                out.write(data)
-                size += len(data)
-                if progress:
-                    progress(len(data))
-        self.files[name] = {"sha256": sha.hexdigest(), "size": size}
-        return sha.hexdigest(), size
-
-
-TRAINING_FORMAT = "temoin-training/1"
-TRAINING_README = """Copie de formation Témoin — vidéos anonymisées (CSI R241-13)
-
-FRANÇAIS
-Ces vidéos sont des copies entièrement anonymisées : visages floutés et vérifiés par un second
-passage automatique, copie regardée et approuvée par une autre personne que son demandeur, son
-supprimé sauf raison indiquée dans manifest.json. Elles ne portent ni nom, ni matricule, ni lieu, ni
-numéro d'intervention, ni caméra, ni heure d'enregistrement, ni métadonnées de conteneur.
-Usage : formation des agents uniquement. Intégrité : python3 verify.py
-
-ENGLISH
-Fully anonymised training copies: faces blurred and checked by an automatic second look, watched
-and approved by someone other than the requester, sound removed unless a reason is stated in
-manifest.json. No name, badge number, place, intervention, camera, recording time or container
-metadata. Integrity: python3 verify.py
-
-Empreinte SHA-256 de la clé publique / public key fingerprint: {fingerprint}
-"""
-EPOCH = dt.datetime(1980, 1, 1, tzinfo=dt.timezone.utc)  # ZIP entries of a training package carry no time
-
-
-def anonymous_copy(src: Path, dst: Path, *, keep_audio: bool) -> None:
-    """Remux without anything that names or places: no container or stream tags (creation_time,
-    location/GPS, encoder, handler), no chapters, no data or subtitle tracks (GPS tracks), no audio
-    unless a reason keeps it (LEGAL.md rule 6, CSI R241-13). Streams are copied, not re-encoded."""
-    from evidence.integrations import ffmpeg
-
-    args = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), "-map", "0:v:0"]
-    if keep_audio:
-        args += ["-map", "0:a:0?"]
-    args += ["-c", "copy", "-map_metadata", "-1", "-map_metadata:s", "-1", "-map_chapters", "-1",
-             "-fflags", "+bitexact", "-flags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", "-y", str(dst)]
-    ffmpeg._run(args, timeout=3600)
-
-
-def training_sources(export: Export, derivatives: dict, items, workdir: Path) -> list[dict]:
-    """Each approved, fully anonymised copy remuxed into ``workdir``; refused otherwise."""
-    from evidence.redaction.selectors import derivative_anonymity
-
-    store = get_store()
-    out = []
-    for n, item in enumerate(items, start=1):
-        d = derivatives.get(item.recording_id)
-        anonymity = derivative_anonymity(derivative=d) if d is not None else {"fully_anonymised": False,
-                                                                             "reasons": ["pas de copie floutée"]}
-        if not anonymity["fully_anonymised"]:
-            raise RuntimeError(f"training copy {n}: not fully anonymised ({'; '.join(anonymity['reasons'])})")
-        keep_audio = anonymity["audio"] != "removed" and bool(anonymity["audio_reason"])
-        dst = workdir / f"video-{n:02d}.mp4"
-        with store.local_path(d.store_key, getattr(d, "store_version_id", "")) as src:
-            anonymous_copy(Path(src), dst, keep_audio=keep_audio)
-        out.append({"file": f"videos/video-{n:02d}.mp4", "path": dst, "duration": round(d.recording.duration or 0),
-                    "audio": "kept" if keep_audio else "removed",
-                    "audio_reason": anonymity["audio_reason"] if keep_audio else None})
-    return out
-
-
-def build_training(*, export: Export, items, derivatives: dict, now: dt.datetime) -> Built:
-    """A training package: the anonymised videos, a manifest that names nothing, the verifier.
-
-    No custody proof (its entries name agents and places), no custody report, no recording
-    metadata; the custody log keeps, on the deployment, which recordings, copies and people were
-    involved (export.created, recording.extracted)."""
-    import tempfile
-
-    key = signing.private_key().public_key()  # created on first use, as a checkpoint would
-    pem = signing.public_key_pem(key)
-    fingerprint = signing.key_id(key)
-    with tempfile.TemporaryDirectory(prefix="temoin-training-") as tmp:
-        videos = training_sources(export, derivatives, items, Path(tmp))
-        state: dict = {}
-
-        def produce(out) -> None:
-            with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-                w = _Writer(zf, EPOCH)
-                prefix = f"temoin-export-{export.pk}/"
-                for v in videos:
-                    with open(v["path"], "rb") as fh:
-                        w.add_stream(prefix + v["file"], fh)
-                w.add_bytes(prefix + "public_key.pem", pem.encode())
-                w.add_bytes(prefix + "verify.py", VERIFY_SCRIPT.read_bytes())
-                w.add_bytes(prefix + "LISEZMOI.txt", TRAINING_README.format(fingerprint=fingerprint).encode())
-                manifest = {
-                    "format": TRAINING_FORMAT,
-                    "export": {"id": export.pk, "purpose": export.purpose, "redaction": export.redaction},
-                    "files": {k[len(prefix):]: v for k, v in sorted(w.files.items())},
-                    "videos": [{"file": v["file"], "duration_s": v["duration"], "audio": v["audio"],
-                                "audio_reason": v["audio_reason"], "faces_blurred_and_checked": True,
-                                "approved_by_another_person": True, "container_metadata": "removed"}
-                               for v in videos],
-                    "public_key": {"file": "public_key.pem", "algorithm": "Ed25519", "key_id": fingerprint},
-                }
-                body = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
-                w.add_bytes(prefix + "manifest.json", body, listed=False)
-                signature, _public = signing.sign(body)
-                w.add_bytes(prefix + "manifest.sig", (signature + "\n").encode(), listed=False)
-                state["manifest_sha256"] = hashlib.sha256(body).hexdigest()
-                state["files"] = len(w.files) + 2
-
-        # Anonymous, it no longer follows the recordings it came from: kept under the training rule
-        # (LEGAL.md rule 6, TEMOIN_TRAINING_RETENTION), then erased by the sweep (training_packages_expire).
-        retain_until = training_retain_until(now)
-        store_key = f"exports/{export.organisation.slug}/{export.uuid}/{uuid.uuid4().hex}.zip"
-        with ZipPipe(produce) as source:
-            stored = get_store().put(store_key, HashingReader(source, None), retain_until=retain_until,
-                                     content_type="application/zip")
-    return Built(key=stored.key, version_id=stored.version_id, sha256=stored.sha256, size=stored.size,
-                 manifest_sha256=state["manifest_sha256"], retain_until=retain_until, files=state["files"],
-                 checkpoints=[])
-
-
 def build(*, export: Export, derivative_of, report_progress, now: dt.datetime | None = None) -> Built:
     """The package of ``export``. ``derivative_of(recording, mode)`` gives an approved redacted copy,
     ``report_progress(percent)`` shows the building's progress (both from the disclosure services,
@@ -501,7 +275,7 @@ def build(*, export: Export, derivative_of, report_progress, now: dt.datetime | 
     def produce(out) -> None:
         """Writes the ZIP into ``out`` (a pipe to the store): no database access in this thread."""
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            w = _Writer(zf, now)
+            w = ZipWriter(zf, now)
             prefix = f"temoin-export-{export.pk}/"
             metas = []
             for r, item, d, src, version, name, expected in sources:

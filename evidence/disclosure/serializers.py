@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from config.api_fields import AwareDateTimeField, IsoDateField, choice, optional_text, record_id, required_text
 
-from . import services
+from . import access_requests, services, shares
 from .models import AccessRequest, Export, ExtractionPurpose, LegalGround, Redaction
 
 # --- What the operations read ---------------------------------------------------------------------
@@ -38,14 +38,14 @@ class ExportCreateSerializer(_ExtractionFields):
     motif = required_text(services.EXPORT_MOTIF, max_length=2000)
 
 
-_DOWNLOADS = format_lazy(_lazy("Nombre de téléchargements autorisés : entre 1 et {}."), services.SHARE_MAX_DOWNLOADS)
+_DOWNLOADS = format_lazy(_lazy("Nombre de téléchargements autorisés : entre 1 et {}."), shares.SHARE_MAX_DOWNLOADS)
 
 
 class ShareCreateSerializer(serializers.Serializer):
-    recipient = required_text(services.SHARE_RECIPIENT, max_length=300)
-    expires_at = AwareDateTimeField(help_text=f"in the future, within {services.SHARE_MAX_DAYS} days and before the "
+    recipient = required_text(shares.SHARE_RECIPIENT, max_length=300)
+    expires_at = AwareDateTimeField(help_text=f"in the future, within {shares.SHARE_MAX_DAYS} days and before the "
                                               "export's own erasure")
-    max_downloads = serializers.IntegerField(min_value=1, max_value=services.SHARE_MAX_DOWNLOADS, error_messages={
+    max_downloads = serializers.IntegerField(min_value=1, max_value=shares.SHARE_MAX_DOWNLOADS, error_messages={
         k: _DOWNLOADS for k in ("required", "null", "invalid", "min_value", "max_value", "max_string_length")})
 
 
@@ -72,13 +72,13 @@ def _check_place(place):
 
 
 class AccessRequestCreateSerializer(serializers.Serializer):
-    requester_name = required_text(services.REQUESTER_NAME, max_length=300)
+    requester_name = required_text(access_requests.REQUESTER_NAME, max_length=300)
     requester_contact = optional_text(max_length=500)
     identity_checked = serializers.BooleanField(error_messages={
-        k: services.IDENTITY_CHECKED for k in ("required", "null", "invalid")})
+        k: access_requests.IDENTITY_CHECKED for k in ("required", "null", "invalid")})
     identity_check_method = optional_text(max_length=500, help_text="required when identity_checked")
-    received_on = IsoDateField(error_messages={"required": services.RECEIVED_ON, "null": services.RECEIVED_ON})
-    description = required_text(services.DESCRIPTION, max_length=5000)
+    received_on = IsoDateField(error_messages={"required": access_requests.RECEIVED_ON, "null": access_requests.RECEIVED_ON})
+    description = required_text(access_requests.DESCRIPTION, max_length=5000)
     window_start = AwareDateTimeField(required=False, allow_null=True)
     window_end = AwareDateTimeField(required=False, allow_null=True)
     place = _place_field(required=False, allow_null=True, help_text="[lat, lon]; radius_m required with it")
@@ -91,8 +91,8 @@ class AccessRequestCreateSerializer(serializers.Serializer):
 
 class ExtensionSerializer(serializers.Serializer):
     notice_on = IsoDateField(help_text="within one month of receipt (GDPR art. 12(3))",
-                             error_messages={"required": services.NOTICE_ON, "null": services.NOTICE_ON})
-    notice = required_text(services.NOTICE, max_length=5000)
+                             error_messages={"required": access_requests.NOTICE_ON, "null": access_requests.NOTICE_ON})
+    notice = required_text(access_requests.NOTICE, max_length=5000)
 
 
 class SelectionSerializer(serializers.Serializer):
@@ -102,15 +102,15 @@ class SelectionSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    decision = choice(AccessRequest.Decision.choices, services.DECISION)
+    decision = choice(AccessRequest.Decision.choices, access_requests.DECISION)
     legal_ground = serializers.ChoiceField(choices=LegalGround.choices, required=False, allow_blank=True,
                                            help_text="required for partial and refused (LIL art. 107 II)")
     note = optional_text(max_length=5000)
 
 
 class DeliverySerializer(serializers.Serializer):
-    delivered_on = IsoDateField(error_messages={"required": services.DELIVERED_ON, "null": services.DELIVERED_ON})
-    means = required_text(services.MEANS, max_length=500)
+    delivered_on = IsoDateField(error_messages={"required": access_requests.DELIVERED_ON, "null": access_requests.DELIVERED_ON})
+    means = required_text(access_requests.MEANS, max_length=500)
 
 
 class CandidateQuerySerializer(serializers.Serializer):

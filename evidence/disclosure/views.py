@@ -21,7 +21,7 @@ from audit.throttle import rate_limit
 from evidence.access.selectors import access_request_search_base, recordings_visible_to
 from evidence.drafts import draft_keep, draft_take
 
-from . import selectors, services
+from . import access_requests, selectors, services, shares
 from .api import searcher_of, search_candidates
 from .models import AccessRequest, Export, ExtractionPurpose, LegalGround, Redaction
 
@@ -149,7 +149,7 @@ class ShareForm(forms.Form):
     expires_on = forms.DateField(label=gettext_lazy("Expire le (inclus)"),
                                  widget=forms.DateInput(attrs={"type": "date"}))
     max_downloads = forms.IntegerField(label=gettext_lazy("Téléchargements autorisés"), min_value=1,
-                                       max_value=services.SHARE_MAX_DOWNLOADS, initial=3)
+                                       max_value=shares.SHARE_MAX_DOWNLOADS, initial=3)
 
 
 @login_required
@@ -161,7 +161,7 @@ def export_detail(request, pk: int):
         "shares": export.shares.select_related("created_by", "revoked_by"),
         "share_form": ShareForm(initial={"recipient": export.recipient,
                                          "expires_on": timezone.localdate() + dt.timedelta(days=7)}),
-        "can_share": request.user.role in services.SHARERS and export.status == Export.Status.READY,
+        "can_share": request.user.role in shares.SHARERS and export.status == Export.Status.READY,
         "refresh": export.status in (Export.Status.QUEUED, Export.Status.RUNNING),
         "new_url": new_url, "now": timezone.now(),
     })
@@ -185,7 +185,7 @@ def share_create(request, pk: int):
     d = form.cleaned_data
     tz = _tz(request.user)
     expires_at = dt.datetime.combine(d["expires_on"] + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-    result, ok = _service(request, services.share_create, export=export, by=request.user, recipient=d["recipient"],
+    result, ok = _service(request, shares.share_create, export=export, by=request.user, recipient=d["recipient"],
                           expires_at=expires_at, max_downloads=d["max_downloads"])
     if ok:
         share, token = result
@@ -199,7 +199,7 @@ def share_create(request, pk: int):
 @require_POST
 def share_revoke(request, pk: int):
     share = get_object_or_404(selectors.shares_visible_to(user=request.user), pk=pk)
-    _result, ok = _service(request, services.share_revoke, share=share, by=request.user,
+    _result, ok = _service(request, shares.share_revoke, share=share, by=request.user,
                            motif=request.POST.get("motif", ""))
     if ok:
         messages.success(request, _("Partage révoqué : le lien ne fonctionne plus."))
@@ -261,7 +261,7 @@ def access_request_create(request):
         else:
             d = form.cleaned_data
             place = [d["lat"], d["lon"]] if d.get("lat") is not None and d.get("lon") is not None else None
-            r, ok = _service(request, services.access_request_register, by=request.user,
+            r, ok = _service(request, access_requests.access_request_register, by=request.user,
                              requester_name=d["requester_name"], requester_contact=d["requester_contact"],
                              identity_checked=d["identity_checked"] == "yes",
                              identity_check_method=d["identity_check_method"], received_on=d["received_on"],
@@ -310,7 +310,7 @@ def access_request_detail(request, pk: int):
         "selected": selected, "selected_ids": {x.pk for x in selected},
         "missing_copies": [rec for rec in selected if derivatives.get(rec.pk) is None] if derivatives else [],
         "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,
-        "initial_deadline": services.access_request_deadline(r.received_on),
+        "initial_deadline": access_requests.access_request_deadline(r.received_on),
         "exports": r.exports.all(), "tz": str(_tz(request.user)),
         "decision_draft": draft_take(request, f"ar-decision-{r.pk}"),
         "extend_draft": draft_take(request, f"ar-extend-{r.pk}"),
@@ -333,7 +333,7 @@ def _date(request, name):
 @require_POST
 def access_request_extend(request, pk: int):
     r = _ar_for_action(request, pk)
-    _res, ok = _service(request, services.access_request_extend, request=r, by=request.user,
+    _res, ok = _service(request, access_requests.access_request_extend, request=r, by=request.user,
                         notice_on=_date(request, "notice_on"), notice=request.POST.get("notice", ""))
     if ok:
         messages.success(request, _("Délai prolongé de deux mois."))
@@ -351,7 +351,7 @@ def access_request_select(request, pk: int):
     except ValueError:
         ids = []
     recordings = list(access_request_search_base(user=request.user).filter(pk__in=ids))
-    _res, ok = _service(request, services.access_request_select, request=r, by=request.user, recordings=recordings)
+    _res, ok = _service(request, access_requests.access_request_select, request=r, by=request.user, recordings=recordings)
     if ok:
         messages.success(request, _("Sélection enregistrée (%(n)s enregistrement(s)).") % {"n": len(recordings)})
     return redirect("access-request-detail", pk=r.pk)
@@ -361,7 +361,7 @@ def access_request_select(request, pk: int):
 @require_POST
 def access_request_decide(request, pk: int):
     r = _ar_for_action(request, pk)
-    _res, ok = _service(request, services.access_request_decide, request=r, by=request.user,
+    _res, ok = _service(request, access_requests.access_request_decide, request=r, by=request.user,
                         decision=request.POST.get("decision", ""), legal_ground=request.POST.get("legal_ground", ""),
                         note=request.POST.get("note", ""))
     if ok:
@@ -376,7 +376,7 @@ def access_request_decide(request, pk: int):
 @require_POST
 def access_request_copy(request, pk: int):
     r = _ar_for_action(request, pk)
-    export, ok = _service(request, services.access_request_copy, request=r, by=request.user)
+    export, ok = _service(request, access_requests.access_request_copy, request=r, by=request.user)
     if ok:
         messages.success(request, _("Copie inscrite au registre ; le paquet est en préparation."))
         return redirect("export-detail", pk=export.pk)
@@ -387,7 +387,7 @@ def access_request_copy(request, pk: int):
 @require_POST
 def access_request_deliver(request, pk: int):
     r = _ar_for_action(request, pk)
-    _res, ok = _service(request, services.access_request_deliver, request=r, by=request.user,
+    _res, ok = _service(request, access_requests.access_request_deliver, request=r, by=request.user,
                         delivered_on=_date(request, "delivered_on"), means=request.POST.get("means", ""))
     if ok:
         messages.success(request, _("Remise enregistrée ; la demande est close."))

@@ -12,8 +12,6 @@ KNOWN_LONG = {
     "audit/chain.py",
     "devices/axis/ingest.py",
     "devices/axis/services.py",
-    "evidence/disclosure/package.py",
-    "evidence/disclosure/services.py",
     "evidence/integrations/ffmpeg.py",
     "evidence/redaction/services.py",
 }

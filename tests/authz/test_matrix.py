@@ -187,12 +187,13 @@ def _dpo_selects(users, rec):
     """The DPO selects the recording for an open access request (ARCHITECTURE.md §1)."""
     import datetime as dt
 
-    from evidence.disclosure import services as disclosure
 
-    request = disclosure.access_request_register(
+    from evidence.disclosure import access_requests
+
+    request = access_requests.access_request_register(
         by=users["dpo"], requester_name="Personne filmée", identity_checked=True,
         identity_check_method="pièce d'identité", received_on=dt.date.today(), description="contrôle")
-    disclosure.access_request_select(request=request, by=users["dpo"], recordings=[rec])
+    access_requests.access_request_select(request=request, by=users["dpo"], recordings=[rec])
     return request
 
 

@@ -106,6 +106,7 @@ def test_a_package_goes_with_the_first_of_its_recordings_erased_and_its_share_li
     make_volume, clip_library, camera, make_user, local_store, time_machine
 ):
     from evidence.disclosure import services as disclosure
+    from evidence.disclosure import shares
     from evidence.disclosure.models import Export
 
     lawyer = make_user("juriste", role="legal")
@@ -115,7 +116,7 @@ def test_a_package_goes_with_the_first_of_its_recordings_erased_and_its_share_li
     export = disclosure.export_create(recordings=[held, unheld], by=lawyer, purpose="judicial",
                                       recipient="Tribunal judiciaire", motif="Réquisition PV 8")
     export.refresh_from_db()
-    share, token = disclosure.share_create(export=export, by=lawyer, recipient="Greffe",
+    share, token = shares.share_create(export=export, by=lawyer, recipient="Greffe",
                                            expires_at=timezone.now() + dt.timedelta(days=7), max_downloads=1)
     assert export.status == Export.Status.READY and local_store.exists(export.store_key)
     shared_at = timezone.now()
@@ -126,7 +127,7 @@ def test_a_package_goes_with_the_first_of_its_recordings_erased_and_its_share_li
     export.refresh_from_db()
     assert report.erased == [unheld.pk] and report.exports_erased == [export.pk]
     assert export.status == Export.Status.ERASED and not local_store.exists(export.store_key)
-    assert disclosure.share_unavailable_reason(disclosure.share_for_token(token=token), shared_at) == "gone"
+    assert shares.share_unavailable_reason(shares.share_for_token(token=token), shared_at) == "gone"
     assert Recording.objects.get(pk=held.pk).status == Recording.Status.READY
     logged = list(CustodyEvent.objects.filter(subject_type="disclosure.export", subject_id=str(export.pk),
                                               action__startswith="export.eras").values_list("action", flat=True))

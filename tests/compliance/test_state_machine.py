@@ -43,6 +43,7 @@ from evidence.retention.holds import hold_place, hold_release
 from evidence.retention.sweep import retention_sweep, store_orphans_settle
 from evidence.review.services import recording_tag
 from evidence.disclosure import services as disclosure
+from evidence.disclosure import access_requests, shares
 from evidence.disclosure.services import DisclosureError
 from evidence.integrations import store as store_module
 from evidence.models import Recording
@@ -350,7 +351,7 @@ class Deployment(RuleBasedStateMachine):
                                               recipient="Tribunal judiciaire", motif="Réquisition du parquet")
             export.refresh_from_db()
             if share and export.status == "ready":
-                disclosure.share_create(export=export, by=self.users["legal"], recipient="Greffe",
+                shares.share_create(export=export, by=self.users["legal"], recipient="Greffe",
                                         expires_at=min(export.retain_until, timezone.now() + dt.timedelta(days=7)),
                                         max_downloads=2)
         except REFUSALS:
@@ -361,17 +362,17 @@ class Deployment(RuleBasedStateMachine):
     def access_request(self, decision):
         dpo = self.users["dpo"]
         try:
-            request = disclosure.access_request_register(
+            request = access_requests.access_request_register(
                 by=dpo, requester_name="M. Dupont", identity_checked=True, identity_check_method="carte d'identité",
                 received_on=timezone.localdate(), description="Contrôle place du Palais")
             kept = self.recordings("ready", "unplayable")
             if decision == "full" and kept:
-                disclosure.access_request_select(request=request, by=dpo, recordings=kept[:1])
-                disclosure.access_request_decide(request=request, by=dpo, decision="full")
+                access_requests.access_request_select(request=request, by=dpo, recordings=kept[:1])
+                access_requests.access_request_decide(request=request, by=dpo, decision="full")
             else:
-                disclosure.access_request_decide(request=request, by=dpo, decision="refused",
+                access_requests.access_request_decide(request=request, by=dpo, decision="refused",
                                                  legal_ground="inquiries", note="enquête en cours")
-            disclosure.access_request_deliver(request=request, by=dpo, delivered_on=timezone.localdate(),
+            access_requests.access_request_deliver(request=request, by=dpo, delivered_on=timezone.localdate(),
                                               means="courrier")
         except REFUSALS:
             pass

@@ -121,10 +121,10 @@ def test_a_refused_tagging_keeps_what_was_typed_on_the_recording_page(officer, m
 
 @pytest.fixture
 def dpo_request(make_user):
-    from evidence.disclosure import services as disclosure
+    from evidence.disclosure import access_requests
 
     dpo = make_user("dpo.leroy", role="dpo")
-    r = disclosure.access_request_register(by=dpo, requester_name="Jean Martin", identity_checked=True,
+    r = access_requests.access_request_register(by=dpo, requester_name="Jean Martin", identity_checked=True,
                                            identity_check_method="passeport", received_on=dt.date(2026, 12, 1),
                                            description="Contrôle du soir, place du Palais")
     return dpo, r

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import CustodyEvent
-from evidence.disclosure import services
+from evidence.disclosure import access_requests
 from evidence.disclosure.models import AccessRequest, Export
 
 from .helpers import PLACE, api, approved_copy, redaction_ready
@@ -183,8 +183,8 @@ def test_other_organisation_dpo_gets_404(users, other_org_users):
 
 
 def test_deadline_service_follows_calendar_months():
-    assert services.access_request_deadline(dt.date(2026, 3, 31)) == dt.date(2026, 4, 30)
-    assert services.access_request_deadline(dt.date(2026, 11, 30), extended=True) == dt.date(2027, 2, 28)
+    assert access_requests.access_request_deadline(dt.date(2026, 3, 31)) == dt.date(2026, 4, 30)
+    assert access_requests.access_request_deadline(dt.date(2026, 11, 30), extended=True) == dt.date(2027, 2, 28)
 
 
 def test_a_data_subjects_copy_names_no_other_requester_of_the_same_recording(recordings, users, tmp_path,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from audit.models import CustodyEvent
 from evidence.disclosure import services
+from evidence.disclosure import access_requests
 from evidence.disclosure.models import AccessRequest, Export, Share
 
 from .helpers import api
@@ -137,7 +138,7 @@ def test_candidate_queries_out_of_shape_are_400s_naming_the_parameter(users):
 def test_the_access_request_list_costs_the_same_queries_for_3_or_30_requests(users, django_assert_num_queries):
     def register(n):
         for i in range(n):
-            services.access_request_register(by=users["dpo"], requester_name=f"Personne {i}", identity_checked=True,
+            access_requests.access_request_register(by=users["dpo"], requester_name=f"Personne {i}", identity_checked=True,
                                              identity_check_method="CNI", received_on=timezone.localdate(),
                                              description="contrôle")
 

@@ -9,7 +9,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.models import CustodyEvent
-from evidence.disclosure import services
+from evidence.disclosure import shares
 from evidence.disclosure.models import Export, Share
 
 from .helpers import api
@@ -84,7 +84,7 @@ def test_share_stops_after_its_download_limit(export, users):
 
 def test_share_stops_after_expiry(export, users):
     created = timezone.now() - dt.timedelta(days=2)
-    share, token = services.share_create(export=export, by=users["legal"], recipient=RECIPIENT,
+    share, token = shares.share_create(export=export, by=users["legal"], recipient=RECIPIENT,
                                          expires_at=created + dt.timedelta(days=1), max_downloads=5, now=created)
     visitor = Client()
 
@@ -97,11 +97,11 @@ def test_share_stops_after_expiry(export, users):
 
 
 def test_expiry_boundary_with_injected_time(export, users):
-    share, _token = services.share_create(export=export, by=users["legal"], recipient=RECIPIENT,
+    share, _token = shares.share_create(export=export, by=users["legal"], recipient=RECIPIENT,
                                           expires_at=timezone.now() + dt.timedelta(hours=1), max_downloads=5)
-    services.share_download_begin(share=share, now=share.expires_at - dt.timedelta(microseconds=1))
-    with pytest.raises(services.ShareUnavailable) as exc:
-        services.share_download_begin(share=share, now=share.expires_at)
+    shares.share_download_begin(share=share, now=share.expires_at - dt.timedelta(microseconds=1))
+    with pytest.raises(shares.ShareUnavailable) as exc:
+        shares.share_download_begin(share=share, now=share.expires_at)
     assert exc.value.reason == "expired"
     assert [e.action for e in CustodyEvent.objects.filter(action__in=["share.downloaded", "share.refused"])
             .order_by("seq")] == ["share.downloaded", "share.refused"]

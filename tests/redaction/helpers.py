@@ -132,11 +132,12 @@ def dpo_on_request(recording, make_user, username="dpo.bernard"):
     (ARCHITECTURE.md §1, issue 15)."""
     import datetime as dt
 
-    from evidence.disclosure import services as disclosure
+
+    from evidence.disclosure import access_requests
 
     dpo = make_user(username, role="dpo")
-    request = disclosure.access_request_register(
+    request = access_requests.access_request_register(
         by=dpo, requester_name="Personne filmée", identity_checked=True, identity_check_method="pièce d'identité",
         received_on=dt.date.today(), description="contrôle")
-    disclosure.access_request_select(request=request, by=dpo, recordings=[recording])
+    access_requests.access_request_select(request=request, by=dpo, recordings=[recording])
     return dpo
