@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     # Supervisors, legal staff, DPO, mayor and admin give a TOTP code after the password.
     "accounts.second_factor.SecondFactorMiddleware",
+    # Then a temporary password set by the administrator is replaced before any other page (issue 20).
+    "accounts.password_policy.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: locks out repeated login failures (django-axes).

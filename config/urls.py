@@ -36,6 +36,7 @@ urlpatterns = [
     path("connexion/code/", account_views.otp_verify, name="otp-verify"),
     path("connexion/code/activation/", account_views.otp_setup, name="otp-setup"),
     path("utilisateurs/", account_views.users, name="users"),
+    path("mon-compte/mot-de-passe/", account_views.password_change, name="password-change"),
     path("utilisateurs/habilitations/", account_views.role_approvals, name="role-approvals"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
