@@ -1,4 +1,5 @@
 """Second-factor pages: enrolment (QR code) and code entry after the password."""
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -168,3 +169,19 @@ def password_change(request):
     return render(request, "accounts/password_change.html", {
         "error": error, "next": _next(request), "forced": request.user.must_change_password,
     }, status=400 if error else 200)
+
+
+class LoginView(auth_views.LoginView):
+    """Sign-in; without a ``next``, the mayor lands on the yearly summary (issue 20), others on the
+    dashboard (LOGIN_REDIRECT_URL)."""
+
+    template_name = "login.html"
+
+    def get_default_redirect_url(self):
+        from django.shortcuts import resolve_url
+
+        from .models import Role
+
+        if getattr(self.request.user, "role", "") == Role.MAYOR:
+            return resolve_url("annual-summary")
+        return super().get_default_redirect_url()

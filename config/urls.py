@@ -32,7 +32,7 @@ urlpatterns = [
     path("revue/lot/", views.review_batch, name="review-batch"),
     path("habilitations/", views.grants, name="grants"),
     path("enregistrements/<int:pk>/etiquettes/", views.recording_tag, name="recording-tag"),
-    path("connexion/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("connexion/", account_views.LoginView.as_view(), name="login"),
     path("connexion/code/", account_views.otp_verify, name="otp-verify"),
     path("connexion/code/activation/", account_views.otp_setup, name="otp-setup"),
     path("utilisateurs/", account_views.users, name="users"),
