@@ -56,6 +56,9 @@ class User(AbstractUser):
     pending_role = models.CharField(max_length=16, choices=Role.choices, blank=True)
     pending_role_by = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     pending_role_at = models.DateTimeField(null=True, blank=True)
+    # A password the administrator chose (creation, reset) is temporary: the user replaces it at the
+    # next sign-in before reaching any page (issue 20; CNIL's 2021 notice on weak authentication).
+    must_change_password = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -30,7 +30,7 @@ def organisation_create(*, slug: str, name: str, retention: str = "P1M", jurisdi
 
 def user_create_by_administrator(*, username: str, password: str, organisation: Organisation, role: str,
                                  matricule: str = "", first_name: str = "", last_name: str = "",
-                                 by: User) -> tuple[User, str]:
+                                 email: str = "", by: User) -> tuple[User, str]:
     """An account created from the administrator's page: the identifier is required and free, and
     the password passes Django's validators (length, common, similarity to the names) before
     ``user_create``. CNIL's 2021 formal notice named weak passwords (LEGAL.md).
@@ -44,14 +44,31 @@ def user_create_by_administrator(*, username: str, password: str, organisation: 
         raise ValueError("indiquez l'identifiant.")
     if User.objects.filter(username=username).exists():
         raise ValueError(f"l'identifiant {username} existe déjà.")
-    candidate = User(username=username, first_name=first_name, last_name=last_name)
+    email = _email_checked(email)
+    candidate = User(username=username, first_name=first_name, last_name=last_name, email=email)
     validate_password(password, candidate)
+    # The administrator chose this password: it is temporary, replaced at the first sign-in.
     return user_create(username=username, organisation=organisation, role=role, matricule=matricule,
-                       password=password, first_name=first_name, last_name=last_name, by=by)
+                       password=password, first_name=first_name, last_name=last_name, email=email,
+                       must_change_password=True, by=by)
+
+
+def _email_checked(email: str) -> str:
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    email = (email or "").strip()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ValueError(f"adresse électronique invalide : {email}") from None
+    return email
 
 
 def user_create(*, username: str, organisation: Organisation, role: str, matricule: str = "",
                 password: str | None = None, first_name: str = "", last_name: str = "",
+                email: str = "", must_change_password: bool = False,
                 by: User | None = None) -> tuple[User, str]:
     """Create a user with a role and return it with its API token.
 
@@ -65,7 +82,8 @@ def user_create(*, username: str, organisation: Organisation, role: str, matricu
     pending = by is not None and role in PRIVILEGED_ROLES
     with transaction.atomic():
         user = User(username=username, organisation=organisation, role=role, matricule=matricule,
-                    first_name=first_name, last_name=last_name, is_active=not pending)
+                    first_name=first_name, last_name=last_name, email=email, is_active=not pending,
+                    must_change_password=must_change_password and bool(password))
         if pending:
             user.pending_role, user.pending_role_by, user.pending_role_at = role, by, timezone.now()
         if password:
@@ -77,7 +95,7 @@ def user_create(*, username: str, organisation: Organisation, role: str, matricu
         custody_event_append(action="role.requested" if pending else "role.granted", subject=user,
                              organisation=organisation, actor=by, actor_label="" if by else "system:cli",
                              details={"username": username, "role": role, "matricule": matricule,
-                                      "pending_approval": pending or None})
+                                      "email": email or None, "pending_approval": pending or None})
     return user, token.key
 
 
@@ -191,6 +209,86 @@ def user_deactivate(*, user: User, by: User, motif: str = "") -> User:
         custody_event_append(action="role.revoked", subject=user, organisation=user.organisation, actor=by,
                              motif=motif, details={"username": user.username, "role": user.role})
         _end_sessions(user)
+    return user
+
+
+def user_reactivate(*, user: User, by: User, motif: str = "") -> User:
+    """Undo a deactivation: the account signs in again, with a new API token (the old one is gone).
+
+    CSI R241-12: giving access back is an authorisation like any other, logged with who and why.
+    An account closed while a privileged role awaits the mayor is not reopened here (four eyes).
+    """
+    _check_admin(by, user)
+    if user.is_active:
+        raise ValueError(f"le compte {user.username} est déjà actif.")
+    if user.pending_role:
+        raise ValueError(f"le compte {user.username} attend l'approbation de son rôle par le maire.")
+    with transaction.atomic():
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        Token.objects.get_or_create(user=user)
+        custody_event_append(action="role.reinstated", subject=user, organisation=user.organisation, actor=by,
+                             motif=motif, details={"username": user.username, "role": user.role})
+    return user
+
+
+def user_email_set(*, user: User, email: str, by: User) -> User:
+    """The administrator records the account's e-mail address (notices, reminders)."""
+    _check_admin(by, user)
+    email = _email_checked(email)
+    if email == user.email:
+        return user
+    with transaction.atomic():
+        old = user.email
+        user.email = email
+        user.save(update_fields=["email"])
+        custody_event_append(action="account.email_changed", subject=user, organisation=user.organisation,
+                             actor=by, details={"username": user.username, "from": old or None, "to": email or None})
+    return user
+
+
+def user_password_reset(*, user: User, password: str, by: User) -> User:
+    """The administrator sets a temporary password (forgotten one): the user must replace it at the
+    next sign-in, and every open session ends (CSI R241-14: changes to authentication are logged)."""
+    from django.contrib.auth.password_validation import validate_password
+
+    _check_admin(by, user)
+    if user.pk == by.pk:
+        raise ValueError("un administrateur change son propre mot de passe depuis « Mon mot de passe ».")
+    validate_password(password, user)  # django.core.exceptions.ValidationError
+    with transaction.atomic():
+        user.set_password(password)
+        user.must_change_password = True
+        user.save(update_fields=["password", "must_change_password"])
+        custody_event_append(action="access.password_reset", subject=user, organisation=user.organisation,
+                             actor=by, details={"username": user.username})
+        _end_sessions(user)
+    return user
+
+
+def password_change(*, user: User, current: str, new: str, confirm: str) -> User:
+    """Every user changes their own password; it ends the temporary state (issue 20).
+
+    Raises ValueError (current password wrong, confirmation different, unchanged) or
+    django.core.exceptions.ValidationError (Django's validators: length, common, similarity).
+    """
+    from django.contrib.auth.password_validation import validate_password
+
+    if not user.check_password(current or ""):
+        raise ValueError("le mot de passe actuel est incorrect.")
+    if new != confirm:
+        raise ValueError("les deux saisies du nouveau mot de passe diffèrent.")
+    if new == current:
+        raise ValueError("le nouveau mot de passe doit être différent de l'actuel.")
+    validate_password(new, user)
+    with transaction.atomic():
+        was_temporary = user.must_change_password
+        user.set_password(new)
+        user.must_change_password = False
+        user.save(update_fields=["password", "must_change_password"])
+        custody_event_append(action="access.password_changed", subject=user, organisation=user.organisation,
+                             actor=user, details={"username": user.username,
+                                                  "temporary_replaced": was_temporary or None})
     return user
 
 

@@ -1,4 +1,5 @@
 """Second-factor pages: enrolment (QR code) and code entry after the password."""
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -66,7 +67,8 @@ def users(request):
                     username=username, password=request.POST.get("password", ""),
                     organisation=request.user.organisation, role=request.POST.get("role", ""),
                     matricule=request.POST.get("matricule", ""), first_name=request.POST.get("first_name", ""),
-                    last_name=request.POST.get("last_name", ""), by=request.user)
+                    last_name=request.POST.get("last_name", ""), email=request.POST.get("email", ""),
+                    by=request.user)
                 messages.success(request, f"Compte {username} créé." + (
                     f" Le rôle « {created.get_pending_role_display()} » attend l'approbation du maire : le compte "
                     "ne peut pas se connecter d'ici là (CSI R241-12)." if created.pending_role else ""))
@@ -81,8 +83,23 @@ def users(request):
                     else:
                         messages.success(request, f"Rôle de {target.username} : {target.get_role_display()}.")
                 elif action == "deactivate":
-                    services.user_deactivate(user=target, by=request.user, motif=request.POST.get("motif", ""))
-                    messages.success(request, f"Compte {target.username} désactivé.")
+                    # Withdrawing every access asks first: the button leads to a confirmation page.
+                    if request.POST.get("confirm") != "1":
+                        return render(request, "accounts/user_deactivate_confirm.html", {"target": target})
+                    services.user_deactivate(user=target, by=request.user, motif=request.POST.get("motif", "")[:2000])
+                    messages.success(request, f"Compte {target.username} désactivé. Il peut être réactivé "
+                                              "depuis cette page.")
+                elif action == "reactivate":
+                    services.user_reactivate(user=target, by=request.user, motif=request.POST.get("motif", "")[:2000])
+                    messages.success(request, f"Compte {target.username} réactivé.")
+                elif action == "email":
+                    services.user_email_set(user=target, email=request.POST.get("email", ""), by=request.user)
+                    messages.success(request, f"Adresse électronique de {target.username} enregistrée.")
+                elif action == "reset_password":
+                    services.user_password_reset(user=target, password=request.POST.get("password", ""),
+                                                 by=request.user)
+                    messages.success(request, f"Mot de passe provisoire fixé pour {target.username} : à changer "
+                                              "à sa prochaine connexion.")
                 elif action == "reset_totp":
                     sf.totp_reset(user=target, by=request.user)
                     messages.success(request, f"Second facteur de {target.username} réinitialisé : "
@@ -125,3 +142,46 @@ def role_approvals(request):
             messages.error(request, f"Refusé : {exc}")
         return redirect("role-approvals")
     return render(request, "accounts/role_approvals.html", {"pending": pending})
+
+
+@login_required
+def password_change(request):
+    """Every user changes their own password; a temporary one leads here until it is replaced."""
+    from django.contrib import messages
+    from django.contrib.auth import update_session_auth_hash
+    from django.core.exceptions import ValidationError
+
+    from . import services
+
+    error = ""
+    if request.method == "POST":
+        try:
+            services.password_change(user=request.user, current=request.POST.get("current", ""),
+                                     new=request.POST.get("new", ""), confirm=request.POST.get("confirm", ""))
+        except ValidationError as exc:
+            error = "Mot de passe refusé : " + " ".join(exc.messages)
+        except ValueError as exc:
+            error = f"Refusé : {exc}"
+        else:
+            update_session_auth_hash(request, request.user)  # this session stays signed in
+            messages.success(request, "Mot de passe changé.")
+            return redirect(_next(request))
+    return render(request, "accounts/password_change.html", {
+        "error": error, "next": _next(request), "forced": request.user.must_change_password,
+    }, status=400 if error else 200)
+
+
+class LoginView(auth_views.LoginView):
+    """Sign-in; without a ``next``, the mayor lands on the yearly summary (issue 20), others on the
+    dashboard (LOGIN_REDIRECT_URL)."""
+
+    template_name = "login.html"
+
+    def get_default_redirect_url(self):
+        from django.shortcuts import resolve_url
+
+        from .models import Role
+
+        if getattr(self.request.user, "role", "") == Role.MAYOR:
+            return resolve_url("annual-summary")
+        return super().get_default_redirect_url()

@@ -61,6 +61,8 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     # Supervisors, legal staff, DPO, mayor and admin give a TOTP code after the password.
     "accounts.second_factor.SecondFactorMiddleware",
+    # Then a temporary password set by the administrator is replaced before any other page (issue 20).
+    "accounts.password_policy.PasswordChangeRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: locks out repeated login failures (django-axes).
@@ -304,6 +306,19 @@ TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
 TEMOIN_MAP_TILES_URL = env.str("TEMOIN_MAP_TILES_URL", default="https://{s}.tile.openstreetmap.fr/osmfr/{z}/{x}/{y}.png")
 TEMOIN_MAP_TILES_ATTRIBUTION = env.str(
     "TEMOIN_MAP_TILES_ATTRIBUTION", default="© les contributeurs d'OpenStreetMap, tuiles OSM France")
+
+
+def _tiles_origin(url: str) -> str:
+    """The tile server's origin for the CSP's img-src ({s} subdomains as a wildcard)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.replace("{s}", "*"))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+if _tiles_origin(TEMOIN_MAP_TILES_URL):
+    # Without it the browser refuses every tile (img-src 'self'): the maps would show no background.
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(_tiles_origin(TEMOIN_MAP_TILES_URL))
 TEMOIN_SIDECAR_MAX_BYTES = env.int("TEMOIN_SIDECAR_MAX_BYTES", default=1024 * 1024)
 TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
 # Clips up to this size stay in memory during the pull, so that the read-back compares the stored

@@ -68,8 +68,10 @@ def recording_detail(request, pk: int):
     _with_tag_values(request, recording)
     events = recording.custody_events.order_by("seq")
     holds = list(holds_for_recording(recording=recording))
+    from config.maps import recording_map
+
     return render(request, "evidence/recording_detail.html", {
-        "r": recording, "events": events, "holds": holds,
+        "r": recording, "events": events, "holds": holds, "map_data": recording_map(recording),
         # CSI R241-13: a hold in force suspends the erasure; the page says so instead of a date.
         "holds_in_force": [h for h in holds if h.active],
         # The interventions this recording is linked to (issue 21): their pages filter by the same selector.

@@ -50,7 +50,7 @@ def test_role_change_and_deactivation_are_logged_and_end_the_sessions(admin_clie
     assert CustodyEvent.objects.get(action="role.changed").details == {
         "username": officer.username, "from": "supervisor", "to": "officer"}
 
-    client.post("/utilisateurs/", {"action": "deactivate", "user": officer.pk, "motif": "mutation"})
+    client.post("/utilisateurs/", {"action": "deactivate", "user": officer.pk, "motif": "mutation", "confirm": "1"})
     officer.refresh_from_db()
     assert not officer.is_active
     assert CustodyEvent.objects.get(action="role.revoked").motif == "mutation"
@@ -152,3 +152,132 @@ def test_a_mayor_of_another_organisation_sees_no_request(admin_client, make_user
     assert aix_mayor.post("/utilisateurs/habilitations/", {"user": officer.pk, "decision": "approve"}).status_code == 404
     officer.refresh_from_db()
     assert officer.pending_role == "dpo"
+
+
+# --- Account lifecycle (issue 20) -------------------------------------------------------------
+
+def test_deactivation_asks_for_confirmation_first(admin_client, officer):
+    admin, client = admin_client
+    response = client.post("/utilisateurs/", {"action": "deactivate", "user": officer.pk})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"Désactiver le compte {officer.username}" in page and 'name="confirm" value="1"' in page
+    officer.refresh_from_db()
+    assert officer.is_active  # nothing happened yet
+    assert not CustodyEvent.objects.filter(action="role.revoked").exists()
+
+
+def test_a_deactivation_is_undone_by_reactivation_both_logged(admin_client, officer):
+    from rest_framework.authtoken.models import Token
+
+    admin, client = admin_client
+    client.post("/utilisateurs/", {"action": "deactivate", "user": officer.pk, "confirm": "1", "motif": "départ"})
+    officer.refresh_from_db()
+    assert not officer.is_active and not Token.objects.filter(user=officer).exists()
+    assert "Réactiver" in client.get("/utilisateurs/").content.decode()
+
+    client.post("/utilisateurs/", {"action": "reactivate", "user": officer.pk, "motif": "retour de mutation"})
+    officer.refresh_from_db()
+    assert officer.is_active
+    assert Token.objects.filter(user=officer).exists()  # a new API token
+    event = CustodyEvent.objects.get(action="role.reinstated")
+    assert (event.actor, event.motif, event.details["username"]) == (admin, "retour de mutation", officer.username)
+    assert sign_in(Client(), officer).get("/").status_code == 200
+
+
+def test_reactivation_does_not_open_an_account_waiting_for_the_mayor(admin_client):
+    admin, client = admin_client
+    client.post("/utilisateurs/", {"action": "create", "username": "juriste", "role": "legal",
+                                   "password": "cheval-agrafe-2026-lune"})
+    juriste = User.objects.get(username="juriste")
+    assert not juriste.is_active and juriste.pending_role == "legal"
+    client.post("/utilisateurs/", {"action": "reactivate", "user": juriste.pk})
+    juriste.refresh_from_db()
+    assert not juriste.is_active  # four eyes (CSI R241-12): only the mayor's approval opens it
+    assert not CustodyEvent.objects.filter(action="role.reinstated").exists()
+
+
+def test_the_account_has_an_email_address_checked_and_logged(admin_client, officer):
+    admin, client = admin_client
+    client.post("/utilisateurs/", {"action": "create", "username": "agent.mail", "role": "officer",
+                                   "email": "agent.mail@mairie-chambery.fr", "password": "cheval-agrafe-2026-lune"})
+    assert User.objects.get(username="agent.mail").email == "agent.mail@mairie-chambery.fr"
+
+    client.post("/utilisateurs/", {"action": "email", "user": officer.pk, "email": "pas une adresse"})
+    officer.refresh_from_db()
+    assert officer.email == ""
+    client.post("/utilisateurs/", {"action": "email", "user": officer.pk, "email": "m.martin@mairie-chambery.fr"})
+    officer.refresh_from_db()
+    assert officer.email == "m.martin@mairie-chambery.fr"
+    event = CustodyEvent.objects.get(action="account.email_changed")
+    assert event.details == {"username": officer.username, "from": None, "to": "m.martin@mairie-chambery.fr"}
+    assert 'value="m.martin@mairie-chambery.fr"' in client.get("/utilisateurs/").content.decode()
+
+
+def test_every_user_changes_their_own_password(officer):
+    client = sign_in(Client(), officer)
+    assert client.get("/mon-compte/mot-de-passe/").status_code == 200
+    wrong = client.post("/mon-compte/mot-de-passe/", {"current": "pas le bon", "new": "lampadaire-verger-9341",
+                                                      "confirm": "lampadaire-verger-9341"})
+    assert wrong.status_code == 400 and "mot de passe actuel est incorrect" in wrong.content.decode()
+    weak = client.post("/mon-compte/mot-de-passe/", {"current": "Témoin-demo-2026", "new": "azerty",
+                                                     "confirm": "azerty"})
+    assert weak.status_code == 400
+    officer.refresh_from_db()
+    assert officer.check_password("Témoin-demo-2026")
+
+    done = client.post("/mon-compte/mot-de-passe/", {"current": "Témoin-demo-2026", "new": "lampadaire-verger-9341",
+                                                     "confirm": "lampadaire-verger-9341"})
+    assert done.status_code == 302
+    officer.refresh_from_db()
+    assert officer.check_password("lampadaire-verger-9341")
+    assert client.get("/").status_code == 200  # this session stays signed in
+    assert CustodyEvent.objects.get(action="access.password_changed").actor == officer
+
+
+def test_a_temporary_password_must_be_changed_at_the_next_sign_in(admin_client, officer):
+    admin, client = admin_client
+    officer_session = sign_in(Client(), officer)
+    client.post("/utilisateurs/", {"action": "reset_password", "user": officer.pk,
+                                   "password": "provisoire-citadelle-77"})
+    officer.refresh_from_db()
+    assert officer.must_change_password and officer.check_password("provisoire-citadelle-77")
+    assert CustodyEvent.objects.get(action="access.password_reset").actor == admin
+    assert officer_session.get("/").status_code == 302  # the open session ended
+
+    agent = Client()
+    assert agent.post("/connexion/", {"username": officer.username, "password": "provisoire-citadelle-77"}
+                      ).status_code == 302
+    for page in ("/", "/revue/", "/utilisateurs/"):
+        response = agent.get(page)
+        assert response.status_code == 302 and response["Location"].startswith("/mon-compte/mot-de-passe/")
+    assert agent.get("/api/recordings/").status_code == 403
+    page = agent.get("/mon-compte/mot-de-passe/").content.decode()
+    assert "Votre mot de passe est provisoire" in page
+
+    agent.post("/mon-compte/mot-de-passe/", {"current": "provisoire-citadelle-77", "new": "lampadaire-verger-9341",
+                                             "confirm": "lampadaire-verger-9341"})
+    officer.refresh_from_db()
+    assert not officer.must_change_password
+    assert agent.get("/").status_code == 200
+    assert CustodyEvent.objects.get(action="access.password_changed").details["temporary_replaced"] is True
+
+
+def test_an_account_created_by_the_administrator_starts_with_a_temporary_password(admin_client):
+    admin, client = admin_client
+    client.post("/utilisateurs/", {"action": "create", "username": "agent.neuf", "role": "officer",
+                                   "password": "cheval-agrafe-2026-lune"})
+    agent = Client()
+    agent.post("/connexion/", {"username": "agent.neuf", "password": "cheval-agrafe-2026-lune"})
+    assert agent.get("/").headers["Location"].startswith("/mon-compte/mot-de-passe/")
+
+
+def test_only_the_administrator_of_the_organisation_resets_a_password(make_user, officer):
+    from accounts.services import organisation_create
+
+    aix_admin = make_user("aix.root", role="admin", organisation=organisation_create(slug="aix", name="Aix"))
+    response = sign_in(Client(), aix_admin).post("/utilisateurs/", {"action": "reset_password", "user": officer.pk,
+                                                                    "password": "provisoire-citadelle-77"})
+    assert response.status_code == 404
+    officer.refresh_from_db()
+    assert not officer.must_change_password and officer.check_password("Témoin-demo-2026")

@@ -6,7 +6,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from . import charts, selectors
+from django.http import HttpResponse
+
+from . import annual, charts, selectors
 
 ERASURE_WINDOW_HOURS = 72
 
@@ -56,4 +58,30 @@ def dashboard_offloads(request):
     now = timezone.now()
     return render(request, "dashboard/_offloads.html", {
         "sessions": selectors.offloads_in_progress_for(user=request.user, now=now), "now": now,
+    })
+
+
+@login_required
+@require_GET
+def annual_summary(request):
+    """The mayor's yearly summary, by month, with a chart; ``?format=pdf`` downloads it."""
+    today = timezone.localdate()
+    try:
+        year = int(request.GET.get("annee") or today.year)
+    except ValueError:
+        year = today.year
+    year = min(max(year, 2000), today.year)
+    try:
+        summary = annual.annual_summary_for(user=request.user, year=year)
+    except PermissionError as exc:
+        raise PermissionDenied(_("Le bilan annuel est destiné au maire.")) from exc
+    if request.GET.get("format") == "pdf":
+        generated = timezone.localtime(timezone.now(), selectors.organisation_zone_for(user=request.user))
+        response = HttpResponse(annual.annual_summary_pdf(summary, generated=generated.strftime("%d/%m/%Y %H:%M")),
+                                content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="bilan-annuel-{year}.pdf"'
+        return response
+    return render(request, "dashboard/annual_summary.html", {
+        "s": summary, "chart": annual.annual_chart(summary), "columns": annual.COLUMNS,
+        "years": annual.summary_year_choices(today=today),
     })

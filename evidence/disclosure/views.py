@@ -305,8 +305,10 @@ def access_request_detail(request, pk: int):
         for rec in r.recordings.all():
             derivatives[rec.pk] = services.approved_derivative(rec, Redaction.OTHERS)
     selected = list(r.recordings.select_related("camera", "wearer"))
+    from config.maps import access_request_map
+
     return render(request, "disclosure/access_request_detail.html", {
-        "r": r, "handler": handler, "today": timezone.localdate(), "candidates": candidates, "criteria": criteria,
+        "r": r, "map_data": access_request_map(r), "handler": handler, "today": timezone.localdate(), "candidates": candidates, "criteria": criteria,
         "selected": selected, "selected_ids": {x.pk for x in selected},
         "missing_copies": [rec for rec in selected if derivatives.get(rec.pk) is None] if derivatives else [],
         "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,

@@ -69,6 +69,8 @@ ROLE_PAGES = {
     "fleet": {"admin", "supervisor"},
     "users": {"admin"},
     "role-approvals": {"mayor"},  # issue 15: four eyes on privileged roles
+    "annual-summary": {"mayor"},  # issue 20: the mayor's yearly summary
+    "password-change": set(ROLES),  # issue 20: everyone changes their own password
     "disclosure-list": {"supervisor", "legal", "mayor", "dpo"},
     "access-request-list": {"dpo", "mayor"},
     "access-request-create": {"dpo"},
