@@ -131,4 +131,3 @@ class ChainReport:
                     f"verified{latest} [{self.mode}, reader: {self.reader}, {self.duration:.2f} s]")
         p = self.problems[0]
         return f"custody log NOT intact: first bad entry {p}"
-

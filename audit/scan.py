@@ -398,4 +398,3 @@ def consistency_scan(lo: int, hi: int, chunk_size: int = 5000) -> Problem | None
             return Problem("altered", row["seq"], f"entry #{row['seq']} was altered: column(s) "
                                                   f"{', '.join(fields)} differ from the signed record")
     return None
-
