@@ -1,7 +1,8 @@
 """The custody chain's format: canonical bytes, hashes, and the words for what is wrong.
 
-Every hash is recomputed here from what the database returns (hashlib, or OpenSSL in the optional C
-reader audit/_chainscan.c); nothing asks the database to compute or compare a hash. The same rules
+Every hash is recomputed from what the database returns (hashlib, or OpenSSL in the optional C
+reader audit/_chainscan.c): reading in audit/scan.py, the whole-log verification and the proofs in
+audit/verification.py; nothing asks the database to compute or compare a hash. The same rules
 are written out for an independent verifier in docs/custody.md (CSI R241-14, LIL art. 101: the log
 must be tamper-evident and shown to the CNIL).
 
