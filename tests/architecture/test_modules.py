@@ -9,8 +9,6 @@ MAX_LINES = 500
 # Known exceptions, each to be removed when its module is split (issue 23, not done yet).
 KNOWN_CYCLES: list[list[str]] = []
 KNOWN_LONG = {
-    "devices/axis/ingest.py",
-    "devices/axis/services.py",
     "evidence/disclosure/package.py",
     "evidence/disclosure/services.py",
     "evidence/integrations/ffmpeg.py",
