@@ -11,8 +11,6 @@ KNOWN_CYCLES: list[list[str]] = []
 KNOWN_LONG = {
     "evidence/disclosure/package.py",
     "evidence/disclosure/services.py",
-    "evidence/integrations/ffmpeg.py",
-    "evidence/redaction/services.py",
 }
 
 
