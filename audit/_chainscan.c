@@ -8,9 +8,9 @@
  *   COPY (SELECT seq, prev_hash, canonical, hash FROM audit_custodyevent
  *         WHERE seq BETWEEN lo AND hi ORDER BY seq) TO STDOUT (FORMAT binary)
  * in a REPEATABLE READ READ ONLY transaction (on the caller's exported snapshot when given), and
- * checks each row exactly as audit.chain._scan_batch does: seq == expected, prev_hash == the running
+ * checks each row exactly as audit.scan._scan_batch does: seq == expected, prev_hash == the running
  * hash, canonical not NULL, hex(sha256(running_hash + "\n" + canonical)) == hash. It stops at the first
- * row failing any check; audit.chain's Python path takes over there and names the entry.
+ * row failing any check; audit.scan's Python path takes over there and names the entry.
  *
  * Every hash is recomputed here (OpenSSL) from the bytes the database returns; the database is never
  * asked to compute or compare one (CSI R241-14, LEGAL.md rule 7: the log must be tamper-evident).

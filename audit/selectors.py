@@ -213,12 +213,12 @@ def _wearer_rows(rows: list[dict], events, user, own_in_full: bool = True) -> li
 
 def recording_custody_report(*, recording, user, now=None, restricted: bool | None = None) -> dict:
     """Everything the custody report shows: identifiers, hashes, every entry, and the proof that
-    those entries are unaltered parts of the signed chain (audit.chain.prove_entries)."""
+    those entries are unaltered parts of the signed chain (audit.verification.prove_entries)."""
     from zoneinfo import ZoneInfo
 
     from django.utils import timezone
 
-    from .chain import prove_entries
+    from .verification import prove_entries
     from .integrations import signing
 
     from accounts.models import Role

@@ -22,10 +22,10 @@ from .chain import (  # noqa: F401  (re-exported: callers import them from here)
     ChainReport,
     custody_event_canonical,
     custody_event_hash,
-    verify_chain,
 )
 from .integrations import signing, tsa
 from .models import Alert, Checkpoint, CustodyEvent, Verification
+from .verification import verify_chain  # noqa: F401  (re-exported, as above)
 
 log = logging.getLogger(__name__)
 
@@ -322,7 +322,7 @@ def custody_verify_scheduled(*, triggered_by: str = "beat", now: dt.datetime | N
 
 
 def custody_verify(*, full: bool | None = None, triggered_by: str = "", record: bool = True) -> tuple[ChainReport, Verification | None]:
-    """Verify the whole log (audit.chain.verify_chain), record the result, and alert administrators
+    """Verify the whole log (audit.verification.verify_chain), record the result, and alert administrators
     when it is not intact."""
     report = verify_chain(full=full)
     if not record:

@@ -15,7 +15,7 @@ What it does, in order (see bench/README.md and docs/benchmarks.md):
    newline, canonical bytes), from a list in memory, in one Python thread: the least any verifier
    written in Python does per entry. Also reported, for reference: SHA-256 of all the bytes as one
    stream (what `sha256sum` of an export would cost).
-4. Ours (timed): audit.chain.verify_chain() — what `manage.py custody verify` and the hourly beat
+4. Ours (timed): audit.verification.verify_chain() — what `manage.py custody verify` and the hourly beat
    task run: guards checked in the catalog, every entry re-hashed from the rows read from the
    database (on PostgreSQL by the C reader audit._chainscan when it is built: COPY binary over its
    own libpq connection, OpenSSL SHA-256), checkpoints checked. Then, for reference, the same with
@@ -213,7 +213,7 @@ def stream_baseline(messages: list[bytes]) -> tuple[float, int]:
 
 
 def ours(full: bool | None = None, reader: str = "auto"):
-    from audit.chain import verify_chain
+    from audit.verification import verify_chain
 
     t = time.perf_counter()
     report = verify_chain(full=full, reader=reader)
@@ -226,7 +226,7 @@ def ours(full: bool | None = None, reader: str = "auto"):
 def read_floor(n: int) -> float:
     from django.db import transaction
 
-    from audit.chain import iter_batches
+    from audit.scan import iter_batches
 
     t = time.perf_counter()
     rows = 0

@@ -6,13 +6,13 @@ by ``pip download`` like the tests do), scaled and padded to 1280x720, 25 fps, l
 and backwards to ``--seconds``, with an AAC audio track. Generation is not timed.
 
 Baseline: the bare ffmpeg decode → H.264/AAC encode of the same file with the same encoder
-settings as a redacted render (``ffmpeg.transcode_reference``: libx264 veryfast crf 20, AAC).
+settings as a redacted render (``rawvideo.transcode_reference``: libx264 veryfast crf 20, AAC).
 
 Ours, the automatic part of a redaction, without the reviewer:
   analysis — decode, downscale to 640 px, Haar cascades (frontal + profile faces, plates) on one
-             frame in five, IoU tracking, interpolation (``services.analyse_file``);
+             frame in five, IoU tracking, interpolation (``analysis.analyse_file``);
   render   — decode to raw YUV, blur every box of every frame, encode H.264/AAC with the audio
-             muted over 10 % of the duration (``services.render_file``).
+             muted over 10 % of the duration (``render.render_file``).
 Database and store writes are left out (they are a few rows and one file copy).
 
     .venv/bin/python bench/redaction.py                 # 60 s of 720p, 2 rounds
@@ -43,8 +43,11 @@ django.setup()
 
 from machine import cpu_model  # noqa: E402  (bench/machine.py)
 
-from evidence.integrations import ffmpeg  # noqa: E402
-from evidence.redaction import detection, services  # noqa: E402
+from evidence.integrations import ffmpeg, rawvideo  # noqa: E402
+from evidence.redaction import detection  # noqa: E402
+from evidence.redaction.analysis import analyse_file  # noqa: E402
+from evidence.redaction.render import frame_boxes, render_file  # noqa: E402
+from evidence.redaction.second_look import second_look  # noqa: E402
 from evidence.redaction.models import Track  # noqa: E402
 
 
@@ -79,7 +82,7 @@ def cpu_seconds() -> float:
 
 def run_baseline(src: Path, tmp: Path) -> tuple[float, float]:
     t, c = time.perf_counter(), cpu_seconds()
-    ffmpeg.transcode_reference(src, tmp / "baseline.mp4")
+    rawvideo.transcode_reference(src, tmp / "baseline.mp4")
     return time.perf_counter() - t, cpu_seconds() - c
 
 
@@ -87,12 +90,12 @@ def run_ours(src: Path, tmp: Path, duration: float) -> dict:
     params = dict(detection.DEFAULT_PARAMS)
     c0 = cpu_seconds()
     t0 = time.perf_counter()
-    analysis = services.analyse_file(src, params=params)
+    analysis = analyse_file(src, params=params)
     t1, c1 = time.perf_counter(), cpu_seconds()
     tracks = [Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
                     last_frame=t["last"]) for i, t in enumerate(analysis["tracks"], start=1)]
-    boxes = services.frame_boxes(tracks)
-    result = services.render_file(src, tmp / "redacted.mp4", boxes=boxes, width=analysis["width"],
+    boxes = frame_boxes(tracks)
+    result = render_file(src, tmp / "redacted.mp4", boxes=boxes, width=analysis["width"],
                                   height=analysis["height"], rate=analysis["rate"],
                                   mute_ranges=[[duration * 0.45, duration * 0.55]], has_audio=True,
                                   expected_frames=analysis["frame_count"])
@@ -164,7 +167,7 @@ def compare_detectors(mtcnn_python: str) -> None:
 
     truth = json.loads(GROUND_TRUTH.read_text())["frames"]
     indexes = sorted(int(k) for k in truth)
-    reader = ffmpeg.raw_video_reader(carphone_source(), width=352, pix_fmt="bgr24")
+    reader = rawvideo.raw_video_reader(carphone_source(), width=352, pix_fmt="bgr24")
     with reader:
         frames = {i: np.frombuffer(d, np.uint8).reshape(reader.height, reader.width, 3) for i, d in reader}
     small = [frames[i] for i in indexes]
@@ -214,10 +217,10 @@ def compare_detectors(mtcnn_python: str) -> None:
         for label, width, height, shift, factor in (("352x288", 352, 288, 0, 1.0), ("720p", 1280, 720, 200, 2.5)):
             clip = ffmpeg.clip_with_audio(carphone_source(), Path(tmp_name) / f"{width}.mp4", width=width,
                                           height=height, rate="30000/1001", audio="")
-            result = services.analyse_file(clip, params=dict(detection.DEFAULT_PARAMS))
+            result = analyse_file(clip, params=dict(detection.DEFAULT_PARAMS))
             tracks = [Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
                             last_frame=t["last"]) for i, t in enumerate(result["tracks"], start=1)]
-            boxes = services.frame_boxes(tracks)
+            boxes = frame_boxes(tracks)
             covered = 0
             for i in indexes:
                 mask = np.zeros((height, width), np.uint8)
@@ -292,8 +295,8 @@ def _detail_covered(orig: Path, copy: Path, variant: dict, ratio_max: float) -> 
     copy over the original's ≤ ratio_max, or no detail to lose), out of the face-frames."""
     import numpy as np
 
-    a_reader = ffmpeg.raw_video_reader(orig, pix_fmt="gray")
-    b_reader = ffmpeg.raw_video_reader(copy, pix_fmt="gray")
+    a_reader = rawvideo.raw_video_reader(orig, pix_fmt="gray")
+    b_reader = rawvideo.raw_video_reader(copy, pix_fmt="gray")
     ok = total = 0
     shape = (a_reader.height, a_reader.width)
     with a_reader, b_reader:
@@ -320,16 +323,16 @@ def _detail_covered(orig: Path, copy: Path, variant: dict, ratio_max: float) -> 
 def _ours(src: Path, tmp: Path, params: dict) -> dict:
     """Analysis, render and second look of ``src`` as a job runs them (no database, no store)."""
     t0, c0 = time.perf_counter(), cpu_seconds()
-    analysis = services.analyse_file(src, params=params)
+    analysis = analyse_file(src, params=params)
     t1 = time.perf_counter()
     tracks = [Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
                     last_frame=t["last"]) for i, t in enumerate(analysis["tracks"], start=1)]
-    boxes = services.frame_boxes(tracks)
+    boxes = frame_boxes(tracks)
     out = tmp / f"ours-{src.stem}.mp4"
-    services.render_file(src, out, boxes=boxes, width=analysis["width"], height=analysis["height"],
+    render_file(src, out, boxes=boxes, width=analysis["width"], height=analysis["height"],
                          rate=analysis["rate"], mute_ranges=[], has_audio=False)
     t2 = time.perf_counter()
-    check = services.second_look(src, out, tracks=tracks, params=params)
+    check = second_look(src, out, tracks=tracks, params=params)
     t3, c3 = time.perf_counter(), cpu_seconds()
     return {"out": out, "boxes": boxes, "analysis": t1 - t0, "render": t2 - t1, "check": t3 - t2,
             "total": t3 - t0, "cpu": c3 - c0, "frames": analysis["frame_count"], "fps": analysis["fps"],
@@ -370,8 +373,8 @@ def recall_and_speed(deface: str, seconds: float, *, speed: bool = True) -> None
             ok, total, _ = face_frames_covered(v["faces"], ours["boxes"], v["width"], v["height"],
                                                scale=v["scale"], shift=v["shift"])
             gone, _ = _detail_covered(v["path"], ours["out"], v, ratio)
-            h_an = services.analyse_file(v["path"], params=haar)
-            h_boxes = services.frame_boxes([Track(number=i, kind=t["kind"], keyframes=t["keyframes"],
+            h_an = analyse_file(v["path"], params=haar)
+            h_boxes = frame_boxes([Track(number=i, kind=t["kind"], keyframes=t["keyframes"],
                                                   first_frame=t["first"], last_frame=t["last"])
                                             for i, t in enumerate(h_an["tracks"], start=1)])
             h_ok, _, _ = face_frames_covered(v["faces"], h_boxes, v["width"], v["height"], scale=v["scale"],
@@ -450,7 +453,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         src = source_clip(tmp, args.seconds)
         info = ffmpeg.probe(src)
-        rate, fps, count = ffmpeg.video_rate(src)
+        rate, fps, count = rawvideo.video_rate(src)
         duration = info.duration or args.seconds
         log(f"clip: {info.width}x{info.height} {rate} fps, {count} frames, {duration:.1f} s, "
             f"{src.stat().st_size / 1e6:.1f} MB (real footage: Carphone, looped)")

@@ -364,7 +364,7 @@ def check_traceability_three_years(ctx: AuditContext) -> Iterator[Violation]:
 # --- 7. The custody chain verifies --------------------------------------------------------------------
 
 def check_custody_chain(ctx: AuditContext) -> Iterator[Violation]:
-    from audit.chain import verify_chain
+    from audit.verification import verify_chain
 
     report = verify_chain()
     if not report.ok:
@@ -416,7 +416,7 @@ INVARIANTS: list[Invariant] = [
               "CSI R241-14", check_traceability_three_years,
               "audit/services.py (custody_purge), evidence/retention/traceability.py"),
     Invariant("custody.chain", "Le journal de traçabilité est intègre (chaîne d'empreintes et points de contrôle "
-              "signés)", "CSI R241-14, LIL art. 101", check_custody_chain, "audit/chain.py (verify_chain)"),
+              "signés)", "CSI R241-14, LIL art. 101", check_custody_chain, "audit/verification.py (verify_chain)"),
     Invariant("policy.lawful", "Les durées de conservation de chaque organisation sont celles de la loi",
               "CSI L241-2, R241-13, R241-14", check_policy_lawful, "evidence/retention/policy.py, config/checks.py"),
 ]

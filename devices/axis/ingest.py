@@ -1,20 +1,18 @@
-"""Clip and object bodies from the body worn system, streamed once into the write-once store.
+"""Clips from the body worn system, streamed once into the write-once store (CSI R241-11 III and V).
 
 Same path as the mass-storage offload (evidence/ingest/services.py ``offload_item_pull``): the request
 body goes through ``HashingReader`` straight into ``store.put`` (SHA-256 on the way, nothing
 spooled), then the object is read back from the store and its lock checked with ``head``; then
 the recording and its custody events ``recording.collected``, ``recording.stored`` and
-``recording.verified`` are written in one transaction (``clip_receive``).
+``recording.verified`` are written in one transaction (``clip_receive``). The request body is
+``body.py``; the container's other objects (bookmarks, tracks, attachments) ``objects.py``.
 """
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import hashlib
 import logging
-import shutil
 from dataclasses import dataclass
-from typing import BinaryIO, Mapping
+from typing import Mapping
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,20 +22,14 @@ from audit.services import custody_event_append, custody_events_append_many
 from devices.models import Camera, CameraAssignment
 from devices.services import camera_register
 from devices.sources.mass_storage import SERIAL_RE
-from evidence.integrations.store import (
-    HashingReader,
-    LocalStore,
-    ObjectExists,
-    ReadAhead,
-    StoreError,
-    get_store,
-)
+from evidence.integrations.store import HashingReader, ObjectExists, ReadAhead, StoreError, get_store
 from evidence.models import LIVE_STATUSES, Recording
 from evidence.retention import CameraClock, retention_decide
 from evidence.interventions.services import recording_link_named_intervention
 from evidence.retention.holds import recording_join_held_intervention
 
 from . import formats, services, wsgi_body
+from .body import NETWORK_CHUNK, RequestBody, Slices, TruncatedUpload, free_space_check, out_of_space
 from .errors import (
     AxisError,
     Busy,
@@ -53,109 +45,6 @@ log = logging.getLogger(__name__)
 ACTOR = services.ACTOR
 VERIFIED = (Recording.Status.STORED, Recording.Status.PROCESSING, Recording.Status.READY,
             Recording.Status.UNPLAYABLE, Recording.Status.DUPLICATE)
-# Bookmarks and tracks are parsed in memory up to this size; larger ones are only stored.
-PARSE_LIMIT = 64 * 1024 * 1024
-# Reads and writes in 1 MiB slices: on the reference machine one 8 MiB write() into the page
-# cache cost up to ten times the CPU of eight 1 MiB writes (docs/benchmarks-axis.md).
-NETWORK_CHUNK = 1024 * 1024
-# S3 error codes that mean "no space left" (MinIO reports a full drive as XMinioStorageFull).
-S3_FULL_CODES = {"XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "QuotaExceeded", "InsufficientStorage",
-                 "EntityTooLarge"}
-
-
-class TruncatedUpload(Exception):
-    """The request body ended before the Content-Length the client announced."""
-
-
-class RequestBody:
-    """The request body as a file: exactly ``length`` bytes or TruncatedUpload; MD5 when asked.
-
-    WSGI servers return short reads at end of input when the client disconnects: the missing
-    bytes must make the upload fail, never let a shorter object be stored as the clip.
-
-    Under gunicorn, a body of known length is read straight from the connection's socket (see
-    ``wsgi_body.direct``): one ``recv_into`` per slice into the buffer that is then hashed,
-    written and kept for the read-back, instead of gunicorn's reader, which copies every byte
-    four times through its own buffers.
-    """
-
-    def __init__(self, raw: BinaryIO, length: int | None, *, direct=None):
-        self.raw, self.length, self.count = raw, length, 0
-        self.md5 = None
-        self.direct = direct
-
-    @classmethod
-    def of_request(cls, request, length: int | None) -> "RequestBody":
-        # Django reads at most CONTENT_LENGTH bytes; a chunked body is read from the server's stream.
-        raw = request if length is not None else request.META["wsgi.input"]
-        return cls(raw, length, direct=wsgi_body.direct(request.META, length))
-
-    def with_md5(self) -> "RequestBody":
-        """Hash what is read from now on with MD5 as well (the ETag Swift answers)."""
-        if self.md5 is None:
-            self.md5 = hashlib.md5(usedforsecurity=False)
-        return self
-
-    def read(self, n: int = -1) -> bytes:
-        if self.length is not None:
-            remaining = self.length - self.count
-            if remaining <= 0:
-                return b""
-            n = remaining if n is None or n < 0 else min(n, remaining)
-        data = self.direct.read(n) if self.direct is not None else self.raw.read(n)
-        if not data and n != 0 and self.length is not None:
-            raise TruncatedUpload(f"upload ended after {self.count} of {self.length} bytes")
-        self.count += len(data)
-        if self.md5 is not None and data:
-            self.md5.update(data)
-        return data
-
-    def drain_bytes(self) -> bytes:
-        parts = []
-        while data := self.read(NETWORK_CHUNK):
-            parts.append(data)
-        return b"".join(parts)
-
-    def drain(self) -> tuple[str, int]:
-        sha = hashlib.sha256()
-        while data := self.read(NETWORK_CHUNK):
-            sha.update(data)
-        return sha.hexdigest(), self.count
-
-
-class Slices:
-    """At most one slice per read: the store writes what each read returns, so it writes slices."""
-
-    def __init__(self, raw: ReadAhead | RequestBody, size: int = NETWORK_CHUNK):
-        self.raw, self.size = raw, size
-
-    def read(self, n: int = -1) -> bytes:
-        return self.raw.read(self.size if n is None or n < 0 else min(n, self.size))
-
-    def close(self) -> None:
-        if isinstance(self.raw, ReadAhead):
-            self.raw.close()
-
-
-def _out_of_space(exc: BaseException) -> bool:
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    cause = exc.__cause__
-    code = getattr(cause, "response", {}).get("Error", {}).get("Code", "") if cause is not None else ""
-    return code in S3_FULL_CODES or (cause is not None and cause is not exc and _out_of_space(cause))
-
-
-def _free_space_check(store, length: int | None) -> None:
-    """Local store: refuse before reading a byte when the clip cannot fit (507, retried later)."""
-    if not isinstance(store, LocalStore) or not length:
-        return
-    reserve = getattr(settings, "TEMOIN_AXIS_FREE_SPACE_RESERVE", 64 * 1024 * 1024)
-    try:
-        free = shutil.disk_usage(store.root).free
-    except OSError:
-        return
-    if free < length + reserve:
-        raise OutOfSpace(f"{free} bytes free in the store, {length} needed")
 
 
 @dataclass
@@ -270,14 +159,14 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
             raise ContentRefused("the clip is empty")
         if start is not None and stop is not None and stop <= start:
             raise ContentRefused("the clip has no duration (StopTime is not after StartTime)")
-    _free_space_check(store, length)
+    free_space_check(store, length)
 
     # The BWS sends UTC times from cameras it keeps on time; without any, the upload time is
     # used and flagged as not attested (CSI R241-10).
     recorded_at = start or container.started_at
     attested = recorded_at is not None
     time_source = "axis" if attested else "upload"
-    decision = _retention(org, recorded_at, now)
+    decision = axis_retention(org, recorded_at, now)
     retain_until, basis_text = decision.retain_until, decision.basis
     recorded_at = recorded_at or now
     ext = (metadata.get("ContainerType") or name.rsplit(".", 1)[-1]).lower()
@@ -342,7 +231,7 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
     except ObjectExists as exc:  # another upload of this clip, after the same failed one, took the key
         raise Busy(f"{name} is being received by another request") from exc
     except (OSError, StoreError) as exc:
-        error = OutOfSpace(f"the store is full: {exc}") if _out_of_space(exc) else AxisError(str(exc))
+        error = OutOfSpace(f"the store is full: {exc}") if out_of_space(exc) else AxisError(str(exc))
         raise _clip_failed(arrival, recording, str(exc), error) from exc
     except Exception as exc:
         log.exception("Axis upload of %s failed unexpectedly", recording.source_path)
@@ -465,7 +354,7 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
     return Received(status=201, etag=md5, clip=clip)
 
 
-def _retention(org, recorded_at, now):
+def axis_retention(org, recorded_at, now):
     """The body worn system keeps its cameras' clocks on time (it sets them at each docking), so
     their times are trusted: a recording sent after its month is due after the grace period."""
     from django.conf import settings
@@ -493,107 +382,3 @@ def _clip_seen_again(clip: AxisClip, reader: RequestBody, now: dt.datetime) -> R
         # Never overwritten: the other content comes back as rejected content and is kept there.
         raise ContentRefused(f"{clip.name} was already stored with other content (sha256 {existing.sha256})")
     return Received(status=201, etag=reader.md5.hexdigest() if reader.md5 is not None else clip.md5, clip=clip)
-
-
-# --- Other objects of a recording container ------------------------------------------------------------
-
-def _attachment_key(container: AxisRecording, obj: AxisObject) -> str:
-    ext = {"bookmark": ".txt", "track": ".json", "key": ".key"}.get(obj.kind, ".bin")
-    serial = container.device.serial if container.device_id else "unknown"
-    return f"attachments/{container.organisation.slug}/{serial}/{obj.uuid}{ext}"
-
-
-def object_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, str], body: RequestBody,
-                   length: int | None, client_md5: str = "", now: dt.datetime | None = None) -> Received:
-    """A bookmark, GNSS track, key file or unknown object: kept write-once, parsed when we know it.
-
-    The bytes are personal data that follow the recording's fate (``services.containers_purge``).
-    """
-    now = now or timezone.now()
-    store = get_store()
-    org = container.organisation
-    kind = formats.object_kind(name)
-    reader = body.with_md5()
-    _free_space_check(store, length)
-    small = length is not None and length <= PARSE_LIMIT
-    try:
-        raw = reader.drain_bytes() if small else None
-    except TruncatedUpload as exc:
-        raise UploadInterrupted(str(exc)) from exc
-    if raw is not None:
-        sha = hashlib.sha256(raw).hexdigest()
-        current = (AxisObject.objects.filter(container=container, name=name).order_by("-pk").first())
-        if current is not None and current.sha256 == sha and current.metadata == dict(metadata):
-            return Received(status=201, etag=current.md5, obj=current)  # the same object again
-    retain_until = _retention(org, container.started_at, now).retain_until
-    obj = AxisObject(container=container, name=name, kind=kind, metadata=dict(metadata), created_at=now,
-                     retain_until=retain_until)
-    obj.store_key = _attachment_key(container, obj)
-    import io
-
-    source = io.BytesIO(raw) if raw is not None else Slices(ReadAhead(reader, NETWORK_CHUNK, depth=8))
-    try:
-        try:
-            stored = store.put(obj.store_key, HashingReader(source), retain_until=retain_until,
-                               content_type="application/json" if kind == "track" else "application/octet-stream")
-        finally:
-            if isinstance(source, Slices):
-                source.close()
-        back = store.digest(obj.store_key, stored.version_id)
-        if back != (stored.sha256, stored.size):
-            raise StoreError(f"read-back mismatch for {obj.store_key}")
-    except TruncatedUpload as exc:
-        raise UploadInterrupted(str(exc)) from exc
-    except (OSError, StoreError) as exc:
-        log.warning("Axis object %s/%s not stored: %s", container.name, name, exc)
-        raise (OutOfSpace(f"the store is full: {exc}") if _out_of_space(exc) else AxisError(str(exc))) from exc
-    md5 = reader.md5.hexdigest()
-    if client_md5 and md5 != client_md5.strip('"').lower():
-        raise ChecksumMismatch(f"MD5 of the bytes received {md5} differs from the ETag sent {client_md5}")
-    obj.sha256, obj.size, obj.md5, obj.store_version_id = stored.sha256, stored.size, md5, stored.version_id
-    errors: list[str] = []
-    if raw is None and kind in ("bookmark", "track"):
-        errors.append(f"larger than {PARSE_LIMIT} bytes: stored, not read")
-    with transaction.atomic():
-        obj.errors = errors
-        obj.save()
-        if kind == "bookmark" and raw is not None:
-            services.bookmark_apply(obj=obj, metadata=metadata, now=now,
-                                    description=raw.decode("utf-8", errors="replace"))
-        elif kind == "track" and raw is not None:
-            obj.errors = errors + services.track_apply(obj=obj, raw=raw, now=now)
-            obj.save(update_fields=["errors"])
-        custody_event_append(
-            action="axis.object_stored", subject=container, organisation=org, actor_label=ACTOR, now=now,
-            details={"container": container.name, "object": name, "kind": kind, "key": obj.store_key,
-                     "version_id": obj.store_version_id, "sha256": obj.sha256, "size": obj.size,
-                     "metadata": dict(metadata), "errors": obj.errors[:20],
-                     "read_back_sha256": back[0], "retain_until": retain_until.isoformat()},
-        )
-    return Received(status=201, etag=md5, obj=obj)
-
-
-def object_metadata_replace(*, container: AxisRecording, name: str, metadata: Mapping[str, str],
-                            now: dt.datetime | None = None) -> None:
-    """``POST /<container>/<object>``: replaces the object's metadata (Swift); a bookmark is re-read."""
-    from .errors import NotFound
-
-    now = now or timezone.now()
-    with transaction.atomic():
-        clip = AxisClip.objects.select_for_update().filter(container=container, name=name).first()
-        obj = AxisObject.objects.select_for_update().filter(container=container, name=name).order_by("-pk").first()
-        if clip is None and obj is None:
-            raise NotFound(f"no object {name}")
-        target = clip or obj
-        old = target.metadata
-        target.metadata = dict(metadata)
-        target.save(update_fields=["metadata"])
-        if obj is not None and obj.kind == "bookmark" and clip is None:
-            bookmark = getattr(obj, "bookmark", None)
-            services.bookmark_apply(obj=obj, metadata=metadata, now=now,
-                                    description=bookmark.description if bookmark else "")
-        custody_event_append(
-            action="axis.object_metadata_updated", subject=clip.recording if clip else container,
-            organisation=container.organisation, actor_label=ACTOR, now=now,
-            details={"container": container.name, "object": name, "old": old, "new": dict(metadata)},
-        )

@@ -1,259 +1,29 @@
-"""Writes for the Axis content destination: credentials, tokens, system, users, devices, containers.
-
-Clip and object bodies stream into the store in ``ingest.py``. Every change is written with its
+"""Writes for the Axis content destination: recording containers, what they know onto each clip's
+recording, bookmarks and tracks, and their erasure (CSI R241-13). Credentials and tokens are
+``tokens.py``; system, users and devices ``directory.py``; clip and object bodies stream into the
+store in ``ingest.py`` and ``objects.py``. Every change is written with its
 custody event in the same transaction (STYLE.md); media work is queued with ``on_commit``.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
-import re
-import secrets
 from typing import Mapping
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Organisation, User
+from accounts.models import Organisation
 from audit.services import custody_event_append
-from devices.models import Camera
-from devices.services import camera_register
-from devices.sources.mass_storage import SERIAL_RE
 from evidence.models import Recording
 
 from . import formats
-from .errors import ContentRefused, Forbidden, NotAuthenticated, NotFound
-from .models import (
-    AxisBookmark,
-    AxisClip,
-    AxisCredential,
-    AxisDevice,
-    AxisObject,
-    AxisRecording,
-    AxisSystem,
-    AxisToken,
-    AxisUser,
-)
+from .errors import ContentRefused, NotFound
+from .models import AxisBookmark, AxisClip, AxisDevice, AxisObject, AxisRecording, AxisUser
 
 log = logging.getLogger(__name__)
 
 ACTOR = "system:axis"
-DEFAULT_TOKEN_SECONDS = 3600
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def token_lifetime() -> dt.timedelta:
-    return dt.timedelta(seconds=getattr(settings, "TEMOIN_AXIS_TOKEN_SECONDS", DEFAULT_TOKEN_SECONDS))
-
-
-# --- Credentials and tokens (Access token API) ---------------------------------------------------
-
-def credential_create(*, organisation: Organisation, site_name: str = "", by: User | None = None,
-                      now: dt.datetime | None = None) -> tuple[AxisCredential, str]:
-    """New ``BlobAPIUserName`` / ``BlobAPIKey`` for an organisation; the key is returned once, never stored."""
-    now = now or timezone.now()
-    key = secrets.token_urlsafe(32)  # 256 bits, 43 characters (the connection file allows 64)
-    username = f"temoin-{organisation.slug[:40]}-{secrets.token_hex(4)}"
-    with transaction.atomic():
-        credential = AxisCredential.objects.create(
-            organisation=organisation, username=username, key_sha256=_sha256(key),
-            site_name=site_name[:64], created_at=now,
-        )
-        custody_event_append(action="axis.credential_created", subject=credential, organisation=organisation,
-                             actor=by, actor_label="" if by else "system:cli",
-                             details={"username": username, "site_name": site_name}, now=now)
-    return credential, key
-
-
-def credential_revoke(*, credential: AxisCredential, by: User | None = None,
-                      now: dt.datetime | None = None) -> AxisCredential:
-    now = now or timezone.now()
-    with transaction.atomic():
-        credential = AxisCredential.objects.select_for_update().get(pk=credential.pk)
-        if not credential.active:
-            return credential
-        credential.active, credential.revoked_at = False, now
-        credential.save(update_fields=["active", "revoked_at"])
-        credential.tokens.all().delete()
-        custody_event_append(action="axis.credential_revoked", subject=credential,
-                             organisation=credential.organisation, actor=by,
-                             actor_label="" if by else "system:cli",
-                             details={"username": credential.username}, now=now)
-    return credential
-
-
-def token_issue(*, username: str, key: str, now: dt.datetime | None = None) -> tuple[AxisCredential, str, dt.datetime]:
-    """``GET /auth/v1.0``: check ``X-Auth-User`` / ``X-Auth-Key`` and hand out a token that expires."""
-    now = now or timezone.now()
-    credential = (AxisCredential.objects.select_related("organisation")
-                  .filter(username=username or "", active=True).first())
-    expected = credential.key_sha256 if credential else "0" * 64
-    if not hmac.compare_digest(expected, _sha256(key or "")) or credential is None:
-        log.warning("Axis authentication refused for user %r", (username or "")[:64])
-        raise NotAuthenticated("invalid X-Auth-User / X-Auth-Key")
-    token = secrets.token_urlsafe(32)
-    expires_at = now + token_lifetime()
-    with transaction.atomic():
-        AxisToken.objects.create(credential=credential, token_sha256=_sha256(token), created_at=now,
-                                 expires_at=expires_at)
-        AxisToken.objects.filter(credential=credential, expires_at__lt=now - dt.timedelta(days=1)).delete()
-        AxisCredential.objects.filter(pk=credential.pk).update(last_used_at=now)
-    return credential, token, expires_at
-
-
-def token_check(*, token: str, now: dt.datetime | None = None) -> AxisCredential:
-    """The credential an ``X-Auth-Token`` was issued to; 401 when missing, unknown or expired."""
-    if not token:
-        raise NotAuthenticated("X-Auth-Token missing")
-    now = now or timezone.now()
-    try:  # get(), not first(): token_sha256 is unique, and every request comes through here
-        row = AxisToken.objects.select_related("credential__organisation").get(token_sha256=_sha256(token))
-    except AxisToken.DoesNotExist:
-        row = None
-    if row is None or not row.credential.active:
-        raise NotAuthenticated("invalid token")
-    if row.expires_at <= now:
-        raise NotAuthenticated("token expired: authenticate again")
-    return row.credential
-
-
-# --- System, Users, Devices (Device and user API) --------------------------------------------------
-
-def system_store(*, organisation: Organisation, system_id: str, metadata: Mapping[str, str],
-                 now: dt.datetime | None = None) -> tuple[AxisSystem, bool]:
-    """``System/<SystemID>`` (StoreReadSystemID). ``ConnectionId`` is set once and never changes."""
-    now = now or timezone.now()
-    if not system_id or len(system_id) > 100:
-        raise ContentRefused("invalid system id")
-    with transaction.atomic():
-        system = AxisSystem.objects.select_for_update().filter(organisation=organisation, system_id=system_id).first()
-        created = system is None
-        if created:
-            system = AxisSystem(organisation=organisation, system_id=system_id, created_at=now,
-                                connection_id=metadata.get("ConnectionId", "")[:100])
-        elif metadata.get("ConnectionId") and system.connection_id and metadata["ConnectionId"] != system.connection_id:
-            raise Forbidden("this system is bound to another connection id")
-        system.connection_id = system.connection_id or metadata.get("ConnectionId", "")[:100]
-        system.name = metadata.get("SystemName", system.name)[:200]
-        system.metadata = dict(metadata)
-        system.updated_at = now
-        system.save()
-        custody_event_append(action="axis.system_registered" if created else "axis.system_updated",
-                             subject=system, organisation=organisation, actor_label=ACTOR,
-                             details={"system_id": system_id, "connection_id": system.connection_id,
-                                      "name": system.name}, now=now)
-    return system, created
-
-
-def _officer_username(external_id: str) -> str:
-    base = "axis-" + re.sub(r"[^\w.@+-]", "-", external_id)[:100]
-    name, n = base, 1
-    while User.objects.filter(username=name).exists():
-        n += 1
-        name = f"{base}-{n}"
-    return name
-
-
-def _officer_for(organisation: Organisation, external_id: str, name: str) -> tuple[User | None, bool]:
-    """The officer whose matricule is the Axis ``UserID``; created (role officer) when missing.
-
-    The BWM's user-supplied ID (capability StoreUserIDKey) is where the service enters the
-    matricule, CSI R241-10's identity of the wearer. A created officer has no password: the
-    administrator gives access in Témoin, the BWS never does.
-    """
-    from accounts.services import user_create
-
-    if not external_id or len(external_id) > 32:
-        return None, False
-    user = User.objects.filter(organisation=organisation, matricule=external_id).first()
-    if user is not None:
-        return user, False
-    first, _, last = name.strip().partition(" ")
-    user, _token = user_create(username=_officer_username(external_id), organisation=organisation,
-                               role="officer", matricule=external_id, first_name=first[:150],
-                               last_name=last[:150])
-    return user, True
-
-
-def axis_user_store(*, organisation: Organisation, uuid: str, metadata: Mapping[str, str],
-                    now: dt.datetime | None = None) -> tuple[AxisUser, bool]:
-    """``Users/<UserUUID>`` created or its metadata updated: name, active flag, matricule link."""
-    now = now or timezone.now()
-    if not uuid or len(uuid) > 100:
-        raise ContentRefused("invalid user id")
-    external_id = metadata.get("UserID", "").strip()[:100]
-    name = metadata.get("Name", "").strip()[:200]
-    with transaction.atomic():
-        axis_user = AxisUser.objects.select_for_update().filter(organisation=organisation, uuid=uuid).first()
-        created = axis_user is None
-        if created:
-            axis_user = AxisUser(organisation=organisation, uuid=uuid, created_at=now)
-        before = (axis_user.name, axis_user.external_id, axis_user.active, axis_user.user_id)
-        axis_user.name = name
-        axis_user.external_id = external_id
-        axis_user.active = formats.parse_bool(metadata.get("Active"), default=True)
-        officer, officer_created = _officer_for(organisation, external_id, name)
-        axis_user.user = officer
-        axis_user.metadata = dict(metadata)
-        axis_user.updated_at = now
-        axis_user.save()
-        if created or before != (axis_user.name, axis_user.external_id, axis_user.active, axis_user.user_id):
-            custody_event_append(
-                action="axis.user_registered" if created else "axis.user_updated", subject=axis_user,
-                organisation=organisation, actor_label=ACTOR, now=now,
-                details={"uuid": uuid, "name": name, "user_id": external_id, "active": axis_user.active,
-                         "officer": officer.matricule if officer else None, "officer_created": officer_created},
-            )
-    return axis_user, created
-
-
-def axis_device_store(*, organisation: Organisation, serial: str, metadata: Mapping[str, str],
-                      now: dt.datetime | None = None) -> tuple[AxisDevice, bool]:
-    """``Devices/<BWCSerialNumber>``: registers the camera (once) and keeps its nice name, model, active flag."""
-    now = now or timezone.now()
-    if not SERIAL_RE.match(serial or ""):
-        raise ContentRefused(f"invalid serial number {serial!r}")
-    model = metadata.get("Model", "").strip()[:100]
-    with transaction.atomic():
-        # The organisation's own camera with that serial: another commune's camera of the same serial
-        # is neither revealed (no "belongs to another organisation") nor claimed (issue 17, finding 4).
-        camera = Camera.objects.select_for_update().filter(organisation=organisation, serial=serial).first()
-        camera_created = camera is None
-        if camera_created:
-            try:
-                with transaction.atomic():
-                    camera = camera_register(serial=serial, organisation=organisation, model=model)
-            except IntegrityError:  # registered concurrently by another request of the same organisation
-                camera = Camera.objects.get(organisation=organisation, serial=serial)
-                camera_created = False
-        elif model and camera.model != model:
-            camera.model = model
-            camera.save(update_fields=["model"])
-        device = AxisDevice.objects.select_for_update().filter(organisation=organisation, serial=serial).first()
-        created = device is None
-        if created:
-            device = AxisDevice(organisation=organisation, serial=serial, camera=camera, created_at=now)
-        before = (device.name, device.model, device.active)
-        device.name = metadata.get("Name", "").strip()[:200]
-        device.model = model
-        device.active = formats.parse_bool(metadata.get("Active"), default=True)
-        device.metadata = dict(metadata)
-        device.updated_at = now
-        device.save()
-        if created or before != (device.name, device.model, device.active):
-            custody_event_append(
-                action="axis.device_registered" if created else "axis.device_updated", subject=camera,
-                organisation=organisation, actor_label=ACTOR, now=now,
-                details={"serial": serial, "name": device.name, "model": model, "active": device.active,
-                         "camera_registered": camera_created},
-            )
-    return device, created
 
 
 # --- Recording containers (File upload API) ----------------------------------------------------------

@@ -26,8 +26,17 @@ from django.views.decorators.csrf import csrf_exempt
 
 from audit.throttle import rate_limit
 
-from . import formats, ingest, selectors, services
-from .errors import AxisError, Busy, ContentRefused, Forbidden, LengthRequired, TooLarge
+from . import directory, formats, ingest, objects, selectors, services, tokens
+from .body import RequestBody, TruncatedUpload
+from .errors import (
+    AxisError,
+    Busy,
+    ContentRefused,
+    Forbidden,
+    LengthRequired,
+    TooLarge,
+    UploadInterrupted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +121,7 @@ def _check_names(*names: str) -> None:
 
 def _credential(request, account: str):
     token = request.headers.get("X-Auth-Token") or request.headers.get("X-Storage-Token", "")
-    credential = services.token_check(token=token)
+    credential = tokens.token_check(token=token)
     if account != credential.account:
         raise Forbidden("this token does not give access to that account")
     return credential
@@ -138,13 +147,13 @@ def _content_length(request) -> int | None:
 def _discard_body(request, limit: int = 1024 * 1024) -> None:
     """Users/Devices/System objects carry their data in metadata; a body is read and dropped."""
     length = _content_length(request)
-    reader = ingest.RequestBody.of_request(request, length)
+    reader = RequestBody.of_request(request, length)
     try:
         while reader.read(64 * 1024):
             if reader.count > limit:
                 raise TooLarge(f"a metadata object carries no data: body larger than {limit} bytes refused")
-    except ingest.TruncatedUpload as exc:
-        raise ingest.UploadInterrupted(str(exc)) from exc
+    except TruncatedUpload as exc:
+        raise UploadInterrupted(str(exc)) from exc
 
 
 # --- auth/v1.0 ---------------------------------------------------------------------------------------
@@ -158,7 +167,7 @@ def auth(request):
     # The specification's text also says "Auth-Key": accepted, as Swift's X-Storage-Pass is.
     key = (request.headers.get("X-Auth-Key") or request.headers.get("Auth-Key")
            or request.headers.get("X-Storage-Pass", ""))
-    credential, token, expires_at = services.token_issue(username=user, key=key)
+    credential, token, expires_at = tokens.token_issue(username=user, key=key)
     path = reverse("axis-account", kwargs={"account": credential.account})
     base = getattr(settings, "TEMOIN_PUBLIC_URL", "")
     storage_url = base.rstrip("/") + path if base else request.build_absolute_uri(path)
@@ -261,7 +270,7 @@ def _system_object(request, org, name: str, metadata: dict) -> HttpResponse:
         if name in documents:
             raise Forbidden(f"{name} is published by Témoin")
         _discard_body(request)
-        services.system_store(organisation=org, system_id=name, metadata=metadata)
+        directory.system_store(organisation=org, system_id=name, metadata=metadata)
         return _answer(201 if request.method == "PUT" else 202)
     raise Forbidden(f"{request.method} is not part of this API")
 
@@ -276,9 +285,9 @@ def _directory_object(request, org, container: str, name: str, metadata: dict) -
     if request.method in ("PUT", "POST"):
         _discard_body(request)
         if container == formats.USERS:
-            services.axis_user_store(organisation=org, uuid=name, metadata=metadata)
+            directory.axis_user_store(organisation=org, uuid=name, metadata=metadata)
         else:
-            services.axis_device_store(organisation=org, serial=name, metadata=metadata)
+            directory.axis_device_store(organisation=org, serial=name, metadata=metadata)
         return _answer(201 if request.method == "PUT" else 202)
     raise Forbidden(f"{request.method} is not part of this API")
 
@@ -291,16 +300,16 @@ def _recording_object(request, org, container: str, name: str, metadata: dict) -
         length = _content_length(request)
         client_md5 = request.headers.get("ETag", "")
         with UPLOADS.take():
-            receive = ingest.clip_receive if formats.object_kind(name) == "clip" else ingest.object_receive
+            receive = ingest.clip_receive if formats.object_kind(name) == "clip" else objects.object_receive
             received = receive(container=rec, name=name, metadata=metadata,
-                               body=ingest.RequestBody.of_request(request, length),
+                               body=RequestBody.of_request(request, length),
                                length=length, client_md5=client_md5)
         headers = {"Last-Modified": http_date()}
         if received.etag:
             headers["Etag"] = received.etag
         return _answer(received.status, headers=headers)
     if request.method == "POST":
-        ingest.object_metadata_replace(container=rec, name=name, metadata=metadata)
+        objects.object_metadata_replace(container=rec, name=name, metadata=metadata)
         return _answer(202)
     if request.method == "HEAD":
         found = selectors.object_of(container=rec, name=name)

@@ -25,7 +25,8 @@ from pathlib import Path
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.chain import canonical_from_row, check_checkpoints, FULL_COLUMNS, prove_entries
+from audit.chain import canonical_from_row, FULL_COLUMNS
+from audit.verification import check_checkpoints, prove_entries
 from audit.integrations import signing
 from audit.models import Checkpoint, CustodyEvent
 from audit.services import custody_checkpoint_create
@@ -51,7 +52,7 @@ TREE_RULE = ("Each segment runs from an exported item's event to the first signe
              "carries, for each segment, the root (signed with the manifest), the audit path of each item event "
              "and the audit path of the checkpoint's entry, whose hash the checkpoint's Ed25519 signature fixes. "
              "Other entries appear only as the hashes of those paths: their content never leaves the log. The "
-             "links between entries were recomputed by the deployment before signing (audit.chain.prove_entries).")
+             "links between entries were recomputed by the deployment before signing (audit.verification.prove_entries).")
 
 README = """Export Témoin n° {id} — {purpose}
 Destinataire / recipient : {recipient}

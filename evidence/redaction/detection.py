@@ -12,7 +12,7 @@ Tracking: boxes found on successive detection frames are associated by overlap (
 centre distance, a track tolerates a few missed detections, the frames in between are filled by
 linear interpolation, and every track is extended before its first and after its last detection
 (a face is on screen a little before it is found and after it is lost). What the tracking still
-misses, the second look on the rendered copy finds (``services.second_look``).
+misses, the second look on the rendered copy finds (``second_look.second_look``).
 """
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ DEFAULT_PARAMS = {
     "fine_threshold": 0.2,
     "fine_max_face": 32,
     # The second look on the rendered copy: CenterFace on the frames the analysis skipped, and the
-    # detail left in every box that was to be blurred (services.second_look).
+    # detail left in every box that was to be blurred (second_look.second_look).
     "check_threshold": 0.5,
     "check_detail_ratio": 0.25,
 }

@@ -133,7 +133,7 @@ class Derivative(models.Model):
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     approved_at = models.DateTimeField(null=True, blank=True)
     approval_motif = models.TextField(blank=True)
-    # The second look on the rendered copy (services.second_look): None until it ran, then whether
+    # The second look on the rendered copy (second_look.second_look): None until it ran, then whether
     # it found no face left; ``second_look`` holds what it measured and the faces it found.
     check_passed = models.BooleanField(null=True, blank=True)
     second_look = models.JSONField(default=dict, blank=True)

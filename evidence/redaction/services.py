@@ -1,5 +1,7 @@
-"""Redaction writes: request, analysis, review, render, approval. Each writes its custody event
-in the same transaction (CSI R241-14: every modification and communication is logged).
+"""Redaction writes by people: request, review, render request, approval, covering the faces the
+second look found. Only the roles of CSI R241-12 may redact; each write logs its custody event in
+the same transaction (CSI R241-14: every modification and communication is logged). The machine
+steps are analysis.py, render.py and second_look.py.
 
 The original recording is never modified: analysis and render read it; the render writes a new
 write-once object, the derivative, with its own SHA-256 and the original's (CSI R241-11 V).
@@ -7,29 +9,18 @@ write-once object, the derivative, with its own SHA-256 and the original's (CSI 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-import time
-import uuid
-from pathlib import Path
-from typing import Callable
 
-import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
 from audit.services import custody_event_append
 from evidence.dispatch import task_enqueue
-from evidence.integrations import ffmpeg
-from evidence.integrations.store import ObjectExists, StoreError, get_store
 from evidence.models import Recording
 
 from . import detection
 from .models import Audio, CopyViewing, Derivative, Mode, RedactionJob, Track
 from .selectors import REDACTORS
-
-# Progress is written at most this often (seconds), so that a long job does not hammer the database.
-PROGRESS_INTERVAL = 1.0
 
 
 class RedactionRefused(Exception):
@@ -73,122 +64,6 @@ def redaction_job_create(*, recording: Recording, by: User, mode: str, motif: st
 def _enqueue(step: str, job_id: int) -> None:
     # Tasks call services, services queue by registered name (evidence/dispatch.py): no cycle.
     task_enqueue({"analyse": "redaction.analyse", "render": "redaction.render"}[step], args=[job_id], queue="media")
-
-
-def _progress(job: RedactionJob, value: int) -> None:
-    RedactionJob.objects.filter(pk=job.pk).update(progress=max(0, min(100, int(value))))
-
-
-def _fail(job: RedactionJob, step: str, exc: Exception, now: dt.datetime | None = None) -> RedactionJob:
-    detail = getattr(exc, "detail", "")
-    with transaction.atomic():
-        job = RedactionJob.objects.select_for_update().get(pk=job.pk)
-        job.status = RedactionJob.Status.FAILED
-        job.status_message = f"{exc} {detail}".strip()[:2000]
-        job.save(update_fields=["status", "status_message"])
-        custody_event_append(action="redaction.failed", subject=job, recording=job.recording,
-                             actor_label="system:redaction",
-                             details={"job": job.pk, "step": step, "error": str(exc), "detail": detail[:2000]},
-                             now=now)
-    return job
-
-
-# --- Analysis: detect every N frames on a downscaled frame, track in between -------------------
-
-def redaction_analyse(*, job: RedactionJob, now: dt.datetime | None = None,
-                      detector=None) -> RedactionJob:
-    """Detect faces and plates, build tracks, and hand the job over for review. Idempotent."""
-    with transaction.atomic():
-        job = RedactionJob.objects.select_for_update().select_related("recording").get(pk=job.pk)
-        if job.status not in (RedactionJob.Status.QUEUED, RedactionJob.Status.ANALYSING):
-            return job
-        job.status, job.progress = RedactionJob.Status.ANALYSING, 0
-        job.save(update_fields=["status", "progress"])
-    recording = job.recording
-    params = {**detection.DEFAULT_PARAMS, **job.params}
-    started = time.monotonic()
-    try:
-        with get_store().local_path(recording.store_key, recording.store_version_id) as src:
-            result = analyse_file(src, params=params, detector=detector,
-                                  progress=lambda p: _progress(job, p))
-    except ffmpeg.MediaError as exc:  # a StoreError propagates: the task retries it
-        return _fail(job, "analyse", exc, now)
-    elapsed = time.monotonic() - started
-    now = now or timezone.now()
-    with transaction.atomic():
-        job = RedactionJob.objects.select_for_update().get(pk=job.pk)
-        job.tracks.all().delete()  # a retried analysis starts over
-        Track.objects.bulk_create([
-            Track(job=job, number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
-                  last_frame=t["last"], score=t["score"])
-            for i, t in enumerate(result["tracks"], start=1)
-        ])
-        job.fps, job.frame_count = result["fps"], result["frame_count"]
-        job.width, job.height = result["width"], result["height"]
-        job.params = {**params, "rate": result["rate"]}
-        job.status, job.progress, job.analysed_at = RedactionJob.Status.REVIEW, 100, now
-        job.save()
-        kinds: dict = {}
-        for t in result["tracks"]:
-            kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1
-        custody_event_append(
-            action="redaction.analysed", subject=job, recording=recording, actor_label="system:redaction",
-            details={"job": job.pk, "tracks": kinds, "frames": result["frame_count"],
-                     "detection_frames": result["detection_frames"], "detector": params["detector"],
-                     "every": params["every"], "seconds": round(elapsed, 2)},
-            now=now,
-        )
-    return job
-
-
-def analyse_file(src: str | Path, *, params: dict, detector=None,
-                 progress: Callable[[int], None] | None = None) -> dict:
-    """Run detection + tracking over a video file; returns tracks in the original's pixels.
-
-    Every track covers its frames from ``every + lead - 1`` frames before its first detection to
-    as many after its last: a face is on screen before the pass that finds it and after the one
-    that loses it (issue 16: the Carphone face was left sharp after its track ended early).
-    """
-    info = ffmpeg.probe(src)
-    rate, fps, count = ffmpeg.video_rate(src)
-    every = max(1, int(params.get("every", detection.DEFAULT_PARAMS["every"])))
-    lead = max(0, int(params.get("lead", detection.DEFAULT_PARAMS["lead"])))
-    width = min(int(params.get("analysis_width", detection.DEFAULT_PARAMS["analysis_width"])), info.width)
-    detector = detector or detection.make_detector(params)
-    tracker = detection.Tracker(max_missed=int(params.get("max_missed", detection.DEFAULT_PARAMS["max_missed"])))
-    expected = count or int((info.duration or 0) * fps) or 1
-    last_report, last_frame, passes = 0.0, 0, 0
-    reader = ffmpeg.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24")
-    scale = info.width / float(reader.width)
-    plates_every = -(-max(every, int(params.get("plates_every", every))) // every) * every
-    fine_every = int(params.get("fine_every", detection.DEFAULT_PARAMS["fine_every"]))
-    fine_every = -(-max(every, fine_every) // every) * every if fine_every > 0 else 0
-    fine_params = {key: params.get(f"fine_{key}", detection.DEFAULT_PARAMS[f"fine_{key}"])
-                   for key in ("scale", "threshold", "max_face")}
-    with reader:
-        for index, data in reader:
-            rgb = np.frombuffer(data, dtype=np.uint8).reshape(reader.height, reader.width, 3)
-            plates = index % plates_every == 0
-            fine = bool(fine_every) and index % fine_every == 0
-            tracker.update(index, detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None),
-                           searched=("face", "plate") if plates else ("face",), fine=fine)
-            last_frame, passes = index, passes + 1
-            if progress and time.monotonic() - last_report > PROGRESS_INTERVAL:
-                progress(min(99, 100 * index // expected))
-                last_report = time.monotonic()
-    frame_count = count or (last_frame + every)
-    tracks = []
-    for t in tracker.tracks():
-        step = plates_every if t.kind == "plate" else fine_every if t.fine_only else every
-        reach = step - 1 + lead
-        frames = [k[0] for k in t.keyframes]
-        tracks.append({
-            "kind": t.kind, "keyframes": t.keyframes,
-            "first": max(0, frames[0] - reach), "last": min(frame_count - 1, frames[-1] + reach),
-            "score": float(np.mean(t.scores)) if t.scores else 0.0,
-        })
-    return {"tracks": tracks, "fps": fps, "rate": rate, "frame_count": frame_count,
-            "width": info.width, "height": info.height, "detection_frames": passes}
 
 
 # --- Review ----------------------------------------------------------------------------------
@@ -333,7 +208,7 @@ def redaction_review_save(*, job: RedactionJob, by: User, tracks: list[dict] | N
     return job
 
 
-# --- Render ----------------------------------------------------------------------------------
+# --- Render request (the render itself: render.py) -------------------------------------------
 
 def redaction_render_request(*, job: RedactionJob, by: User, now: dt.datetime | None = None) -> RedactionJob:
     """Queue the render of the reviewed job (a new derivative; earlier ones stay as they are)."""
@@ -356,237 +231,6 @@ def redaction_render_request(*, job: RedactionJob, by: User, now: dt.datetime | 
                              actor=by, details={"job": job.pk}, now=now)
         transaction.on_commit(lambda: _enqueue("render", job.pk))
     return job
-
-
-def frame_boxes(tracks: list[Track]) -> dict[int, list[tuple]]:
-    """Every frame's boxes to blur: {frame: [(x, y, w, h), …]} for the tracks to blur."""
-    boxes: dict[int, list[tuple]] = {}
-    for t in tracks:
-        if not t.blurred:
-            continue
-        for f in range(t.first_frame, t.last_frame + 1):
-            box = detection.box_at(t.keyframes, f, first=t.first_frame, last=t.last_frame)
-            if box is not None:
-                boxes.setdefault(f, []).append(box)
-    return boxes
-
-
-def render_file(src: str | Path, dst: str | Path, *, boxes: dict[int, list[tuple]], width: int, height: int,
-                rate: str, mute_ranges, has_audio: bool, progress: Callable[[int], None] | None = None,
-                expected_frames: int = 0) -> dict:
-    """Decode ``src`` to raw YUV frames, blur the boxes of each frame, encode an H.264/AAC MP4."""
-    reader = ffmpeg.raw_video_reader(src, pix_fmt="yuv420p")
-    writer = ffmpeg.redacted_writer(dst, audio_src=src if has_audio else None, width=reader.width,
-                                    height=reader.height, rate=rate, mute_ranges=mute_ranges)
-    blurred_frames, last_report, n = 0, 0.0, 0
-    try:
-        with reader:
-            for index, data in reader:
-                frame_boxes_ = boxes.get(index)
-                if frame_boxes_:
-                    frame = bytearray(data)
-                    for box in frame_boxes_:
-                        detection.blur_region_yuv420(frame, reader.width, reader.height, box)
-                    data = frame
-                    blurred_frames += 1
-                writer.write(data)
-                n += 1
-                if progress and time.monotonic() - last_report > PROGRESS_INTERVAL:
-                    progress(min(99, 100 * n // max(1, expected_frames)))
-                    last_report = time.monotonic()
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
-    return {"frames": n, "blurred_frames": blurred_frames, "decode": reader.args, "encode": writer.args}
-
-
-def redaction_render(*, job: RedactionJob, now: dt.datetime | None = None) -> Derivative | None:
-    """Render the redacted copy, store it write-once, record the derivative. Idempotent per job state."""
-    with transaction.atomic():
-        job = RedactionJob.objects.select_for_update().select_related("recording").get(pk=job.pk)
-        if job.status != RedactionJob.Status.RENDERING:
-            return None
-    recording = job.recording
-    tracks = list(job.tracks.all())
-    boxes = frame_boxes(tracks)
-    store = get_store()
-    derivative_uuid = uuid.uuid4()
-    # Beside the playback copy's prefix: redactions/<org>/<camera>/<recording uuid>/<derivative>.mp4
-    base = recording.store_key.split("/", 1)[1].rsplit(".", 1)[0]
-    key = f"redactions/{base}/{derivative_uuid}.mp4"
-    started = time.monotonic()
-    try:
-        with store.local_path(recording.store_key, recording.store_version_id) as src, \
-                tempfile.TemporaryDirectory(prefix="temoin-redaction-") as tmp:
-            # Voices identify people: no sound unless the review kept it with a stated reason.
-            has_audio = job.audio == Audio.KEPT and bool(ffmpeg.probe(src).audio_codec)
-            dst = Path(tmp) / "redacted.mp4"
-            result = render_file(src, dst, boxes=boxes, width=job.width, height=job.height,
-                                 rate=job.params.get("rate") or f"{job.fps}", mute_ranges=job.mute_ranges,
-                                 has_audio=has_audio, progress=lambda p: _progress(job, p * 0.6),
-                                 expected_frames=job.frame_count or 0)
-            out_info = ffmpeg.probe(dst)
-            check_started = time.monotonic()
-            check = second_look(src, dst, tracks=tracks, params={**detection.DEFAULT_PARAMS, **job.params},
-                                progress=lambda p: _progress(job, 60 + p * 0.4),
-                                expected_frames=job.frame_count or 0)
-            check["seconds"] = round(time.monotonic() - check_started, 2)
-            try:
-                obj = store.put_file(key, dst, retain_until=recording.retain_until, content_type="video/mp4")
-            except ObjectExists as exc:  # a fresh uuid per render: cannot happen unless reused
-                raise StoreError(str(exc)) from exc
-            from evidence.retention.holds import recording_is_held
-
-            if recording_is_held(recording):  # CSI R241-13: a copy is held with its original
-                store.set_legal_hold(obj.key, obj.version_id, True)
-        back_sha, back_size = store.digest(obj.key, obj.version_id)
-        if back_sha != obj.sha256 or back_size != obj.size:
-            raise StoreError("the redacted copy read back from the store differs from what was written")
-    except (ffmpeg.MediaError, StoreError) as exc:
-        _fail(job, "render", exc, now)
-        return None
-    now = now or timezone.now()
-    by_id = job.params.get("render_requested_by") or job.created_by_id
-    details = {
-        "tracks_blurred": [t.number for t in tracks if t.blurred],
-        "tracks_kept_sharp": [t.number for t in tracks if t.kept and t.is_subject],
-        "tracks_dropped": [t.number for t in tracks if not t.kept],
-        "mute_ranges": job.mute_ranges, "frames": result["frames"], "blurred_frames": result["blurred_frames"],
-        "video_codec": out_info.video_codec, "audio_codec": out_info.audio_codec,
-        "audio": job.audio if has_audio else Audio.REMOVED, "audio_reason": job.audio_reason if has_audio else "",
-        "seconds": round(time.monotonic() - started, 2),
-        "commands": [[a for a in cmd if not a.startswith("/")] for cmd in (result["decode"], result["encode"])],
-    }
-    with transaction.atomic():
-        job = RedactionJob.objects.select_for_update().get(pk=job.pk)
-        derivative = Derivative.objects.create(
-            uuid=derivative_uuid, organisation_id=job.organisation_id, recording=recording, job=job,
-            mode=job.mode, store_key=obj.key, store_version_id=obj.version_id, sha256=obj.sha256,
-            size=obj.size, original_sha256=recording.sha256, details=details, created_by_id=by_id,
-            created_at=now, check_passed=check["passed"], second_look=check,
-        )
-        job.status, job.progress = RedactionJob.Status.RENDERED, 100
-        job.save(update_fields=["status", "progress"])
-        custody_event_append(
-            action="redaction.rendered", subject=derivative, recording=recording, actor_label="system:redaction",
-            details={"job": job.pk, "derivative": derivative.pk, "mode": job.mode, "key": obj.key,
-                     "sha256": obj.sha256, "size": obj.size, "original_sha256": recording.sha256, **details},
-            now=now,
-        )
-        custody_event_append(
-            action="redaction.checked", subject=derivative, recording=recording, actor_label="system:redaction",
-            details={"job": job.pk, "derivative": derivative.pk, "passed": check["passed"],
-                     "faces_left": len(check["faces_left"]), "frames_left": check["ranges"],
-                     "frames": check["frames"], "detector_frames": check["detector_frames"],
-                     "boxes_measured": check["boxes_measured"], "seconds": check["seconds"]},
-            now=now,
-        )
-    return derivative
-
-
-# --- Second look: the rendered copy checked before anyone may approve it -------------------------
-
-def _exempt(box, sharp_boxes) -> bool:
-    """A face found on the copy inside a box kept sharp on purpose (the requester, mode others)."""
-    x, y, w, h = box
-    cx, cy = x + w / 2, y + h / 2
-    return any(sx <= cx <= sx + sw and sy <= cy <= sy + sh for sx, sy, sw, sh in sharp_boxes)
-
-
-def second_look(original: str | Path, copy: str | Path, *, tracks: list[Track], params: dict,
-                progress: Callable[[int], None] | None = None, expected_frames: int = 0) -> dict:
-    """Look at the rendered copy for any face left recognisable (issue 16).
-
-    Two independent measures, frame by frame, original and copy decoded side by side:
-    - the detail left in every box that was to be blurred (variance of the Laplacian in the copy
-      over the same in the original): a box whose detail survived means the blur missed its face
-      (a frame offset, a render fault);
-    - CenterFace on the copy itself, on the frames the analysis did not look at (with a detection
-      every other frame, analysis and second look together see every frame), at a higher
-      threshold: a face it finds outside the boxes kept sharp on purpose is a face left.
-    Returns {"passed", "faces_left": [{"frame", "box", "why", "score"}…], "frames", …}.
-    """
-    every = max(1, int(params.get("every", detection.DEFAULT_PARAMS["every"])))
-    offset = every // 2
-    threshold = float(params.get("check_threshold", detection.DEFAULT_PARAMS["check_threshold"]))
-    ratio_max = float(params.get("check_detail_ratio", detection.DEFAULT_PARAMS["check_detail_ratio"]))
-    info = ffmpeg.probe(original)
-    width = min(int(params.get("analysis_width", detection.DEFAULT_PARAMS["analysis_width"])), info.width)
-    detector = detection.CenterFaceDetector(threshold=threshold, plates=False)
-    blurred = [t for t in tracks if t.blurred]
-    sharp = [t for t in tracks if t.kept and t.is_subject]
-    faces_left: list[dict] = []
-    frames = detector_frames = boxes_measured = blurred_hits = 0
-    last_report = 0.0
-    orig_reader = ffmpeg.raw_video_reader(original, width=width, pix_fmt="rgb24")
-    copy_reader = ffmpeg.raw_video_reader(copy, width=width, pix_fmt="rgb24")
-    scale = info.width / float(orig_reader.width)
-    shape = (orig_reader.height, orig_reader.width, 3)
-    with orig_reader, copy_reader:
-        for (index, a), (_, b) in zip(orig_reader, copy_reader):
-            frames += 1
-            orig = np.frombuffer(a, np.uint8).reshape(shape)
-            out = np.frombuffer(b, np.uint8).reshape(shape)
-            greys: list = []
-
-            def detail_left(box) -> float | None:
-                """Detail in the copy over detail in the original inside ``box`` (None: nothing to measure)."""
-                if not greys:
-                    greys.extend(detection.cv2.cvtColor(f, detection.cv2.COLOR_RGB2GRAY) for f in (orig, out))
-                x, y, w, h = (int(round(v / scale)) for v in box)
-                x, y = max(0, x), max(0, y)
-                before = detection.detail(greys[0][y:y + h, x:x + w])
-                if before < 20:  # a flat region (dark, out of focus): no detail to lose
-                    return None
-                return detection.detail(greys[1][y:y + h, x:x + w]) / before
-
-            for t in blurred:
-                box = detection.box_at(t.keyframes, index, first=t.first_frame, last=t.last_frame)
-                if box is None:
-                    continue
-                boxes_measured += 1
-                left = detail_left(box)
-                if left is not None and left > ratio_max:
-                    faces_left.append({"frame": index, "box": list(box), "why": "detail", "score": round(left, 3),
-                                       "track": t.number})
-            if index % every == offset:
-                detector_frames += 1
-                sharp_boxes = [b_ for b_ in (detection.box_at(t.keyframes, index, first=t.first_frame,
-                                                              last=t.last_frame) for t in sharp) if b_]
-                for box, score in detector.faces(np.ascontiguousarray(out)):
-                    box = detection._rescale(box, scale)
-                    if _exempt(box, sharp_boxes):
-                        continue
-                    # A blurred head still looks like a head to a detector; it is a face left only
-                    # if its detail survived.
-                    left = detail_left(box)
-                    if left is not None and left <= ratio_max:
-                        blurred_hits += 1
-                        continue
-                    faces_left.append({"frame": index, "box": list(box), "why": "detector",
-                                       "score": round(score, 3)})
-            if progress and time.monotonic() - last_report > PROGRESS_INTERVAL:
-                progress(min(99, 100 * frames // max(1, expected_frames)))
-                last_report = time.monotonic()
-    frames_left = sorted({f["frame"] for f in faces_left})
-    return {
-        "passed": not faces_left, "frames": frames, "detector_frames": detector_frames,
-        "boxes_measured": boxes_measured, "blurred_faces_seen": blurred_hits,
-        "faces_left": faces_left[:2000], "frames_left": frames_left,
-        "ranges": _ranges(frames_left), "detector": detector.name, "threshold": threshold,
-        "detail_ratio_max": ratio_max, "width": width,
-    }
-
-
-def _ranges(frames: list[int]) -> list[list[int]]:
-    out: list[list[int]] = []
-    for f in frames:
-        if out and f <= out[-1][1] + 1:
-            out[-1][1] = f
-        else:
-            out.append([f, f])
-    return out
 
 
 # --- Approval --------------------------------------------------------------------------------
@@ -709,5 +353,3 @@ def redaction_cover_faces_left(*, derivative: Derivative, by: User, now: dt.date
     return redaction_review_save(
         job=job, by=by, now=now, cover_from=derivative,
         tracks=[{"number": None, "keyframes": t.keyframes, "reach": reach} for t in tracker.tracks()])
-
-

@@ -18,10 +18,13 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 from dateutil.relativedelta import relativedelta
 
-from audit import chain, guards
-from audit.chain import custody_event_hash, scan, verify_chain
+from audit import guards
+from audit import scan as reader
+from audit.chain import GENESIS_HASH, custody_event_hash
+from audit.scan import scan
 from audit.models import CustodyEvent
 from audit.services import custody_checkpoint_create, custody_purge
+from audit.verification import verify_chain
 
 from ..conftest import require_service
 from .helpers import (
@@ -35,10 +38,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def c_reader(transactional_db, monkeypatch):
     require_service("PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL is not PostgreSQL")
-    require_service("the C reader audit._chainscan", chain._chainscan is not None,
+    require_service("the C reader audit._chainscan", reader._chainscan is not None,
                     "not built: pip install -e . needs gcc, libpq-dev and libssl-dev")
     # Hand back to the C reader after two entries read in Python: every stop and resume is exercised.
-    monkeypatch.setattr(chain, "HANDBACK_BATCH", 2)
+    monkeypatch.setattr(reader, "HANDBACK_BATCH", 2)
     yield
     _restore_check_constraint()
 
@@ -98,8 +101,8 @@ def test_checkpoint_hashes_come_from_the_c_reader_as_from_the_python_one():
     sample_log(12)
     want = {1, 5, 12, 40}  # 40: past the end
     with transaction.atomic():
-        c = scan(1, 12, prev=chain.GENESIS_HASH, want_hashes=want, reader="c", snapshot=chain.export_snapshot())
-        python = scan(1, 12, prev=chain.GENESIS_HASH, want_hashes=want, reader="python")
+        c = scan(1, 12, prev=GENESIS_HASH, want_hashes=want, reader="c", snapshot=reader.export_snapshot())
+        python = scan(1, 12, prev=GENESIS_HASH, want_hashes=want, reader="python")
 
     assert c.reader == "C"
     expected = dict(CustodyEvent.objects.filter(seq__in=want).values_list("seq", "hash"))
@@ -110,7 +113,7 @@ def test_checkpoint_hashes_come_from_the_c_reader_as_from_the_python_one():
 def test_a_segment_starts_from_its_own_prev_hash_with_either_reader():
     sample_log(12)
     with transaction.atomic():
-        c = scan(5, 9, prev=None, want_hashes={9}, reader="c", snapshot=chain.export_snapshot())
+        c = scan(5, 9, prev=None, want_hashes={9}, reader="c", snapshot=reader.export_snapshot())
         python = scan(5, 9, prev=None, want_hashes={9}, reader="python")
 
     assert (c.events, c.last_hash, c.hashes_at, c.problem) == (python.events, python.last_hash, python.hashes_at, None)
@@ -123,7 +126,7 @@ def test_the_guard_check_leaves_no_subtransaction_that_would_forbid_the_snapshot
     sample_log(3)
     with transaction.atomic():
         guards.status()
-        assert chain.export_snapshot()
+        assert reader.export_snapshot()
 
 
 def test_the_c_reader_reads_the_verifiers_snapshot_not_later_appends():
@@ -132,7 +135,7 @@ def test_the_c_reader_reads_the_verifiers_snapshot_not_later_appends():
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         assert CustodyEvent.objects.count() == 6  # the snapshot is taken here
-        snapshot = chain.export_snapshot()
+        snapshot = reader.export_snapshot()
         assert snapshot
 
         def writer():
@@ -145,8 +148,8 @@ def test_the_c_reader_reads_the_verifiers_snapshot_not_later_appends():
         thread.start()
         thread.join(timeout=60)
         assert not thread.is_alive()
-        c = scan(1, 9, prev=chain.GENESIS_HASH, reader="c", snapshot=snapshot)
-        python = scan(1, 9, prev=chain.GENESIS_HASH, reader="python")
+        c = scan(1, 9, prev=GENESIS_HASH, reader="c", snapshot=snapshot)
+        python = scan(1, 9, prev=GENESIS_HASH, reader="python")
 
     assert CustodyEvent.objects.count() == 9
     assert c.problem == python.problem and c.problem.kind == "removed" and c.problem.seq == 7
@@ -158,8 +161,8 @@ def test_entries_written_before_canonical_bytes_are_rebuilt_in_python_and_the_c_
     with guards_off():  # the CHECK constraint allows a NULL canonical: such entries predate issue 3
         raw("UPDATE audit_custodyevent SET canonical = NULL WHERE seq IN (1, 3, 4, 9)")
     calls = []
-    c_scan = chain._chainscan.scan
-    monkeypatch.setattr(chain._chainscan, "scan", lambda *a: calls.append(a[1:3]) or c_scan(*a))
+    c_scan = reader._chainscan.scan
+    monkeypatch.setattr(reader._chainscan, "scan", lambda *a: calls.append(a[1:3]) or c_scan(*a))
 
     report = both_readers()
 
@@ -169,7 +172,7 @@ def test_entries_written_before_canonical_bytes_are_rebuilt_in_python_and_the_c_
 
 
 def test_custody_verify_says_which_reader_ran(monkeypatch):
-    monkeypatch.setattr(chain, "C_READER_MIN_ENTRIES", 1)
+    monkeypatch.setattr(reader, "C_READER_MIN_ENTRIES", 1)
     sample_log(5)
 
     code, output = verify_cli()
@@ -178,7 +181,7 @@ def test_custody_verify_says_which_reader_ran(monkeypatch):
 
     assert code == 0 and "reader: C" in output, output
     assert json.loads(out.getvalue())["reader"] == "C"
-    monkeypatch.setattr(chain, "C_READER_MIN_ENTRIES", 1000)
+    monkeypatch.setattr(reader, "C_READER_MIN_ENTRIES", 1000)
     assert "reader: Python" in verify_cli()[1]
 
 
@@ -303,7 +306,7 @@ def _copy_data(rows, *, signature=b"PGCOPY\n\xff\r\n\x00", flags=0, extension=b"
     return b"".join(out)
 
 
-def _chained(n: int, first: int = 1, prev: str = chain.GENESIS_HASH) -> list[list]:
+def _chained(n: int, first: int = 1, prev: str = GENESIS_HASH) -> list[list]:
     rows = []
     for seq in range(first, first + n):
         canonical = json.dumps({"seq": seq, "motif": "Procédure « test »"}, ensure_ascii=False).encode()
@@ -318,13 +321,13 @@ def test_the_parser_reads_rows_split_anyhow_across_messages(chunk):
     rows = _chained(3)
     data = _copy_data(rows, extension=b"\x01\x02\x03")
 
-    result = chain._chainscan.check_copy_data(data, 1, 3, chain.GENESIS_HASH, [2, 9], chunk)
+    result = reader._chainscan.check_copy_data(data, 1, 3, GENESIS_HASH, [2, 9], chunk)
 
     assert result == (3, rows[2][3], None, {2: rows[1][3]})
     # Stops at the first row that breaks a rule, whatever the chunking.
     broken = [row[:] for row in rows]
     broken[1][2] += b" "
-    assert chain._chainscan.check_copy_data(_copy_data(broken), 1, 3, chain.GENESIS_HASH, [2], chunk) == \
+    assert reader._chainscan.check_copy_data(_copy_data(broken), 1, 3, GENESIS_HASH, [2], chunk) == \
         (1, rows[0][3], 2, {})
 
 
@@ -340,7 +343,7 @@ def test_the_parser_stops_where_the_python_reader_looks_closer(change, good, sto
     rows = _chained(3)
     change(rows)
 
-    result = chain._chainscan.check_copy_data(_copy_data(rows), 1, 3, chain.GENESIS_HASH, [])
+    result = reader._chainscan.check_copy_data(_copy_data(rows), 1, 3, GENESIS_HASH, [])
 
     assert result[0] == good and result[2] == stopped_at
 
@@ -365,43 +368,43 @@ def _int4_seq_row() -> bytes:
 ])
 def test_unexpected_copy_data_is_an_error_not_a_crash(data, why):
     for chunk in (0, 3):
-        with pytest.raises(chain._chainscan.Error, match=f"unexpected COPY data: .*{why}"):
-            chain._chainscan.check_copy_data(data, 1, 1, chain.GENESIS_HASH, [], chunk)
+        with pytest.raises(reader._chainscan.Error, match=f"unexpected COPY data: .*{why}"):
+            reader._chainscan.check_copy_data(data, 1, 1, GENESIS_HASH, [], chunk)
 
 
 # --- Errors ------------------------------------------------------------------------------------
 
 def test_a_connection_error_is_a_clear_exception():
-    with pytest.raises(chain._chainscan.Error, match="cannot connect to PostgreSQL: .*(refused|failed)"):
-        chain._chainscan.scan("host=127.0.0.1 port=1 dbname=temoin connect_timeout=5", 1, 10, None, [])
-    with pytest.raises(chain._chainscan.Error, match='invalid connection option "nonsense"'):
-        chain._chainscan.scan("nonsense=1", 1, 10, None, [])
+    with pytest.raises(reader._chainscan.Error, match="cannot connect to PostgreSQL: .*(refused|failed)"):
+        reader._chainscan.scan("host=127.0.0.1 port=1 dbname=temoin connect_timeout=5", 1, 10, None, [])
+    with pytest.raises(reader._chainscan.Error, match='invalid connection option "nonsense"'):
+        reader._chainscan.scan("nonsense=1", 1, 10, None, [])
     with pytest.raises(ValueError):
-        chain._chainscan.scan("", 10, 1, None, [])
+        reader._chainscan.scan("", 10, 1, None, [])
     with pytest.raises(ValueError, match="sorted"):
-        chain._chainscan.scan("", 1, 10, None, [5, 3])
+        reader._chainscan.scan("", 1, 10, None, [5, 3])
 
 
 def test_when_the_c_reader_cannot_connect_verification_goes_on_in_python(monkeypatch, caplog):
     sample_log(8)
-    monkeypatch.setattr(chain, "C_READER_MIN_ENTRIES", 1)
-    monkeypatch.setattr(chain, "_conninfo", lambda: "host=127.0.0.1 port=1 connect_timeout=5")
+    monkeypatch.setattr(reader, "C_READER_MIN_ENTRIES", 1)
+    monkeypatch.setattr(reader, "_conninfo", lambda: "host=127.0.0.1 port=1 connect_timeout=5")
 
-    with caplog.at_level(logging.WARNING, logger="audit.chain"):
+    with caplog.at_level(logging.WARNING, logger="audit.scan"):
         report = verify_chain()
 
     assert report.ok and report.events == 8 and report.reader == "Python", report.summary()
     assert "C reader failed (cannot connect to PostgreSQL" in caplog.text
-    with pytest.raises(chain._chainscan.Error, match="cannot connect"):
+    with pytest.raises(reader._chainscan.Error, match="cannot connect"):
         verify_chain(reader="c")
 
 
 def test_a_connection_option_the_system_libpq_does_not_know_keeps_the_python_reader(monkeypatch, caplog):
     sample_log(3)
-    monkeypatch.setattr(chain, "C_READER_MIN_ENTRIES", 1)
-    monkeypatch.setattr(chain._chainscan, "CONNINFO_KEYWORDS", chain._chainscan.CONNINFO_KEYWORDS - {"user"})
+    monkeypatch.setattr(reader, "C_READER_MIN_ENTRIES", 1)
+    monkeypatch.setattr(reader._chainscan, "CONNINFO_KEYWORDS", reader._chainscan.CONNINFO_KEYWORDS - {"user"})
 
-    with caplog.at_level(logging.WARNING, logger="audit.chain"):
+    with caplog.at_level(logging.WARNING, logger="audit.scan"):
         report = verify_chain()
 
     assert report.ok and report.reader == "Python"
@@ -409,7 +412,7 @@ def test_a_connection_option_the_system_libpq_does_not_know_keeps_the_python_rea
 
 
 def test_inside_an_outer_transaction_the_python_reader_runs(monkeypatch):
-    monkeypatch.setattr(chain, "C_READER_MIN_ENTRIES", 1)
+    monkeypatch.setattr(reader, "C_READER_MIN_ENTRIES", 1)
     sample_log(3)
     with transaction.atomic():
         append(1)  # not committed: a second connection would not see it

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
-from audit.chain import verify_chain
+from audit.verification import verify_chain
 from audit.models import CustodyEvent
 from audit.services import custody_event_append
 from tests.conftest import require_service

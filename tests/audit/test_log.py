@@ -11,10 +11,10 @@ from audit.chain import (
     GENESIS_HASH,
     custody_event_canonical,
     custody_event_hash,
-    verify_chain,
 )
 from audit.models import CustodyEvent
 from audit.services import custody_event_append
+from audit.verification import verify_chain
 
 from ..conftest import require_service
 

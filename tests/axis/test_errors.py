@@ -59,7 +59,7 @@ def test_an_expired_token_gets_401_and_a_new_token_works(connection, settings):
 
 def test_a_revoked_credential_can_no_longer_authenticate_nor_use_its_tokens(connection, bws):
     from devices.axis.models import AxisCredential
-    from devices.axis.services import credential_revoke
+    from devices.axis.tokens import credential_revoke
 
     credential_revoke(credential=AxisCredential.objects.get(username=connection["BlobAPIUserName"]))
 

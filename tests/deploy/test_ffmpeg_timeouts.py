@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from evidence.integrations import ffmpeg
+from evidence.integrations import ffmpeg, rawvideo
 from evidence.integrations.ffmpeg import MediaError
 
 
@@ -59,11 +59,11 @@ def test_the_frame_rate_probe_of_redaction_is_killed_too(stuck_programs, tmp_pat
     clip.write_bytes(b"\x00" * 1024)
 
     with pytest.raises(MediaError, match="longer than 1 s"):
-        ffmpeg.video_rate(clip)
+        rawvideo.video_rate(clip)
 
 
 def test_a_decoder_whose_pipe_stays_silent_is_killed_at_its_deadline(stuck_programs):
-    reader = ffmpeg.RawVideoReader(["ffmpeg"], width=2, height=2, channels=1, every=1, timeout=1)
+    reader = rawvideo.RawVideoReader(["ffmpeg"], width=2, height=2, channels=1, every=1, timeout=1)
 
     with pytest.raises(MediaError, match="ffmpeg took longer than 1 s"):
         with reader:
@@ -73,7 +73,7 @@ def test_a_decoder_whose_pipe_stays_silent_is_killed_at_its_deadline(stuck_progr
 
 
 def test_an_encoder_that_stops_reading_is_killed_at_its_deadline(stuck_programs):
-    writer = ffmpeg.RawVideoWriter(["ffmpeg"], timeout=1)
+    writer = rawvideo.RawVideoWriter(["ffmpeg"], timeout=1)
 
     with pytest.raises(MediaError, match="ffmpeg took longer than 1 s"):
         writer.close()

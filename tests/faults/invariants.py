@@ -12,7 +12,7 @@ from collections import Counter
 INVARIANTS = [
     "every clip verified in the store (read back, hash equal, locked until its retention end) or still on the camera",
     "no duplicate recording (one live recording per clip, per content and per store key)",
-    "custody chain verifies (audit.chain.verify_chain, full mode)",
+    "custody chain verifies (audit.verification.verify_chain, full mode)",
     "nothing wiped from a camera unverified (each wipe follows recording.verified in the custody log)",
 ]
 
@@ -23,7 +23,7 @@ class InvariantBroken(AssertionError):
 
 def check(rig) -> dict:
     """Assert the four invariants on the rig's database, store and cameras; return figures."""
-    from audit.chain import verify_chain
+    from audit.verification import verify_chain
     from audit.models import CustodyEvent
     from devices.models import OffloadItem
     from evidence.models import Recording

@@ -3,7 +3,7 @@ import hashlib
 
 import numpy as np
 
-from evidence.integrations import ffmpeg
+from evidence.integrations import rawvideo
 from evidence.models import Recording
 from evidence.redaction import services
 from evidence.redaction.models import RedactionJob
@@ -44,7 +44,7 @@ def object_sha256(store, key, version_id="") -> str:
 
 def frames(path) -> tuple[list[np.ndarray], int, int]:
     """Every frame of ``path`` as a BGR array."""
-    reader = ffmpeg.raw_video_reader(path, pix_fmt="bgr24")
+    reader = rawvideo.raw_video_reader(path, pix_fmt="bgr24")
     with reader:
         out = [np.frombuffer(data, np.uint8).reshape(reader.height, reader.width, 3) for _, data in reader]
     return out, reader.width, reader.height
@@ -103,7 +103,7 @@ def face_frames_covered(faces: dict, boxes: dict, width: int, height: int, *, sc
     """(frames whose every labelled face is covered, frames with a face, the frames left uncovered).
 
     ``faces``: {frame: [[x, y, w, h], …]} in the clip's own pixels; ``scale``/``shift`` map them
-    into the analysed video's pixels; ``boxes``: ``services.frame_boxes`` of the analysis."""
+    into the analysed video's pixels; ``boxes``: ``render.frame_boxes`` of the analysis."""
     ok, total, missed = 0, 0, []
     for frame, labels in faces.items():
         if not labels:

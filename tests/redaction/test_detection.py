@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from evidence.integrations import ffmpeg
-from evidence.redaction import detection, services
+from evidence.redaction import detection
+from evidence.redaction.analysis import analyse_file
+from evidence.redaction.render import frame_boxes
 from evidence.redaction.models import Track
 
 from .conftest import carphone_source
@@ -16,14 +18,14 @@ TRUTH = json.loads((Path(__file__).parent / "data" / "carphone_faces.json").read
 
 
 def _frame_boxes(result):
-    return services.frame_boxes([Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
+    return frame_boxes([Track(number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
                                        last_frame=t["last"]) for i, t in enumerate(result["tracks"], start=1)])
 
 
 def test_every_frame_of_the_carphone_face_is_under_the_blur_at_the_clips_own_size(tmp_path):
     """Issue 16: the Haar analysis left the face sharp on frames 85-119 (head tilted, track ended)."""
     clip = labelled_clips()["carphone"]
-    result = services.analyse_file(carphone_source(), params=dict(detection.DEFAULT_PARAMS))
+    result = analyse_file(carphone_source(), params=dict(detection.DEFAULT_PARAMS))
     assert (result["width"], result["height"], result["frame_count"]) == (176, 144, 120)
     ok, total, missed = face_frames_covered(clip["faces"], _frame_boxes(result), 176, 144)
     assert (ok, total, missed) == (120, 120, [])
@@ -48,10 +50,10 @@ def test_the_small_face_pass_covers_the_passer_by_behind_the_window_in_every_fra
     pass (the frame enlarged twice, a lower threshold, small boxes only) covers every face-frame."""
     clip = labelled_clips()["bikes"]
     src = _skv_clip(clip["member"])
-    with_pass = services.analyse_file(src, params=dict(detection.DEFAULT_PARAMS))
+    with_pass = analyse_file(src, params=dict(detection.DEFAULT_PARAMS))
     ok, total, missed = face_frames_covered(clip["faces"], _frame_boxes(with_pass), clip["width"], clip["height"])
     assert (ok, total, missed) == (56, 56, [])
-    without = services.analyse_file(src, params={**detection.DEFAULT_PARAMS, "fine_every": 0})
+    without = analyse_file(src, params={**detection.DEFAULT_PARAMS, "fine_every": 0})
     ok, total, missed = face_frames_covered(clip["faces"], _frame_boxes(without), clip["width"], clip["height"])
     assert ok < 30, "without the small-face pass the passer-by stays sharp (the test would prove nothing)"
 
@@ -60,7 +62,7 @@ def test_every_hand_annotated_face_is_under_a_blurred_box_after_tracking(tmp_pat
     # The annotations are on the clip's own frames (29.97 fps), so keep its rate.
     clip = ffmpeg.clip_with_audio(carphone_source(), tmp_path / "carphone.mp4", width=352, height=288,
                                   rate="30000/1001", audio="")
-    result = services.analyse_file(clip, params=dict(detection.DEFAULT_PARAMS))
+    result = analyse_file(clip, params=dict(detection.DEFAULT_PARAMS))
     assert result["frame_count"] == 120 and result["detection_frames"] == 60  # one frame in two
     boxes = _frame_boxes(result)
     for frame, faces in TRUTH.items():

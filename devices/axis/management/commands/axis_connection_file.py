@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
 from accounts.models import Organisation
-from devices.axis import services
+from devices.axis import tokens
 from devices.axis.models import AxisCredential
 
 MAX_BYTES = 64 * 1024  # specification: "The maximum size of the connection file is 64 kB"
@@ -72,10 +72,10 @@ class Command(BaseCommand):
             raise CommandError(f"certificate unreadable: {exc}") from exc
         site = (site_name or organisation.name)[:64]
         previous = list(AxisCredential.objects.filter(organisation=organisation, active=True))
-        credential, key = services.credential_create(organisation=organisation, site_name=site)
+        credential, key = tokens.credential_create(organisation=organisation, site_name=site)
         if revoke_previous:
             for old in previous:
-                services.credential_revoke(credential=old)
+                tokens.credential_revoke(credential=old)
         auth_path = reverse("axis-auth")
         document = {
             "ConnectionFileVersion": "1.0",

@@ -1,0 +1,118 @@
+"""Redaction analysis: detect faces and plates every N frames on a downscaled frame, track them in
+between, and hand the job over for review, logged (CSI R241-14). The original is only read (CSI
+R241-11 V: it is never modified).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import custody_event_append
+from evidence.integrations import ffmpeg, rawvideo
+from evidence.integrations.store import get_store
+
+from . import detection
+from .jobs import PROGRESS_INTERVAL, job_fail, job_progress
+from .models import RedactionJob, Track
+
+
+def redaction_analyse(*, job: RedactionJob, now: dt.datetime | None = None,
+                      detector=None) -> RedactionJob:
+    """Detect faces and plates, build tracks, and hand the job over for review. Idempotent."""
+    with transaction.atomic():
+        job = RedactionJob.objects.select_for_update().select_related("recording").get(pk=job.pk)
+        if job.status not in (RedactionJob.Status.QUEUED, RedactionJob.Status.ANALYSING):
+            return job
+        job.status, job.progress = RedactionJob.Status.ANALYSING, 0
+        job.save(update_fields=["status", "progress"])
+    recording = job.recording
+    params = {**detection.DEFAULT_PARAMS, **job.params}
+    started = time.monotonic()
+    try:
+        with get_store().local_path(recording.store_key, recording.store_version_id) as src:
+            result = analyse_file(src, params=params, detector=detector,
+                                  progress=lambda p: job_progress(job, p))
+    except ffmpeg.MediaError as exc:  # a StoreError propagates: the task retries it
+        return job_fail(job, "analyse", exc, now)
+    elapsed = time.monotonic() - started
+    now = now or timezone.now()
+    with transaction.atomic():
+        job = RedactionJob.objects.select_for_update().get(pk=job.pk)
+        job.tracks.all().delete()  # a retried analysis starts over
+        Track.objects.bulk_create([
+            Track(job=job, number=i, kind=t["kind"], keyframes=t["keyframes"], first_frame=t["first"],
+                  last_frame=t["last"], score=t["score"])
+            for i, t in enumerate(result["tracks"], start=1)
+        ])
+        job.fps, job.frame_count = result["fps"], result["frame_count"]
+        job.width, job.height = result["width"], result["height"]
+        job.params = {**params, "rate": result["rate"]}
+        job.status, job.progress, job.analysed_at = RedactionJob.Status.REVIEW, 100, now
+        job.save()
+        kinds: dict = {}
+        for t in result["tracks"]:
+            kinds[t["kind"]] = kinds.get(t["kind"], 0) + 1
+        custody_event_append(
+            action="redaction.analysed", subject=job, recording=recording, actor_label="system:redaction",
+            details={"job": job.pk, "tracks": kinds, "frames": result["frame_count"],
+                     "detection_frames": result["detection_frames"], "detector": params["detector"],
+                     "every": params["every"], "seconds": round(elapsed, 2)},
+            now=now,
+        )
+    return job
+
+
+def analyse_file(src: str | Path, *, params: dict, detector=None,
+                 progress: Callable[[int], None] | None = None) -> dict:
+    """Run detection + tracking over a video file; returns tracks in the original's pixels.
+
+    Every track covers its frames from ``every + lead - 1`` frames before its first detection to
+    as many after its last: a face is on screen before the pass that finds it and after the one
+    that loses it (issue 16: the Carphone face was left sharp after its track ended early).
+    """
+    info = ffmpeg.probe(src)
+    rate, fps, count = rawvideo.video_rate(src)
+    every = max(1, int(params.get("every", detection.DEFAULT_PARAMS["every"])))
+    lead = max(0, int(params.get("lead", detection.DEFAULT_PARAMS["lead"])))
+    width = min(int(params.get("analysis_width", detection.DEFAULT_PARAMS["analysis_width"])), info.width)
+    detector = detector or detection.make_detector(params)
+    tracker = detection.Tracker(max_missed=int(params.get("max_missed", detection.DEFAULT_PARAMS["max_missed"])))
+    expected = count or int((info.duration or 0) * fps) or 1
+    last_report, last_frame, passes = 0.0, 0, 0
+    reader = rawvideo.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24")
+    scale = info.width / float(reader.width)
+    plates_every = -(-max(every, int(params.get("plates_every", every))) // every) * every
+    fine_every = int(params.get("fine_every", detection.DEFAULT_PARAMS["fine_every"]))
+    fine_every = -(-max(every, fine_every) // every) * every if fine_every > 0 else 0
+    fine_params = {key: params.get(f"fine_{key}", detection.DEFAULT_PARAMS[f"fine_{key}"])
+                   for key in ("scale", "threshold", "max_face")}
+    with reader:
+        for index, data in reader:
+            rgb = np.frombuffer(data, dtype=np.uint8).reshape(reader.height, reader.width, 3)
+            plates = index % plates_every == 0
+            fine = bool(fine_every) and index % fine_every == 0
+            tracker.update(index, detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None),
+                           searched=("face", "plate") if plates else ("face",), fine=fine)
+            last_frame, passes = index, passes + 1
+            if progress and time.monotonic() - last_report > PROGRESS_INTERVAL:
+                progress(min(99, 100 * index // expected))
+                last_report = time.monotonic()
+    frame_count = count or (last_frame + every)
+    tracks = []
+    for t in tracker.tracks():
+        step = plates_every if t.kind == "plate" else fine_every if t.fine_only else every
+        reach = step - 1 + lead
+        frames = [k[0] for k in t.keyframes]
+        tracks.append({
+            "kind": t.kind, "keyframes": t.keyframes,
+            "first": max(0, frames[0] - reach), "last": min(frame_count - 1, frames[-1] + reach),
+            "score": float(np.mean(t.scores)) if t.scores else 0.0,
+        })
+    return {"tracks": tracks, "fps": fps, "rate": rate, "frame_count": frame_count,
+            "width": info.width, "height": info.height, "detection_frames": passes}
