@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from evidence.disclosure.services import access_request_register
+from evidence.disclosure.access_requests import access_request_register
 from tests.auth import sign_in
 from tests.evidence.test_api import make_recording
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.services import organisation_create
 from audit.services import custody_event_append
 from devices.services import camera_register
-from evidence.disclosure.services import access_request_register
+from evidence.disclosure.access_requests import access_request_register
 from tests.auth import sign_in
 from tests.evidence.test_api import make_recording
 
