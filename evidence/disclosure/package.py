@@ -300,11 +300,7 @@ def build(*, export: Export, derivative_of, report_progress, now: dt.datetime | 
                 "checkpoints": custody["checkpoints"],
                 "public_key": {"file": "public_key.pem", "algorithm": "Ed25519", "key_id": fingerprint},
             }
-            body = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
-            w.add_bytes(prefix + "manifest.json", body, listed=False)
-            signature, _public = signing.sign(body)
-            w.add_bytes(prefix + "manifest.sig", (signature + "\n").encode(), listed=False)
-            state["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+            state["manifest_sha256"] = w.add_signed_manifest(prefix, manifest)
             state["files"] = len(w.files) + 2
 
     retain_until = max(min((r.retain_until for r in recordings if r.retain_until), default=now + MIN_LOCK),

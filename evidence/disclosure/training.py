@@ -5,8 +5,6 @@ retention rule (TEMOIN_TRAINING_RETENTION), apart from the recordings they came 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import uuid
 import zipfile
 from pathlib import Path
@@ -118,11 +116,7 @@ def build_training(*, export: Export, items, derivatives: dict, now: dt.datetime
                                for v in videos],
                     "public_key": {"file": "public_key.pem", "algorithm": "Ed25519", "key_id": fingerprint},
                 }
-                body = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
-                w.add_bytes(prefix + "manifest.json", body, listed=False)
-                signature, _public = signing.sign(body)
-                w.add_bytes(prefix + "manifest.sig", (signature + "\n").encode(), listed=False)
-                state["manifest_sha256"] = hashlib.sha256(body).hexdigest()
+                state["manifest_sha256"] = w.add_signed_manifest(prefix, manifest)
                 state["files"] = len(w.files) + 2
 
         # Anonymous, it no longer follows the recordings it came from: kept under the training rule

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,3 +118,14 @@ class ZipWriter:
                     progress(len(data))
         self.files[name] = {"sha256": sha.hexdigest(), "size": size}
         return sha.hexdigest(), size
+
+    def add_signed_manifest(self, prefix: str, manifest: dict) -> str:
+        """manifest.json (every file listed before it) and manifest.sig, its Ed25519 signature with
+        the deployment's key; returns the manifest's SHA-256."""
+        from audit.integrations import signing
+
+        body = json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False).encode()
+        self.add_bytes(prefix + "manifest.json", body, listed=False)
+        signature, _public = signing.sign(body)
+        self.add_bytes(prefix + "manifest.sig", (signature + "\n").encode(), listed=False)
+        return hashlib.sha256(body).hexdigest()
