@@ -302,7 +302,7 @@ def test_tiles_are_fetched_from_the_configured_source_and_drawn_on_the_three_pag
         page.wait_for_timeout(300)  # Leaflet's fade-in
         assert requested and all(pattern.match(u) for u in requested)
         zooms = {int(pattern.match(u)["z"]) for u in requested}
-        assert zooms and all(13 <= z <= 17 for z in zooms), zooms  # around the track, not the world
+        assert zooms and all(13 <= z <= 19 for z in zooms), zooms  # around the track, not the world
         assert page.evaluate(f"""() => [...document.querySelectorAll('{selector} img.leaflet-tile-loaded')]
                                  .every(i => i.complete && i.naturalWidth === 256)""")
         assert _tile_share(page, selector) > 0.5, name  # the background is the tiles
