@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from audit.chain import canonical_from_row, FULL_COLUMNS
 from audit.verification import check_checkpoints, prove_entries
@@ -216,6 +216,10 @@ def _recording_meta(recording, item, derivative, path: str) -> dict:
     }
 
 
+# Issue 20: a package goes to a French court or a French data subject: its custody reports, labels and
+# README stay in French even when the export is started from an English interface (Constitution art. 2:
+# the language of the Republic, and of its courts, is French).
+@translation.override("fr")
 def build(*, export: Export, derivative_of, report_progress, now: dt.datetime | None = None) -> Built:
     """The package of ``export``. ``derivative_of(recording, mode)`` gives an approved redacted copy,
     ``report_progress(percent)`` shows the building's progress (both from the disclosure services,
