@@ -73,7 +73,10 @@ def annual_summary_for(*, user: User, year: int) -> AnnualSummary:
     }
     summary = AnnualSummary(organisation=user.organisation.name, year=year, zone=zone.key)
     for m in range(1, 13):
-        summary.months.append({"month": m, "name": date_format(dt.date(year, m, 1), "F"), **{k: counts[k].get(m, 0) for k, _t in COLUMNS}})
+        first = dt.date(year, m, 1)
+        # "short": the chart's axis, abbreviated as the language does ("janv.", "févr." / "Jan.", "Feb.").
+        summary.months.append({"month": m, "name": date_format(first, "F"), "short": date_format(first, "N"),
+                               **{k: counts[k].get(m, 0) for k, _t in COLUMNS}})
     summary.totals = {k: sum(row[k] for row in summary.months) for k, _t in COLUMNS}
     return summary
 
@@ -101,7 +104,7 @@ def annual_chart(summary: AnnualSummary, *, width: int = 720, height: int = 250)
                                width=round(bar_w, 2), height=round(h, 2),
                                label=f"{row['name']} : {row['recordings']}"))
         chart.rows.append((row["name"], str(row["recordings"])))
-        chart.x_ticks.append(Tick(pos=round(left + i * slot + slot / 2, 2), label=row["name"][:4]))
+        chart.x_ticks.append(Tick(pos=round(left + i * slot + slot / 2, 2), label=row["short"]))
     return chart
 
 
