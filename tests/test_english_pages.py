@@ -223,6 +223,35 @@ def test_the_deactivation_confirmation_is_in_english(scene):
     assert french_left(html, _data(scene)) == []
 
 
+def test_the_messages_after_the_browser_tests_actions_are_in_english(scene):
+    # What the browser tests do: tag (refused, then saved), place a hold, comment, correct a clock.
+    rec, untagged = scene["tagged"], scene["untagged"]
+    officer = english_client(scene["users"]["officer"])
+    chef = english_client(scene["users"]["supervisor"])
+    pages = {}
+
+    pages["tag refused"] = officer.post(f"/enregistrements/{untagged.pk}/etiquettes/", {
+        "trigger_reason": "risk_of_incident", "subject_notified": "false", "next": "/a-completer/"}, follow=True)
+    pages["tag saved"] = officer.post(f"/enregistrements/{untagged.pk}/etiquettes/", {
+        "trigger_reason": "incident", "subject_notified": "true", "next": "/a-completer/"}, follow=True)
+    pages["hold placed"] = chef.post(f"/enregistrements/{rec.pk}/conservations/", {
+        "procedure": "judicial", "reference": "PV 2026/1234", "motif": "PV 2026/1234"}, follow=True)
+    pages["hold refused"] = chef.post(f"/enregistrements/{rec.pk}/conservations/", {
+        "procedure": "judicial", "reference": ""}, follow=True)
+    pages["comment"] = chef.post(f"/enregistrements/{rec.pk}/commentaires/", {"at": "1", "text": "PV 2026/77"},
+                                 follow=True)
+    pages["clock"] = chef.post("/interventions/PM-2026-0500/horloge/", {
+        "camera": rec.camera.serial, "seconds": "2", "motif": "PV 2026/77"}, follow=True)
+
+    texts = {name: " ".join(visible_texts(p.content.decode())) for name, p in pages.items()}
+    assert f"Recording no. {untagged.pk}: say why the people filmed were not informed." in texts["tag refused"]
+    assert f"Recording no. {untagged.pk}: tags saved." in texts["tag saved"]
+    assert "Hold for a procedure saved." in texts["hold placed"] and "Hold refused: " in texts["hold refused"]
+    assert "Comment added." in texts["comment"] and "Clock correction entered in the custody log." in texts["clock"]
+    found = {name: left for name, p in pages.items() if (left := french_left(p.content.decode(), _data(scene)))}
+    assert found == {}
+
+
 # --- Custody actions in English, French by default -------------------------------------------
 
 def test_the_custody_actions_are_english_on_the_register_and_the_recordings_custody_page(scene):
