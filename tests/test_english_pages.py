@@ -18,6 +18,8 @@ from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 
+from audit.models import CustodyEvent
+from evidence.access.services import CONSULTATION_MOTIFS
 from tests.auth import sign_in
 from tests.evidence.test_api import make_recording
 from tests.test_i18n import FRENCH_LETTERS, choose_language
@@ -175,6 +177,7 @@ def pages_by_role(scene) -> dict[str, list[str]]:
     return {
         "officer": ["/", "/?hold=held", "/?sort=started_at", f"/enregistrements/{rec}/", "/a-completer/",
                     "/tableau-de-bord/", "/interventions/", f"/enregistrements/{rec}/tracabilite/",
+                    f"/enregistrements/{rec}/lecture/",
                     "/mon-compte/mot-de-passe/"],
         "supervisor": ["/revue/", "/conservations/", "/effacements/", "/interventions/", "/interventions/PM-2026-0500/",
                        f"/enregistrements/{rec}/", f"/enregistrements/{rec}/tracabilite/"],
@@ -242,13 +245,25 @@ def test_the_messages_after_the_browser_tests_actions_are_in_english(scene):
                                  follow=True)
     pages["clock"] = chef.post("/interventions/PM-2026-0500/horloge/", {
         "camera": rec.camera.serial, "seconds": "2", "motif": "PV 2026/77"}, follow=True)
+    pages["player"] = officer.post(f"/enregistrements/{rec.pk}/lecture/", {
+        "motif_choice": CONSULTATION_MOTIFS[0], "motif_detail": "PV 2026/77"})
+    pages["thumbnails"] = officer.post("/a-completer/", {"action": "thumbnails"})
+    pages["interventions consulted"] = chef.post("/interventions/PM-2026-0500/consultation/", {
+        "motif_choice": CONSULTATION_MOTIFS[1], "motif_detail": "PV 2026/77"})
 
     texts = {name: " ".join(visible_texts(p.content.decode())) for name, p in pages.items()}
     assert f"Recording no. {untagged.pk}: say why the people filmed were not informed." in texts["tag refused"]
     assert f"Recording no. {untagged.pk}: tags saved." in texts["tag saved"]
     assert "Hold for a procedure saved." in texts["hold placed"] and "Hold refused: " in texts["hold refused"]
     assert "Comment added." in texts["comment"] and "Clock correction entered in the custody log." in texts["clock"]
-    found = {name: left for name, p in pages.items() if (left := french_left(p.content.decode(), _data(scene)))}
+    assert "<video" in pages["player"].content.decode()
+    # The motif chosen in English is logged as offered: in French, the register's language.
+    assert CustodyEvent.objects.filter(action="recording.consulted", actor=scene["users"]["officer"],
+                                       motif=f"{CONSULTATION_MOTIFS[0]} — PV 2026/77").exists()
+    # The logged motif is quoted back as the register keeps it (in French): data, like a typed motif.
+    logged = (f"{CONSULTATION_MOTIFS[0]} — PV 2026/77", f"{CONSULTATION_MOTIFS[1]} — PV 2026/77")
+    found = {name: left for name, p in pages.items()
+             if (left := french_left(p.content.decode(), _data(scene) + logged))}
     assert found == {}
 
 
