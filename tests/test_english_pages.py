@@ -225,6 +225,25 @@ def test_the_deactivation_confirmation_is_in_english(scene):
     assert "Deactivate the account agent.martin?" in html
     assert french_left(html, _data(scene)) == []
 
+    done = client.post("/utilisateurs/", {"action": "deactivate", "user": scene["users"]["officer"].pk,
+                                          "confirm": "1", "motif": "left the service"}, follow=True)
+    assert "Account agent.martin deactivated. It can be reactivated from this page." in done.content.decode()
+    assert french_left(done.content.decode(), _data(scene)) == []
+
+
+def test_the_password_change_answers_in_english(scene):
+    client = english_client(scene["users"]["officer"])
+
+    refused = client.post("/mon-compte/mot-de-passe/", {"current": "wrong", "new": "x" * 12, "confirm": "y" * 12})
+    changed = client.post("/mon-compte/mot-de-passe/", {
+        "current": "Témoin-demo-2026", "new": "another-long-passphrase-26", "confirm": "another-long-passphrase-26",
+        "next": "/"}, follow=True)
+
+    assert "Refused: the current password is wrong." in refused.content.decode()
+    assert "Password changed." in changed.content.decode()
+    assert french_left(refused.content.decode(), _data(scene)) == []
+    assert french_left(changed.content.decode(), _data(scene)) == []
+
 
 def test_the_messages_after_the_browser_tests_actions_are_in_english(scene):
     # What the browser tests do: tag (refused, then saved), place a hold, comment, correct a clock.
