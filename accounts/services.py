@@ -1,5 +1,6 @@
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework.authtoken.models import Token
 
 from audit.services import custody_event_append
@@ -254,7 +255,7 @@ def user_password_reset(*, user: User, password: str, by: User) -> User:
 
     _check_admin(by, user)
     if user.pk == by.pk:
-        raise ValueError("un administrateur change son propre mot de passe depuis « Mon mot de passe ».")
+        raise ValueError(_("un administrateur change son propre mot de passe depuis « Mon mot de passe »."))
     validate_password(password, user)  # django.core.exceptions.ValidationError
     with transaction.atomic():
         user.set_password(password)
@@ -275,11 +276,11 @@ def password_change(*, user: User, current: str, new: str, confirm: str) -> User
     from django.contrib.auth.password_validation import validate_password
 
     if not user.check_password(current or ""):
-        raise ValueError("le mot de passe actuel est incorrect.")
+        raise ValueError(_("le mot de passe actuel est incorrect."))
     if new != confirm:
-        raise ValueError("les deux saisies du nouveau mot de passe diffèrent.")
+        raise ValueError(_("les deux saisies du nouveau mot de passe diffèrent."))
     if new == current:
-        raise ValueError("le nouveau mot de passe doit être différent de l'actuel.")
+        raise ValueError(_("le nouveau mot de passe doit être différent de l'actuel."))
     validate_password(new, user)
     with transaction.atomic():
         was_temporary = user.must_change_password

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 
 from . import second_factor as sf
 
@@ -24,7 +25,7 @@ def otp_verify(request):
     if request.method == "POST":
         if sf.totp_verify(request=request, token=request.POST.get("token", "")):
             return redirect(_next(request))
-        error = "Code incorrect ou expiré. Attendez le code suivant et réessayez."
+        error = _("Code incorrect ou expiré. Attendez le code suivant et réessayez.")
     return render(request, "accounts/otp_verify.html", {"error": error, "next": _next(request)}, status=400 if error else 200)
 
 
@@ -37,7 +38,7 @@ def otp_setup(request):
     if request.method == "POST":
         if sf.totp_enrolment_confirm(request=request, device=device, token=request.POST.get("token", "")):
             return redirect(_next(request))
-        error = "Code incorrect. Vérifiez l'heure de votre téléphone et saisissez le code affiché."
+        error = _("Code incorrect. Vérifiez l'heure de votre téléphone et saisissez le code affiché.")
     return render(request, "accounts/otp_setup.html", {
         "error": error, "next": _next(request), "qr_svg": sf.provisioning_qr_svg(device),
         "secret": sf.base32_secret(device),
@@ -69,45 +70,49 @@ def users(request):
                     matricule=request.POST.get("matricule", ""), first_name=request.POST.get("first_name", ""),
                     last_name=request.POST.get("last_name", ""), email=request.POST.get("email", ""),
                     by=request.user)
-                messages.success(request, f"Compte {username} créé." + (
-                    f" Le rôle « {created.get_pending_role_display()} » attend l'approbation du maire : le compte "
-                    "ne peut pas se connecter d'ici là (CSI R241-12)." if created.pending_role else ""))
+                messages.success(request, _("Compte %(name)s créé.") % {"name": username} + (
+                    _(" Le rôle « %(role)s » attend l'approbation du maire : le compte ne peut pas se connecter "
+                      "d'ici là (CSI R241-12).") % {"role": created.get_pending_role_display()}
+                    if created.pending_role else ""))
             else:
                 target = get_object_or_404(org_users, pk=request.POST.get("user") or 0)
                 if action == "role":
                     services.user_role_change(user=target, role=request.POST.get("role", ""), by=request.user)
                     if target.pending_role:
-                        messages.success(request, f"Rôle « {target.get_pending_role_display()} » demandé pour "
-                                                  f"{target.username} : il attend l'approbation du maire, le compte "
-                                                  f"garde d'ici là le rôle « {target.get_role_display()} ».")
+                        messages.success(request, _(
+                            "Rôle « %(role)s » demandé pour %(name)s : il attend l'approbation du maire, le compte "
+                            "garde d'ici là le rôle « %(current)s ».") % {
+                            "role": target.get_pending_role_display(), "name": target.username,
+                            "current": target.get_role_display()})
                     else:
-                        messages.success(request, f"Rôle de {target.username} : {target.get_role_display()}.")
+                        messages.success(request, _("Rôle de %(name)s : %(role)s.") % {
+                            "name": target.username, "role": target.get_role_display()})
                 elif action == "deactivate":
                     # Withdrawing every access asks first: the button leads to a confirmation page.
                     if request.POST.get("confirm") != "1":
                         return render(request, "accounts/user_deactivate_confirm.html", {"target": target})
                     services.user_deactivate(user=target, by=request.user, motif=request.POST.get("motif", "")[:2000])
-                    messages.success(request, f"Compte {target.username} désactivé. Il peut être réactivé "
-                                              "depuis cette page.")
+                    messages.success(request, _("Compte %(name)s désactivé. Il peut être réactivé depuis cette "
+                                                "page.") % {"name": target.username})
                 elif action == "reactivate":
                     services.user_reactivate(user=target, by=request.user, motif=request.POST.get("motif", "")[:2000])
-                    messages.success(request, f"Compte {target.username} réactivé.")
+                    messages.success(request, _("Compte %(name)s réactivé.") % {"name": target.username})
                 elif action == "email":
                     services.user_email_set(user=target, email=request.POST.get("email", ""), by=request.user)
-                    messages.success(request, f"Adresse électronique de {target.username} enregistrée.")
+                    messages.success(request, _("Adresse électronique de %(name)s enregistrée.") % {"name": target.username})
                 elif action == "reset_password":
                     services.user_password_reset(user=target, password=request.POST.get("password", ""),
                                                  by=request.user)
-                    messages.success(request, f"Mot de passe provisoire fixé pour {target.username} : à changer "
-                                              "à sa prochaine connexion.")
+                    messages.success(request, _("Mot de passe provisoire fixé pour %(name)s : à changer à sa "
+                                                "prochaine connexion.") % {"name": target.username})
                 elif action == "reset_totp":
                     sf.totp_reset(user=target, by=request.user)
-                    messages.success(request, f"Second facteur de {target.username} réinitialisé : "
-                                              "nouvelle activation à la prochaine connexion.")
+                    messages.success(request, _("Second facteur de %(name)s réinitialisé : nouvelle activation à "
+                                                "la prochaine connexion.") % {"name": target.username})
         except ValidationError as exc:
-            messages.error(request, "Mot de passe refusé : " + " ".join(exc.messages))
+            messages.error(request, _("Mot de passe refusé : %(why)s") % {"why": " ".join(exc.messages)})
         except (ValueError, PermissionError) as exc:
-            messages.error(request, f"Refusé : {exc}")
+            messages.error(request, _("Refusé : %(why)s") % {"why": exc})
         return redirect("users")
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -137,9 +142,10 @@ def role_approvals(request):
         try:
             services.user_role_decide(user=target, by=request.user, approve=approve,
                                       motif=request.POST.get("motif", "")[:2000])
-            messages.success(request, f"Rôle de {target.username} {'approuvé' if approve else 'refusé'}.")
+            messages.success(request, (_("Rôle de %(name)s approuvé.") if approve else _("Rôle de %(name)s refusé."))
+                             % {"name": target.username})
         except PermissionError as exc:
-            messages.error(request, f"Refusé : {exc}")
+            messages.error(request, _("Refusé : %(why)s") % {"why": exc})
         return redirect("role-approvals")
     return render(request, "accounts/role_approvals.html", {"pending": pending})
 
@@ -159,12 +165,12 @@ def password_change(request):
             services.password_change(user=request.user, current=request.POST.get("current", ""),
                                      new=request.POST.get("new", ""), confirm=request.POST.get("confirm", ""))
         except ValidationError as exc:
-            error = "Mot de passe refusé : " + " ".join(exc.messages)
+            error = _("Mot de passe refusé : %(why)s") % {"why": " ".join(exc.messages)}
         except ValueError as exc:
-            error = f"Refusé : {exc}"
+            error = _("Refusé : %(why)s") % {"why": exc}
         else:
             update_session_auth_hash(request, request.user)  # this session stays signed in
-            messages.success(request, "Mot de passe changé.")
+            messages.success(request, _("Mot de passe changé."))
             return redirect(_next(request))
     return render(request, "accounts/password_change.html", {
         "error": error, "next": _next(request), "forced": request.user.must_change_password,

@@ -1,5 +1,8 @@
 """PDF renderings of the register and of a recording's custody report (reportlab).
 
+French by default; in English when the user who asks for one reads the interface in English (issue 20):
+the request's language is active while they are rendered, and every text here goes through gettext.
+Packages for courts and data subjects render them in French (evidence/disclosure/package.py).
 French text with accents: DejaVu Sans (Debian's fonts-dejavu-core) is embedded when present;
 otherwise reportlab's Helvetica, whose WinAnsi encoding covers French.
 """
@@ -9,6 +12,7 @@ import io
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from django.utils.translation import gettext as _
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
@@ -84,7 +88,7 @@ def _footer(text: str):
         canvas.setFont(regular, 7)
         canvas.setFillColor(colors.HexColor("#5b6575"))
         canvas.drawString(doc.leftMargin, 8 * mm, text)
-        canvas.drawRightString(doc.pagesize[0] - doc.rightMargin, 8 * mm, f"page {doc.page}")
+        canvas.drawRightString(doc.pagesize[0] - doc.rightMargin, 8 * mm, _("page %(n)s") % {"n": doc.page})
         canvas.restoreState()
 
     return draw
@@ -101,16 +105,20 @@ def _build(story, *, pagesize, title: str, footer: str) -> bytes:
 def register_pdf(*, rows: list[dict], organisation: str, generated: str, filters: str, truncated: int = 0) -> bytes:
     """rows: dicts with seq, when, author, kind, action, recording, motif, recipients, details."""
     s = _styles()
+    title = _("Registre des consultations, extractions et effacements")
     story = [
-        p("Registre des consultations, extractions et effacements", s["title"]),
-        p(f"{organisation} — CSI R241-14 : journal conservé trois ans, présenté à la CNIL sur demande.", s["body"]),
-        p(f"Extraction : {generated}. Filtres : {filters or 'aucun'}. {len(rows)} entrée(s).", s["small"]),
+        p(title, s["title"]),
+        p(_("%(organisation)s — CSI R241-14 : journal conservé trois ans, présenté à la CNIL sur demande.")
+          % {"organisation": organisation}, s["body"]),
+        p(_("Extraction : %(generated)s. Filtres : %(filters)s. %(count)s entrée(s).")
+          % {"generated": generated, "filters": filters or _("aucun"), "count": len(rows)}, s["small"]),
         Spacer(1, 4 * mm),
     ]
     if truncated:
-        story.append(p(f"{truncated} entrée(s) de plus ne figurent pas dans ce PDF : utiliser l'export CSV.", s["bad"]))
-    head = ["N°", "Date et heure", "Auteur", "Nature", "Opération", "Enregistrement", "Motif", "Destinataires",
-            "Précisions"]
+        story.append(p(_("%(count)s entrée(s) de plus ne figurent pas dans ce PDF : utiliser l'export CSV.")
+                       % {"count": truncated}, s["bad"]))
+    head = [_("N°"), _("Date et heure"), _("Auteur"), _("Nature"), _("Opération"), _("Enregistrement"), _("Motif"),
+            _("Destinataires"), _("Précisions")]
     data = [[p(h, s["head"]) for h in head]]
     for r in rows:
         data.append([p(r["seq"], s["cell"]), p(r["when"], s["cell"]), p(r["author"], s["cell"]),
@@ -119,38 +127,43 @@ def register_pdf(*, rows: list[dict], organisation: str, generated: str, filters
                      p(r["details"] or "", s["small"])])
     widths = [12 * mm, 26 * mm, 30 * mm, 20 * mm, 32 * mm, 20 * mm, 45 * mm, 35 * mm, 53 * mm]
     story.append(Table(data, colWidths=widths, repeatRows=1, style=_TABLE))
-    return _build(story, pagesize=landscape(A4), title="Registre des consultations, extractions et effacements",
-                  footer=f"Témoin — registre — {organisation} — {generated}")
+    return _build(story, pagesize=landscape(A4), title=title,
+                  footer=_("Témoin — registre — %(organisation)s — %(generated)s")
+                  % {"organisation": organisation, "generated": generated})
 
 
 def custody_report_pdf(report: dict) -> bytes:
     """report: the context built by audit.selectors.recording_custody_report."""
     s = _styles()
     r = report
-    story = [p(f"Rapport de traçabilité — enregistrement n° {r['recording'].pk}", s["title"]),
-             p(f"{r['organisation']} — édité le {r['generated']} par {r['generated_by']}.", s["small"]),
-             Spacer(1, 3 * mm), p("Identifiants", s["h2"])]
+    story = [p(_("Rapport de traçabilité — enregistrement n° %(n)s") % {"n": r["recording"].pk}, s["title"]),
+             p(_("%(organisation)s — édité le %(generated)s par %(author)s.") % {
+                 "organisation": r["organisation"], "generated": r["generated"], "author": r["generated_by"]},
+               s["small"]),
+             Spacer(1, 3 * mm), p(_("Identifiants"), s["h2"])]
     story.append(Table([[p(k, s["head"]), p(v, s["cell"])] for k, v in r["identifiers"]],
                        colWidths=[48 * mm, 138 * mm], style=_FIELDS))
-    story.append(p("Empreintes (SHA-256)", s["h2"]))
+    story.append(p(_("Empreintes (SHA-256)"), s["h2"]))
     story.append(Table([[p(k, s["head"]), hash_cell(v, s["mono"]) if v and len(v) == 64 else p(v, s["cell"])]
                         for k, v in r["hashes"]], colWidths=[48 * mm, 138 * mm], style=_FIELDS))
-    story.append(p("Vérification du journal de traçabilité", s["h2"]))
+    story.append(p(_("Vérification du journal de traçabilité"), s["h2"]))
     v = r["verification"]
     story.append(p(v["headline"], s["ok"] if v["ok"] else s["bad"]))
     for line in v["lines"]:
         story.append(p(line, s["body"]))
-    story.append(p(f"Événements ({len(r['events'])})", s["h2"]))
-    data = [[p(h, s["head"]) for h in ("N°", "Date et heure", "Auteur", "Opération", "Motif, destinataires, "
-                                                                                    "précisions", "Empreinte")]]
+    story.append(p(_("Événements (%(count)s)") % {"count": len(r["events"])}, s["h2"]))
+    data = [[p(h, s["head"]) for h in (_("N°"), _("Date et heure"), _("Auteur"), _("Opération"),
+                                       _("Motif, destinataires, précisions"), _("Empreinte"))]]
     for e in r["events"]:
-        text = "\n".join(x for x in (e["motif"] and f"Motif : {e['motif']}",
-                                     e["recipients"] and f"Destinataires : {e['recipients']}", e["details"]) if x)
+        text = "\n".join(x for x in (e["motif"] and _("Motif : %(motif)s") % {"motif": e["motif"]},
+                                     e["recipients"] and _("Destinataires : %(recipients)s") % {
+                                         "recipients": e["recipients"]}, e["details"]) if x)
         data.append([p(e["seq"], s["cell"]), p(e["when"], s["cell"]), p(e["author"], s["cell"]),
                      p(e["action"], s["cell"]), p(text or "—", s["small"]), hash_cell(e["hash"], s["mono"])])
     story.append(Table(data, colWidths=[11 * mm, 25 * mm, 28 * mm, 30 * mm, 56 * mm, 36 * mm], repeatRows=1,
                        style=_TABLE))
     story.append(Spacer(1, 4 * mm))
     story.append(p(r["how_to_verify"], s["small"]))
-    return _build(story, pagesize=A4, title=f"Rapport de traçabilité — enregistrement {r['recording'].pk}",
-                  footer=f"Témoin — traçabilité de l'enregistrement n° {r['recording'].pk} — {r['generated']}")
+    return _build(story, pagesize=A4, title=_("Rapport de traçabilité — enregistrement %(n)s") % {"n": r["recording"].pk},
+                  footer=_("Témoin — traçabilité de l'enregistrement n° %(n)s — %(generated)s") % {
+                      "n": r["recording"].pk, "generated": r["generated"]})

@@ -3,13 +3,14 @@ which custody actions are register entries, and of which kind. Imports nothing o
 so that models (``CustodyEvent.register_kind``) and selectors both read it without a cycle.
 """
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 # Kinds of register entries, and the custody actions each covers (written by the services of the
 # consultation, extraction/export/share and erasure features).
 REGISTER_KINDS = {
-    "consultation": "consultation",
-    "extraction": "extraction",
-    "erasure": "effacement",
+    "consultation": _("consultation"),
+    "extraction": _("extraction"),
+    "erasure": _("effacement"),
 }
 
 

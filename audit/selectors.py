@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _, gettext_lazy
 
 from accounts.models import Role, User
 
@@ -108,24 +109,24 @@ def _fmt_time(value, tz) -> str:
 
 
 # Issue 20: the register and the custody report are read by people outside the service (a court
-# clerk, the CNIL): French words, no empty fields ("duplicate_of : None"), no raw lists of changes,
+# clerk, the CNIL): French words (English ones when the reader chose English), no empty fields ("duplicate_of : None"), no raw lists of changes,
 # no storage paths (the identifiers table of the report names the stored object once).
 DETAIL_LABELS = {
-    "trigger_reason": "motif de déclenchement", "subject_notified": "personnes filmées informées",
-    "notice_omitted_reason": "raison de l'absence d'information", "purpose": "finalité",
-    "intervention": "intervention", "from": "avant", "to": "après", "note": "note", "rule": "règle",
-    "procedure": "procédure", "reference": "référence", "recipient": "destinataire", "decision": "décision",
-    "legal_ground": "fondement", "recordings": "enregistrements", "sha256": "SHA-256", "size": "taille (octets)",
-    "expires_at": "expire le", "consultation": "consultation n°", "access_request": "demande d'accès n°",
-    "export": "export n°", "hold": "conservation n°", "at_seconds": "instant (s)", "kind": "type",
-    "text": "texte", "camera": "caméra", "officer": "agent", "format": "format", "entries": "entrées",
-    "status": "état", "reason": "raison", "changes": "modifications", "redaction": "floutage",
+    "trigger_reason": gettext_lazy("motif de déclenchement"), "subject_notified": gettext_lazy("personnes filmées informées"),
+    "notice_omitted_reason": gettext_lazy("raison de l'absence d'information"), "purpose": gettext_lazy("finalité"),
+    "intervention": gettext_lazy("intervention"), "from": gettext_lazy("avant"), "to": gettext_lazy("après"), "note": gettext_lazy("note"), "rule": gettext_lazy("règle"),
+    "procedure": gettext_lazy("procédure"), "reference": gettext_lazy("référence"), "recipient": gettext_lazy("destinataire"), "decision": gettext_lazy("décision"),
+    "legal_ground": gettext_lazy("fondement"), "recordings": gettext_lazy("enregistrements"), "sha256": gettext_lazy("SHA-256"), "size": gettext_lazy("taille (octets)"),
+    "expires_at": gettext_lazy("expire le"), "consultation": gettext_lazy("consultation n°"), "access_request": gettext_lazy("demande d'accès n°"),
+    "export": gettext_lazy("export n°"), "hold": gettext_lazy("conservation n°"), "at_seconds": gettext_lazy("instant (s)"), "kind": gettext_lazy("type"),
+    "text": gettext_lazy("texte"), "camera": gettext_lazy("caméra"), "officer": gettext_lazy("agent"), "format": gettext_lazy("format"), "entries": gettext_lazy("entrées"),
+    "status": gettext_lazy("état"), "reason": gettext_lazy("raison"), "changes": gettext_lazy("modifications"), "redaction": gettext_lazy("floutage"),
 }
 HIDDEN_DETAILS = ("payload_b64", "signature", "stream_hashes", "command", "media_info")
-VALUE_WORDS = {True: "oui", False: "non", "incident": "incident", "risk_of_incident": "risque d'incident",
-               "reviewed": "revu", "unreviewed": "non revu", "flagged": "signalé", "judicial": "judiciaire",
-               "administrative": "administrative", "disciplinary": "disciplinaire", "training": "formation",
-               "prevention": "prévention", "offence": "constatation d'infraction", "evidence": "preuve"}
+VALUE_WORDS = {True: gettext_lazy("oui"), False: gettext_lazy("non"), "incident": gettext_lazy("incident"), "risk_of_incident": gettext_lazy("risque d'incident"),
+               "reviewed": gettext_lazy("revu"), "unreviewed": gettext_lazy("non revu"), "flagged": gettext_lazy("signalé"), "judicial": gettext_lazy("judiciaire"),
+               "administrative": gettext_lazy("administrative"), "disciplinary": gettext_lazy("disciplinaire"), "training": gettext_lazy("formation"),
+               "prevention": gettext_lazy("prévention"), "offence": gettext_lazy("constatation d'infraction"), "evidence": gettext_lazy("preuve")}
 
 
 def _is_internal(key: str, value) -> bool:
@@ -135,21 +136,30 @@ def _is_internal(key: str, value) -> bool:
     return key.endswith(("_key", "_path", "path", "volume", "version_id")) or key in ("key", "bucket")
 
 
+def _pair(label: str, value: str) -> str:
+    # French puts a space before the colon, English does not.
+    return _("%(label)s : %(value)s") % {"label": label, "value": value}
+
+
+def _label(key: str) -> str:
+    return str(DETAIL_LABELS.get(key, key.replace("_", " ")))
+
+
 def _word(value) -> str:
     if value is None or value == "":
         return "—"
     if isinstance(value, list):
         return ", ".join(_word(v) for v in value) or "—"
     if isinstance(value, dict):
-        return ", ".join(f"{DETAIL_LABELS.get(k, k.replace('_', ' '))} {_word(v)}" for k, v in value.items()
+        return ", ".join(f"{_label(k)} {_word(v)}" for k, v in value.items()
                          if not _is_internal(k, v))
     if isinstance(value, bool) or (isinstance(value, str) and value in VALUE_WORDS):
-        return VALUE_WORDS[value]
+        return str(VALUE_WORDS[value])
     return str(value)
 
 
 def details_summary(details: dict, limit: int = 400) -> str:
-    """Details of a custody event as a person reads them, in French."""
+    """Details of a custody event as a person reads them, in the language in use (French by default)."""
     parts = []
     for key, value in (details or {}).items():
         if _is_internal(key, value):
@@ -157,14 +167,14 @@ def details_summary(details: dict, limit: int = 400) -> str:
         if key == "changes" and isinstance(value, dict):
             # {"trigger_reason": ["", "risk_of_incident"]} → "motif de déclenchement : — → risque d'incident"
             for field, change in value.items():
-                label = DETAIL_LABELS.get(field, field.replace("_", " "))
+                label = _label(field)
                 if isinstance(change, (list, tuple)) and len(change) == 2:
-                    parts.append(f"{label} : {_word(change[0])} → {_word(change[1])}")
+                    parts.append(_pair(label, f"{_word(change[0])} → {_word(change[1])}"))
                 else:
-                    parts.append(f"{label} : {_word(change)}")
+                    parts.append(_pair(label, _word(change)))
             continue
-        parts.append(f"{DETAIL_LABELS.get(key, key.replace('_', ' '))} : {_word(value)}")
-    text = " ; ".join(parts)
+        parts.append(_pair(_label(key), _word(value)))
+    text = _(" ; ").join(parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -176,13 +186,13 @@ def author_name(event) -> str:
         return f"{name} ({actor.get_role_display()})"
     label = str(event.actor_label or "")
     if label.startswith("external:"):
-        return f"destinataire externe ({label.split(':', 1)[1]})"
+        return _("destinataire externe (%(who)s)") % {"who": label.split(":", 1)[1]}
     if label.startswith("user:"):
         return label.split(":", 1)[1]
-    return "système" if label in ("", "system") else label
+    return _("système") if label in ("", "system") else label
 
 
-WITHHELD = "réservé aux personnes habilitées"
+WITHHELD = gettext_lazy("réservé aux personnes habilitées")
 
 
 def _report_event(e, tz) -> dict:
@@ -203,11 +213,11 @@ def _wearer_rows(rows: list[dict], events, user, own_in_full: bool = True) -> li
         if e.actor_id is not None and e.actor is not None:
             author = e.actor.get_role_display()
         elif str(e.actor_label).startswith("external:"):
-            author = "destinataire externe"
+            author = _("destinataire externe")
         else:
-            author = "système"
-        out.append({**row, "author": author, "motif": WITHHELD if e.motif else "",
-                    "recipients": WITHHELD if e.recipients else "", "details": ""})
+            author = _("système")
+        out.append({**row, "author": author, "motif": str(WITHHELD) if e.motif else "",
+                    "recipients": str(WITHHELD) if e.recipients else "", "details": ""})
     return out
 
 
@@ -240,63 +250,72 @@ def recording_custody_report(*, recording, user, now=None, restricted: bool | No
 
     lines = []
     if not events:
-        headline = "Aucun événement à vérifier pour cet enregistrement."
+        headline = _("Aucun événement à vérifier pour cet enregistrement.")
     elif proof.ok:
-        ranges = ", ".join(f"n° {lo} à {hi}" for lo, hi in proof.ranges)
-        headline = f"Intègre : les {len(events)} événements ont été recalculés dans la chaîne ({ranges})."
+        ranges = ", ".join(_("n° %(first)s à %(last)s") % {"first": lo, "last": hi} for lo, hi in proof.ranges)
+        headline = _("Intègre : les %(count)s événements ont été recalculés dans la chaîne (%(ranges)s).") % {
+            "count": len(events), "ranges": ranges}
     else:
-        headline = "NON INTÈGRE : le journal de traçabilité ne prouve plus ces événements."
+        headline = _("NON INTÈGRE : le journal de traçabilité ne prouve plus ces événements.")
     for cp in proof.checkpoints:
-        stamp = (f", horodaté le {_fmt_time(cp.tsa_time, tz)} par une autorité d'horodatage RFC 3161 ({cp.tsa_url})"
-                 if cp.tsa_time else "")
-        lines.append(f"S'appuie sur le point de contrôle signé n° {cp.seq} du {_fmt_time(cp.created_at, tz)} "
-                     f"(empreinte de tête {cp.head_hash}, {cp.count} entrées, clé Ed25519 {cp.key_id[:16]}…){stamp}.")
+        stamp = (_(", horodaté le %(when)s par une autorité d'horodatage RFC 3161 (%(tsa)s)") % {
+            "when": _fmt_time(cp.tsa_time, tz), "tsa": cp.tsa_url} if cp.tsa_time else "")
+        lines.append(_("S'appuie sur le point de contrôle signé n° %(seq)s du %(when)s (empreinte de tête %(hash)s, "
+                       "%(count)s entrées, clé Ed25519 %(key)s…)%(stamp)s.") % {
+            "seq": cp.seq, "when": _fmt_time(cp.created_at, tz), "hash": cp.head_hash, "count": cp.count,
+            "key": cp.key_id[:16], "stamp": stamp})
     if proof.unsealed_from is not None:
-        lines.append(f"Les événements à partir du n° {proof.unsealed_from} sont postérieurs au dernier point de "
-                     f"contrôle : vérifiés jusqu'à la tête du journal (n° {proof.head_seq}), ils seront scellés par "
-                     f"le prochain point de contrôle signé.")
+        lines.append(_("Les événements à partir du n° %(first)s sont postérieurs au dernier point de contrôle : "
+                       "vérifiés jusqu'à la tête du journal (n° %(head)s), ils seront scellés par le prochain point "
+                       "de contrôle signé.") % {"first": proof.unsealed_from, "head": proof.head_seq})
     for problem in proof.problems:
-        lines.append(f"{problem.label} (entrée n° {problem.seq}) : {problem.message}")
+        lines.append(_("%(problem)s (entrée n° %(seq)s) : %(message)s") % {
+            "problem": problem.label, "seq": problem.seq, "message": problem.message})
     if wearer_view:
-        lines.append(("Version remise à la personne filmée" if subject_copy else "Version de l'agent") + " : les noms des tiers, les motifs et les destinataires des démarches faites "
-                     "par d'autres sont réservés au responsable de service, au service juridique, au DPO et au "
-                     "maire ; les empreintes, identiques, prouvent la même chaîne.")
+        lines.append((_("Version remise à la personne filmée") if subject_copy else _("Version de l'agent"))
+                     + _(" : les noms des tiers, les motifs et les destinataires des démarches faites par d'autres "
+                         "sont réservés au responsable de service, au service juridique, au DPO et au maire ; les "
+                         "empreintes, identiques, prouvent la même chaîne."))
     latest = verification_latest()
     if latest is not None:
-        lines.append(f"Dernière vérification du journal entier : {_fmt_time(latest.started_at, tz)}, "
-                     f"{'intègre' if latest.ok else 'NON INTÈGRE'} ({latest.events} entrées).")
+        lines.append(_("Dernière vérification du journal entier : %(when)s, %(result)s (%(count)s entrées).") % {
+            "when": _fmt_time(latest.started_at, tz), "result": _("intègre") if latest.ok else _("NON INTÈGRE"),
+            "count": latest.events})
     if fingerprint:
-        lines.append(f"Empreinte SHA-256 de la clé publique de ce déploiement : {fingerprint}.")
+        lines.append(_("Empreinte SHA-256 de la clé publique de ce déploiement : %(fingerprint)s.") % {
+            "fingerprint": fingerprint})
 
     r = recording
     identifiers = [
-        ("Numéro", str(r.pk)), ("Identifiant unique", str(r.uuid)), ("Organisation", r.organisation.name),
-        ("Caméra individuelle", f"{r.camera.serial}{f' ({r.camera.model})' if r.camera.model else ''}"),
-        ("Agent porteur", str(r.wearer) if r.wearer_id else "non renseigné"),
-        ("Début / fin", f"{_fmt_time(r.started_at, tz)} → {_fmt_time(r.ended_at, tz)}"
-                        f"{'' if r.time_attested else ' (heure non attestée)'}"),
-        ("Fichier sur la caméra", r.source_path), ("Intervention", r.intervention or "—"),
-        ("Stockage inaltérable", "original conservé en écriture unique" + (f" (version {r.store_version_id})"
-                                                                             if r.store_version_id else "")),
-        ("Statut", r.get_status_display()), ("Date d'effacement", _fmt_time(r.retain_until, tz)),
+        (_("Numéro"), str(r.pk)), (_("Identifiant unique"), str(r.uuid)), (_("Organisation"), r.organisation.name),
+        (_("Caméra individuelle"), f"{r.camera.serial}{f' ({r.camera.model})' if r.camera.model else ''}"),
+        (_("Agent porteur"), str(r.wearer) if r.wearer_id else _("non renseigné")),
+        (_("Début / fin"), f"{_fmt_time(r.started_at, tz)} → {_fmt_time(r.ended_at, tz)}"
+                           f"{'' if r.time_attested else ' ' + _('(heure non attestée)')}"),
+        (_("Fichier sur la caméra"), r.source_path), (_("Intervention"), r.intervention or "—"),
+        (_("Stockage inaltérable"), _("original conservé en écriture unique")
+         + (f" (version {r.store_version_id})" if r.store_version_id else "")),
+        (_("Statut"), r.get_status_display()), (_("Date d'effacement"), _fmt_time(r.retain_until, tz)),
     ]
-    hashes = [("Fichier original", r.sha256 or "—"), ("Taille", f"{r.size} octets" if r.size is not None else "—"),
-              ("Empreinte donnée par la caméra", r.camera_sha256 or "—")]
+    hashes = [(_("Fichier original"), r.sha256 or "—"),
+              (_("Taille"), _("%(size)s octets") % {"size": r.size} if r.size is not None else "—"),
+              (_("Empreinte donnée par la caméra"), r.camera_sha256 or "—")]
     if r.camera_hash_matches is not None:
-        hashes.append(("Concordance caméra / stockage", "oui" if r.camera_hash_matches else "NON"))
+        hashes.append((_("Concordance caméra / stockage"), _("oui") if r.camera_hash_matches else _("NON")))
     if r.sidecar_sha256:
-        hashes.append(("Métadonnées de la caméra", r.sidecar_sha256))
-    labels = {"original": "original", "playback": "copie de lecture"}
+        hashes.append((_("Métadonnées de la caméra"), r.sidecar_sha256))
+    labels = {"original": _("original"), "playback": _("copie de lecture")}
     for copy, streams in (r.stream_hashes or {}).items():
         for stream, value in (streams or {}).items():
-            kind = {"v": "vidéo", "a": "audio"}.get(stream.split(":")[0], stream)
-            hashes.append((f"Flux {kind} {stream} ({labels.get(copy, copy)})", value))
+            kind = {"v": _("vidéo"), "a": _("audio")}.get(stream.split(":")[0], stream)
+            hashes.append((_("Flux %(kind)s %(stream)s (%(copy)s)") % {"kind": kind, "stream": stream,
+                                                                       "copy": labels.get(copy, copy)}, value))
 
     return {
         "recording": r,
         "organisation": r.organisation.name,
         "generated": _fmt_time(now, tz),
-        "generated_by": (user.get_full_name() or user.username) if user is not None else "système",
+        "generated_by": (user.get_full_name() or user.username) if user is not None else _("système"),
         "identifiers": identifiers,
         "hashes": hashes,
         "events": (_wearer_rows([_report_event(e, tz) for e in events], events, user, not subject_copy)
@@ -305,9 +324,9 @@ def recording_custody_report(*, recording, user, now=None, restricted: bool | No
         "wearer_view": wearer_view,
         "verification": {"ok": proof.ok, "headline": headline, "lines": lines, "proof": proof},
         "key_fingerprint": fingerprint,
-        "how_to_verify": "Chaque empreinte d'événement est le SHA-256 de l'empreinte précédente, d'un saut de ligne "
-                         "et de l'enregistrement canonique de l'événement ; les points de contrôle signent "
-                         "l'empreinte de tête avec la clé Ed25519 publiée sur la page « clé publique » du "
-                         "journal de traçabilité. La procédure de vérification indépendante figure dans la "
-                         "documentation « Journal de traçabilité » de Témoin, remise par le service sur demande.",
+        "how_to_verify": _("Chaque empreinte d'événement est le SHA-256 de l'empreinte précédente, d'un saut de "
+                           "ligne et de l'enregistrement canonique de l'événement ; les points de contrôle signent "
+                           "l'empreinte de tête avec la clé Ed25519 publiée sur la page « clé publique » du "
+                           "journal de traçabilité. La procédure de vérification indépendante figure dans la "
+                           "documentation « Journal de traçabilité » de Témoin, remise par le service sur demande."),
     }

@@ -13,8 +13,8 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from evidence.access.selectors import recordings_visible_to
@@ -35,12 +35,13 @@ def _tz(user) -> ZoneInfo:
 # --- Register ---------------------------------------------------------------------------------
 
 class RegisterFilters(forms.Form):
-    du = forms.DateField(required=False, label="Du")
-    au = forms.DateField(required=False, label="Au (inclus)")
-    auteur = forms.CharField(required=False, max_length=100, label="Auteur")
-    enregistrement = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1, label="Enregistrement n°")
-    nature = forms.ChoiceField(required=False, label="Nature",
-                               choices=[("", "toutes")] + list(REGISTER_KINDS.items()))
+    du = forms.DateField(required=False, label=gettext_lazy("Du"))
+    au = forms.DateField(required=False, label=gettext_lazy("Au (inclus)"))
+    auteur = forms.CharField(required=False, max_length=100, label=gettext_lazy("Auteur"))
+    enregistrement = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1,
+                                        label=gettext_lazy("Enregistrement n°"))
+    nature = forms.ChoiceField(required=False, label=gettext_lazy("Nature"),
+                               choices=[("", gettext_lazy("toutes"))] + list(REGISTER_KINDS.items()))
 
     def selector_kwargs(self, tz) -> dict:
         d = self.cleaned_data
@@ -53,15 +54,15 @@ class RegisterFilters(forms.Form):
         d = self.cleaned_data
         parts = []
         if d.get("du"):
-            parts.append(f"du {d['du']:%d/%m/%Y}")
+            parts.append(_("du %(date)s") % {"date": f"{d['du']:%d/%m/%Y}"})
         if d.get("au"):
-            parts.append(f"au {d['au']:%d/%m/%Y}")
+            parts.append(_("au %(date)s") % {"date": f"{d['au']:%d/%m/%Y}"})
         if d.get("auteur"):
-            parts.append(f"auteur « {d['auteur']} »")
+            parts.append(_("auteur « %(author)s »") % {"author": d["auteur"]})
         if d.get("enregistrement"):
-            parts.append(f"enregistrement n° {d['enregistrement']}")
+            parts.append(_("enregistrement n° %(n)s") % {"n": d["enregistrement"]})
         if d.get("nature"):
-            parts.append(f"nature {REGISTER_KINDS[d['nature']]}")
+            parts.append(_("nature %(kind)s") % {"kind": REGISTER_KINDS[d["nature"]]})
         return ", ".join(parts)
 
 
@@ -81,7 +82,7 @@ def register_row(event, tz) -> dict:
         "seq": event.seq,
         "when": event.occurred_at.astimezone(tz).strftime("%d/%m/%Y %H:%M:%S"),
         "author": selectors.author_name(event),
-        "kind": REGISTER_KINDS.get(register_kind_of(event.action), ""),
+        "kind": str(REGISTER_KINDS.get(register_kind_of(event.action), "")),
         "action": event.action_label,
         "recording": event.recording_id,
         "motif": event.motif,
@@ -117,15 +118,19 @@ def register_export(request, fmt: str):
     stamp = timezone.now().astimezone(tz)
     name = f"registre-{request.user.organisation.slug}-{stamp:%Y%m%d-%H%M}"
     if fmt == "csv":
-        header = ["n°", "date et heure", "fuseau", "auteur", "nature", "opération", "action", "enregistrement",
-                  "motif", "destinataires", "précisions", "empreinte"]
+        header = [_("n°"), _("date et heure"), _("fuseau"), _("auteur"), _("nature"), _("opération"), _("action"),
+                  _("enregistrement"), _("motif"), _("destinataires"), _("précisions"), _("empreinte")]
+
+        language = translation.get_language()
 
         def lines():
             # Motifs and recipients are typed by users: no cell may reach a spreadsheet as a formula.
             writer = csv_writer(_Echo(), delimiter=";")
             yield "\ufeff" + writer.writerow(header)  # BOM: spreadsheets then read UTF-8
             for event in qs.iterator(chunk_size=2000):
-                r = register_row(event, tz)
+                # The rows are written after the view has returned: in the requester's language still.
+                with translation.override(language):
+                    r = register_row(event, tz)
                 yield writer.writerow(row_neutralise([
                     r["seq"], r["when"], str(tz), r["author"], r["kind"], r["action"], event.action,
                     r["recording"] or "", r["motif"], r["recipients"], r["details"], r["hash"]]))
@@ -135,7 +140,9 @@ def register_export(request, fmt: str):
         return response
     rows = [register_row(e, tz) for e in qs[:PDF_MAX_ROWS]]
     body = pdf.register_pdf(rows=rows, organisation=request.user.organisation.name,
-                            generated=f"{stamp:%d/%m/%Y %H:%M} par {request.user.get_full_name() or request.user.username}",
+                            generated=_("%(when)s par %(author)s") % {
+                                "when": f"{stamp:%d/%m/%Y %H:%M}",
+                                "author": request.user.get_full_name() or request.user.username},
                             filters=form.describe() if form.is_valid() else "",
                             truncated=max(0, count - PDF_MAX_ROWS))
     response = HttpResponse(body, content_type="application/pdf")

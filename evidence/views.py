@@ -181,11 +181,11 @@ def recording_tag(request, pk: int):
     }
     try:
         review_services.recording_tag(recording=recording, by=request.user, changes=changes)
-        messages.success(request, f"Enregistrement n° {pk} : qualification enregistrée.")
+        messages.success(request, _("Enregistrement n° %(n)s : qualification enregistrée.") % {"n": pk})
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
-        messages.error(request, f"Enregistrement n° {pk} : {_french_tag_error(exc)}")
+        messages.error(request, _("Enregistrement n° %(n)s : %(error)s") % {"n": pk, "error": _french_tag_error(exc)})
         # Issue 20: the motif and the yes/no answer typed stay in the form shown again.
         draft_keep(request, f"tag-{pk}", {**{k: request.POST.get(k, "") for k in review_services.TAG_FIELDS},
                                           "subject_notified": request.POST.get("subject_notified", "")})
@@ -198,7 +198,7 @@ def recording_tag(request, pk: int):
 def _french_tag_error(exc: Exception) -> str:
     text = str(exc)
     if text.startswith("notice_omitted_reason"):
-        return "indiquez pourquoi les personnes filmées n'ont pas été informées."
+        return _("indiquez pourquoi les personnes filmées n'ont pas été informées.")
     return text
 
 
@@ -215,11 +215,11 @@ def hold_place(request, pk: int):
             recording=recording if scope != "intervention" else None,
             intervention=recording.intervention if scope == "intervention" else "",
         )
-        messages.success(request, "Conservation pour procédure enregistrée.")
+        messages.success(request, _("Conservation pour procédure enregistrée."))
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except (ValueError, RetentionRefused) as exc:
-        messages.error(request, f"Conservation refusée : {exc}")
+        messages.error(request, _("Conservation refusée : %(error)s") % {"error": exc})
     return redirect("recording-detail", pk=pk)
 
 
@@ -229,11 +229,11 @@ def hold_release(request, pk: int):
     hold = get_object_or_404(holds_visible_to(user=request.user), pk=pk)
     try:
         hold_services.hold_release(hold=hold, by=request.user, motif=request.POST.get("motif", ""))
-        messages.success(request, "Conservation levée.")
+        messages.success(request, _("Conservation levée."))
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
-        messages.error(request, f"Levée refusée : {exc}")
+        messages.error(request, _("Levée refusée : %(error)s") % {"error": exc})
     back = request.POST.get("recording")
     if request.POST.get("next") == "holds":
         return redirect("holds-in-force")
@@ -282,7 +282,7 @@ def recording_play(request, pk: int):
         except PermissionError as exc:
             raise PermissionDenied(str(exc)) from exc
         except ValueError as exc:
-            context["error"] = "Indiquez le motif de la consultation." if str(exc).startswith("motif") else str(exc)
+            context["error"] = _("Indiquez le motif de la consultation.") if str(exc).startswith("motif") else str(exc)
             return render(request, "evidence/recording_play.html", context, status=400)
         context.update(consultation=consultation, annotations=annotations_for(recording=recording),
                        media_url=reverse("consultation-media", args=[token, "video"]),
@@ -292,8 +292,9 @@ def recording_play(request, pk: int):
 
 # --- Comments and bookmarks, review, individual grants (issue #4) ------------------------------
 
-ANNOTATION_ERRORS = {"text": "écrivez le commentaire.", "at_seconds": "indiquez un instant compris dans la vidéo.",
-                     "kind": "type inconnu."}
+ANNOTATION_ERRORS = {"text": gettext_lazy("écrivez le commentaire."),
+                     "at_seconds": gettext_lazy("indiquez un instant compris dans la vidéo."),
+                     "kind": gettext_lazy("type inconnu.")}
 
 
 @login_required
@@ -309,11 +310,11 @@ def annotation_add(request, pk: int):
         if wants_json:
             return JsonResponse({"id": note.pk, "at_seconds": note.at_seconds, "kind": note.kind, "text": note.text,
                                  "author": request.user.get_full_name() or request.user.username}, status=201)
-        messages.success(request, "Commentaire ajouté.")
+        messages.success(request, _("Commentaire ajouté."))
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except ValueError as exc:
-        error = f"Commentaire refusé : {ANNOTATION_ERRORS.get(str(exc).split(':')[0], exc)}"
+        error = _("Commentaire refusé : %(error)s") % {"error": ANNOTATION_ERRORS.get(str(exc).split(":")[0], exc)}
         if wants_json:
             return JsonResponse({"detail": error}, status=400)
         messages.error(request, error)
@@ -345,14 +346,14 @@ def recording_review(request, pk: int):
     try:
         review_services.recording_review(recording=recording, by=request.user, state=request.POST.get("state", ""),
                                   note=request.POST.get("note", ""))
-        messages.success(request, f"Enregistrement n° {pk} : revue enregistrée.")
+        messages.success(request, _("Enregistrement n° %(n)s : revue enregistrée.") % {"n": pk})
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except ReviewRefused as exc:  # issue 20: never consulted by the reviewer, or still "À compléter"
         messages.error(request, str(exc))
     except ValueError as exc:
-        text = "indiquez pourquoi l'enregistrement est signalé." if str(exc).startswith("note") else str(exc)
-        messages.error(request, f"Enregistrement n° {pk} : {text}")
+        text = _("indiquez pourquoi l'enregistrement est signalé.") if str(exc).startswith("note") else str(exc)
+        messages.error(request, _("Enregistrement n° %(n)s : %(error)s") % {"n": pk, "error": text})
     nxt = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}):
         return redirect(nxt)

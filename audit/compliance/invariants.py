@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Iterator
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.db.models.fields.json import KT
+from django.utils.translation import gettext_noop
 
 
 class CouldNotLook(Exception):
@@ -392,31 +393,43 @@ def check_policy_lawful(ctx: AuditContext) -> Iterator[Violation]:
                             organisation_id=pk)
 
 
+# Titles stay French in the signed report; the page and the PDF translate them for an English reader.
 INVARIANTS: list[Invariant] = [
-    Invariant("store.objects_owned", "Tout objet du stockage appartient à un enregistrement conservé, à une copie "
-              "de celui-ci, à un export dont tous les enregistrements sont conservés, à un point de contrôle signé",
+    Invariant("store.objects_owned",
+              gettext_noop("Tout objet du stockage appartient à un enregistrement conservé, à une copie de celui-ci, "
+                           "à un export dont tous les enregistrements sont conservés, à un point de contrôle signé"),
               "CSI L241-2, R241-13", check_store_objects_owned, "evidence/retention/owners.py (objects_owned)"),
-    Invariant("store.objects_present", "Ce qui est conservé est dans le stockage : aucun octet supprimé sans "
-              "effacement journalisé", "CSI R241-11 V, R241-14", check_store_objects_present,
-              "evidence/retention/sweep.py (two-phase erasure)"),
-    Invariant("store.locked", "Chaque objet conservé est verrouillé (COMPLIANCE) au moins jusqu'à sa date "
-              "d'effacement", "CSI R241-11 V", check_store_locks_and_holds, "evidence/integrations/store.py, s3.py"),
-    Invariant("holds.store_agrees", "Les conservations pour procédure de la base et les gels juridiques du "
-              "stockage concordent, objet par objet", "CSI L241-2, R241-13", check_store_locks_and_holds,
-              "evidence/retention/holds.py"),
-    Invariant("retention.not_overdue", "Aucun enregistrement n'est conservé au-delà de sa date d'effacement sans "
-              "conservation pour procédure", "CSI L241-2, R241-13", check_retention_not_overdue,
-              "evidence/retention/sweep.py (retention_sweep)"),
-    Invariant("erasure.logged", "Chaque effacement a son intention et son achèvement au journal, et s'achève",
+    Invariant("store.objects_present",
+              gettext_noop("Ce qui est conservé est dans le stockage : aucun octet supprimé sans effacement "
+                           "journalisé"),
+              "CSI R241-11 V, R241-14", check_store_objects_present, "evidence/retention/sweep.py (two-phase erasure)"),
+    Invariant("store.locked",
+              gettext_noop("Chaque objet conservé est verrouillé (COMPLIANCE) au moins jusqu'à sa date d'effacement"),
+              "CSI R241-11 V", check_store_locks_and_holds, "evidence/integrations/store.py, s3.py"),
+    Invariant("holds.store_agrees",
+              gettext_noop("Les conservations pour procédure de la base et les gels juridiques du stockage "
+                           "concordent, objet par objet"),
+              "CSI L241-2, R241-13", check_store_locks_and_holds, "evidence/retention/holds.py"),
+    Invariant("retention.not_overdue",
+              gettext_noop("Aucun enregistrement n'est conservé au-delà de sa date d'effacement sans conservation "
+                           "pour procédure"),
+              "CSI L241-2, R241-13", check_retention_not_overdue, "evidence/retention/sweep.py (retention_sweep)"),
+    Invariant("erasure.logged",
+              gettext_noop("Chaque effacement a son intention et son achèvement au journal, et s'achève"),
               "CSI R241-13, R241-14", check_erasure_logged, "evidence/retention/sweep.py"),
-    Invariant("traceability.logged", "Chaque consultation, extraction et communication a son auteur, sa date, son "
-              "motif et ses destinataires au journal", "CSI R241-14, LIL art. 101", check_traceability_logged,
+    Invariant("traceability.logged",
+              gettext_noop("Chaque consultation, extraction et communication a son auteur, sa date, son motif et ses "
+                           "destinataires au journal"),
+              "CSI R241-14, LIL art. 101", check_traceability_logged,
               "audit/services.py (custody_event_append), evidence/access/services.py (consultation_open), evidence/disclosure/services.py"),
-    Invariant("traceability.three_years", "Les traces de plus de trois ans sont purgées, les plus récentes sont là",
+    Invariant("traceability.three_years",
+              gettext_noop("Les traces de plus de trois ans sont purgées, les plus récentes sont là"),
               "CSI R241-14", check_traceability_three_years,
               "audit/services.py (custody_purge), evidence/retention/traceability.py"),
-    Invariant("custody.chain", "Le journal de traçabilité est intègre (chaîne d'empreintes et points de contrôle "
-              "signés)", "CSI R241-14, LIL art. 101", check_custody_chain, "audit/verification.py (verify_chain)"),
-    Invariant("policy.lawful", "Les durées de conservation de chaque organisation sont celles de la loi",
+    Invariant("custody.chain",
+              gettext_noop("Le journal de traçabilité est intègre (chaîne d'empreintes et points de contrôle "
+                           "signés)"),
+              "CSI R241-14, LIL art. 101", check_custody_chain, "audit/verification.py (verify_chain)"),
+    Invariant("policy.lawful", gettext_noop("Les durées de conservation de chaque organisation sont celles de la loi"),
               "CSI L241-2, R241-13, R241-14", check_policy_lawful, "evidence/retention/policy.py, config/checks.py"),
 ]

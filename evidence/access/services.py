@@ -14,6 +14,7 @@ import secrets
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from audit.services import custody_event_append
@@ -25,15 +26,16 @@ from ..models import Consultation, Recording, RecordingGrant
 # --- Consultation: motif before media (CSI R241-14) --------------------------------------------
 
 CONSULTATION_TTL = dt.timedelta(minutes=30)
-# Motifs offered to the user before viewing (free text may be added).
+# Motifs offered to the user before viewing (free text may be added). The register keeps them in French;
+# the form shows them in the reader's language.
 CONSULTATION_MOTIFS = [
-    "Compte rendu de l'intervention par l'agent porteur",
-    "Contrôle hiérarchique de l'intervention",
-    "Réquisition ou demande de l'autorité judiciaire",
-    "Enquête administrative",
-    "Procédure disciplinaire",
-    "Demande d'accès d'une personne filmée",
-    "Vérification technique de l'enregistrement",
+    gettext_noop("Compte rendu de l'intervention par l'agent porteur"),
+    gettext_noop("Contrôle hiérarchique de l'intervention"),
+    gettext_noop("Réquisition ou demande de l'autorité judiciaire"),
+    gettext_noop("Enquête administrative"),
+    gettext_noop("Procédure disciplinaire"),
+    gettext_noop("Demande d'accès d'une personne filmée"),
+    gettext_noop("Vérification technique de l'enregistrement"),
 ]
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db.models import Count
 from django.db.models.functions import ExtractMonth
 from django.utils.formats import date_format
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext as _, gettext_lazy
 
 from accounts.models import Role, User
 from audit.models import CustodyEvent
@@ -22,9 +22,11 @@ from audit.models import CustodyEvent
 from .charts import Tick, VBar, VerticalBarChart, _tick_steps, nice_ceiling
 from .selectors import organisation_zone_for
 
-# (key, French column title) in the order of the page, the table and the PDF.
-COLUMNS = [("recordings", "Enregistrements"), ("consultations", "Consultations"), ("extractions", "Extractions"),
-           ("access_requests", "Demandes d'accès"), ("erasures", "Effacements")]
+# (key, column title) in the order of the page, the table and the PDF; the PDF follows the requester's
+# language (issue 20).
+COLUMNS = [("recordings", gettext_lazy("Enregistrements")), ("consultations", gettext_lazy("Consultations")),
+           ("extractions", gettext_lazy("Extractions")), ("access_requests", gettext_lazy("Demandes d'accès")),
+           ("erasures", gettext_lazy("Effacements"))]
 SUMMARY_READERS = {Role.MAYOR}
 
 
@@ -71,7 +73,10 @@ def annual_summary_for(*, user: User, year: int) -> AnnualSummary:
     }
     summary = AnnualSummary(organisation=user.organisation.name, year=year, zone=zone.key)
     for m in range(1, 13):
-        summary.months.append({"month": m, "name": date_format(dt.date(year, m, 1), "F"), **{k: counts[k].get(m, 0) for k, _t in COLUMNS}})
+        first = dt.date(year, m, 1)
+        # "short": the chart's axis, abbreviated as the language does ("janv.", "févr." / "Jan.", "Feb.").
+        summary.months.append({"month": m, "name": date_format(first, "F"), "short": date_format(first, "N"),
+                               **{k: counts[k].get(m, 0) for k, _t in COLUMNS}})
     summary.totals = {k: sum(row[k] for row in summary.months) for k, _t in COLUMNS}
     return summary
 
@@ -99,7 +104,7 @@ def annual_chart(summary: AnnualSummary, *, width: int = 720, height: int = 250)
                                width=round(bar_w, 2), height=round(h, 2),
                                label=f"{row['name']} : {row['recordings']}"))
         chart.rows.append((row["name"], str(row["recordings"])))
-        chart.x_ticks.append(Tick(pos=round(left + i * slot + slot / 2, 2), label=row["name"][:4]))
+        chart.x_ticks.append(Tick(pos=round(left + i * slot + slot / 2, 2), label=row["short"]))
     return chart
 
 
@@ -114,14 +119,15 @@ def annual_summary_pdf(summary: AnnualSummary, *, generated: str) -> bytes:
 
     s = _styles()
     regular, bold, _mono = fonts()
-    story = [p(f"Bilan annuel {summary.year} — caméras-piétons", s["title"]),
-             p(f"{summary.organisation} · heure de {summary.zone} · édité le {generated}", s["body"]),
-             p("Enregistrements réalisés, consultations, extractions et effacements inscrits au registre "
-               "(CSI R241-14), demandes d'accès reçues (CSI R241-15, RGPD art. 15).", s["small"]),
+    story = [p(_("Bilan annuel %(year)s — caméras-piétons") % {"year": summary.year}, s["title"]),
+             p(_("%(organisation)s · heure de %(zone)s · édité le %(generated)s") % {
+                 "organisation": summary.organisation, "zone": summary.zone, "generated": generated}, s["body"]),
+             p(_("Enregistrements réalisés, consultations, extractions et effacements inscrits au registre "
+                 "(CSI R241-14), demandes d'accès reçues (CSI R241-15, RGPD art. 15)."), s["small"]),
              Spacer(1, 4 * mm)]
-    header = ["Mois"] + [title for _k, title in COLUMNS]
+    header = [_("Mois")] + [str(title) for _k, title in COLUMNS]
     data = [header] + [[row["name"]] + [str(row[k]) for k, _t in COLUMNS] for row in summary.months]
-    data.append(["Total"] + [str(summary.totals[k]) for k, _t in COLUMNS])
+    data.append([_("Total")] + [str(summary.totals[k]) for k, _t in COLUMNS])
     table = Table(data, colWidths=[30 * mm] + [31 * mm] * len(COLUMNS), repeatRows=1)
     table.setStyle(TableStyle([
         ("FONTNAME", (0, 0), (-1, -1), regular), ("FONTSIZE", (0, 0), (-1, -1), 8.5),
@@ -131,5 +137,6 @@ def annual_summary_pdf(summary: AnnualSummary, *, generated: str) -> bytes:
         ("ROWBACKGROUNDS", (0, 1), (-1, -2), [colors.white, colors.HexColor("#f3f5f8")]),
     ]))
     story.append(table)
-    return _build(story, pagesize=A4, title=f"Bilan annuel {summary.year}",
-                  footer=f"Témoin · {summary.organisation} · bilan annuel {summary.year}")
+    return _build(story, pagesize=A4, title=_("Bilan annuel %(year)s") % {"year": summary.year},
+                  footer=_("Témoin · %(organisation)s · bilan annuel %(year)s") % {
+                      "organisation": summary.organisation, "year": summary.year})

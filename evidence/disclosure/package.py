@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from audit.chain import canonical_from_row, FULL_COLUMNS
 from audit.verification import check_checkpoints, prove_entries
@@ -217,6 +217,16 @@ def _recording_meta(recording, item, derivative, path: str) -> dict:
 
 
 def build(*, export: Export, derivative_of, report_progress, now: dt.datetime | None = None) -> Built:
+    """The package of ``export``, in French: it goes to a French court or a French data subject, so its
+    custody reports, labels and README stay French even when the export is started from an English
+    interface (issue 20; Constitution art. 2: the language of the Republic, and of its courts, is French).
+    A ``with`` block, not the decorator form: one override object shared by concurrent builds would
+    restore the wrong language."""
+    with translation.override("fr"):
+        return _build(export=export, derivative_of=derivative_of, report_progress=report_progress, now=now)
+
+
+def _build(*, export: Export, derivative_of, report_progress, now: dt.datetime | None = None) -> Built:
     """The package of ``export``. ``derivative_of(recording, mode)`` gives an approved redacted copy,
     ``report_progress(percent)`` shows the building's progress (both from the disclosure services,
     which call this: no import back)."""

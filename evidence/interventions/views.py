@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _, gettext_lazy
 from django.views.decorators.http import require_POST
 
 from evidence.access.selectors import recordings_visible_to
@@ -22,9 +23,9 @@ from .api import intervention_get
 MAX_PLAYERS = 6
 
 ERRORS = {
-    "motif": "Indiquez le motif.",
-    "seconds": "Indiquez un nombre de secondes (au plus un jour).",
-    "recordings": "Choisissez au moins un enregistrement.",
+    "motif": gettext_lazy("Indiquez le motif."),
+    "seconds": gettext_lazy("Indiquez un nombre de secondes (au plus un jour)."),
+    "recordings": gettext_lazy("Choisissez au moins un enregistrement."),
 }
 
 
@@ -117,7 +118,7 @@ def intervention_consult(request, reference: str):
     if chosen:
         recordings = [r for r in recordings if r.pk in chosen]
     if len(recordings) > MAX_PLAYERS:
-        context = _context(request, intervention, error=f"Choisissez au plus {MAX_PLAYERS} enregistrements à lire ensemble.")
+        context = _context(request, intervention, error=_("Choisissez au plus %(n)s enregistrements à lire ensemble.") % {"n": MAX_PLAYERS})
         return render(request, "interventions/intervention_detail.html", context, status=400)
     try:
         opened = services.intervention_consult(intervention=intervention, by=request.user, recordings=recordings,
@@ -149,9 +150,9 @@ def intervention_clock(request, reference: str):
     except PermissionError as exc:
         raise PermissionDenied(str(exc)) from exc
     except services.InterventionError as exc:
-        messages.error(request, ERRORS.get(exc.field, "Caméra inconnue dans cette intervention."))
+        messages.error(request, ERRORS.get(exc.field, _("Caméra inconnue dans cette intervention.")))
     else:
-        messages.success(request, "Correction d'horloge enregistrée au journal de traçabilité.")
+        messages.success(request, _("Correction d'horloge enregistrée au journal de traçabilité."))
     return redirect("intervention-detail", reference=intervention.reference)
 
 
@@ -171,5 +172,5 @@ def intervention_suggestions_confirm(request, reference: str):
     except services.InterventionError as exc:
         messages.error(request, ERRORS.get(exc.field, str(exc)))
     else:
-        messages.success(request, "Enregistrement(s) rattaché(s) à l'intervention.")
+        messages.success(request, _("Enregistrement(s) rattaché(s) à l'intervention."))
     return redirect("intervention-detail", reference=intervention.reference)

@@ -12,6 +12,7 @@ import datetime as dt
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts.models import Jurisdiction, Organisation, User
 from audit.services import custody_event_append
@@ -23,7 +24,8 @@ from .dates import retention_basis_time, retention_end, retention_period
 from .objects import recording_store_keys
 
 FRENCH_PERIOD = "P1M"
-FRENCH_BASIS = "CSI L241-2 et R241-13 : effacement au bout d'un mois"
+# Stored on the organisation in French; the pages translate it for an English reader (issue 20).
+FRENCH_BASIS = gettext_noop("CSI L241-2 et R241-13 : effacement au bout d'un mois")
 
 
 def retention_policy_check(*, jurisdiction: str, retention: str) -> None:
