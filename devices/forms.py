@@ -20,7 +20,7 @@ class CameraForm(forms.Form):
 class DockForm(forms.Form):
     name = forms.CharField(label=_("Identifiant technique"), max_length=50,
                            help_text=_("Celui de la station dans sa configuration (TEMOIN_DOCK_NAME) : "
-                                       "minuscules, chiffres, « - ». Il ne pourra plus être modifié."))
+                                       "minuscules, chiffres, « - » et « _ ». Il ne pourra plus être modifié."))
     label = forms.CharField(label=_("Nom de la station"), max_length=200, required=False,
                             help_text=_("Par exemple : Poste central, rez-de-chaussée."))
     slots = forms.CharField(label=_("Emplacements"), required=False, widget=forms.Textarea(attrs={"rows": 3}),
