@@ -16,6 +16,7 @@ from accounts.models import User
 from audit.services import custody_event_append
 
 from .models import Camera, CameraAssignment, Dock, DockSlot
+from .services import camera_register
 from .sources.mass_storage import SERIAL_RE
 
 # dockd names a dock by this slug (a directory and a worker queue, dock.<name>).
@@ -62,11 +63,10 @@ def camera_create(*, by: User, serial: str, model: str = "", firmware: str = "")
     model, firmware = _short(model, "model", 100), _short(firmware, "firmware", 100)
     _same_organisation(by, by.organisation_id)
     try:
+        # The same write and custody event as the command line's addcamera.
         with transaction.atomic():
-            camera = Camera.objects.create(serial=serial, organisation_id=by.organisation_id, model=model,
-                                           firmware=firmware)
-            custody_event_append(action="camera.registered", subject=camera, organisation=camera.organisation,
-                                 actor=by, details={"serial": serial, "model": model, "firmware": firmware})
+            camera = camera_register(serial=serial, organisation=by.organisation, model=model, firmware=firmware,
+                                     by=by)
     except IntegrityError:
         # Unique within the organisation only (issue 17): this says nothing of other communes.
         raise FleetError(_("La caméra %(serial)s est déjà enregistrée dans votre organisation.")

@@ -233,3 +233,18 @@ def test_a_shared_dock_without_organisation_is_shown_but_cannot_be_changed(clien
 
     assert "poste-partage" in page and reverse("dock-edit", args=[offload_dock.pk]) not in page
     assert client.post(reverse("dock-retire", args=[offload_dock.pk]), {"reason": "x"}).status_code == 404
+
+
+def test_the_command_line_and_the_page_write_the_same_registration(client, admin, org):
+    from django.core.management import call_command
+
+    call_command("addcamera", "BWC-0910", "--org", org.slug, "--model", "Axis W110", "--firmware", "11.2")
+    sign_in(client, admin)
+    client.post(reverse("camera-create"), {"serial": "BWC-0911", "model": "Axis W110", "firmware": "11.2"})
+
+    cli, page = (CustodyEvent.objects.get(action="camera.registered", subject_id=str(c.pk))
+                 for c in Camera.objects.filter(serial__in=["BWC-0910", "BWC-0911"]).order_by("serial"))
+    assert Camera.objects.get(serial="BWC-0910").firmware == "11.2"
+    assert (cli.actor_label, cli.actor) == ("system:cli", None) and page.actor == admin
+    assert cli.details == {"serial": "BWC-0910", "model": "Axis W110", "firmware": "11.2"}
+    assert page.details == {"serial": "BWC-0911", "model": "Axis W110", "firmware": "11.2"}
