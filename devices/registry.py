@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from audit.services import custody_event_append
 
-from .models import Camera, CameraAssignment, Dock, DockSlot
+from .models import Camera, CameraAssignment, Dock, DockSlot, OffloadSession
 from .services import camera_register
 from .sources.mass_storage import SERIAL_RE
 
@@ -146,11 +146,25 @@ def _slot_names(slots: str | list[str]) -> list[str]:
     return names
 
 
+def _claimable(dock: Dock, organisation_id: int) -> bool:
+    """A dock dockd created on the fly (no organisation) may be bound by the only commune using it.
+
+    Only when every offload on it was of this organisation's cameras, and there was at least one:
+    binding a dock makes it refuse every other commune's cameras (issue 17), and an unused name
+    could be another commune's station not yet in service.
+    """
+    if dock.organisation_id is not None:
+        return False
+    organisations = set(OffloadSession.objects.filter(dock=dock).values_list("organisation_id", flat=True))
+    return organisations == {organisation_id}
+
+
 def dock_create(*, by: User, name: str, label: str = "", slots: str | list[str] = "") -> Dock:
     """Register a dock of the actor's organisation and its slots.
 
     ``name`` is the identifier dockd is configured with (TEMOIN_DOCK_NAME); the dock then offloads
-    only this organisation's cameras (devices.selectors.camera_for_docking, issue 17).
+    only this organisation's cameras (devices.selectors.camera_for_docking, issue 17). A dock dockd
+    already created under that name is bound to the organisation when only its cameras used it.
     """
     name = (name or "").strip()
     if not DOCK_NAME_RE.match(name):
@@ -160,10 +174,20 @@ def dock_create(*, by: User, name: str, label: str = "", slots: str | list[str] 
     _same_organisation(by, by.organisation_id)
     try:
         with transaction.atomic():
-            dock = Dock.objects.create(name=name, label=label, organisation_id=by.organisation_id)
-            DockSlot.objects.bulk_create(DockSlot(dock=dock, name=s) for s in slot_names)
+            dock = Dock.objects.select_for_update().filter(name=name).first()
+            claimed = dock is not None
+            if dock is None:
+                dock = Dock.objects.create(name=name, label=label, organisation_id=by.organisation_id)
+            elif _claimable(dock, by.organisation_id):
+                dock.organisation_id, dock.label = by.organisation_id, label
+                dock.save(update_fields=["organisation", "label"])
+            else:
+                raise IntegrityError("dock name taken")
+            existing = set(dock.slots.values_list("name", flat=True))
+            DockSlot.objects.bulk_create(DockSlot(dock=dock, name=s) for s in slot_names if s not in existing)
             custody_event_append(action="dock.registered", subject=dock, organisation=dock.organisation, actor=by,
-                                 details={"name": name, "label": label, "slots": slot_names})
+                                 details={"name": name, "label": label, "slots": slot_names}
+                                 | ({"claimed": True} if claimed else {}))
     except IntegrityError:
         # Dock names are unique in the deployment: dockd and the worker queues know them by name.
         raise FleetError(_("L'identifiant « %(name)s » est déjà pris : choisissez-en un autre.") % {"name": name},

@@ -167,7 +167,7 @@ def camera_reinstate(request, pk: int):
 @require_http_methods(["GET", "POST"])
 def dock_create(request):
     _require_fleet_access(request.user)
-    form = DockForm(request.POST or None)
+    form = DockForm(request.POST or None, initial={"name": request.GET.get("nom", "")[:50]})
     return _submit(request, form, lambda d: registry.dock_create(by=request.user, **d),
                    template="devices/register_form.html", anchor="#dock-{pk}",
                    context={"title": _("Enregistrer une station d'accueil"), "submit": _("Enregistrer la station")},

@@ -248,3 +248,43 @@ def test_the_command_line_and_the_page_write_the_same_registration(client, admin
     assert (cli.actor_label, cli.actor) == ("system:cli", None) and page.actor == admin
     assert cli.details == {"serial": "BWC-0910", "model": "Axis W110", "firmware": "11.2"}
     assert page.details == {"serial": "BWC-0911", "model": "Axis W110", "firmware": "11.2"}
+
+
+def _dock_used_by(camera, name):
+    from django.utils import timezone
+
+    from devices.models import OffloadSession
+
+    dock, _ = Dock.objects.get_or_create(name=name)  # as dockd creates it on the fly
+    OffloadSession.objects.create(organisation=camera.organisation, camera=camera, dock=dock, volume="/v",
+                                  started_at=timezone.now())
+    return dock
+
+
+def test_a_dock_dockd_created_is_bound_by_the_only_commune_that_used_it(client, admin, make_camera, other_org,  # noqa: F811
+                                                                         make_volume):
+    dock = _dock_used_by(make_camera("BWC-0920"), "poste-ancien")
+    make_camera("BWC-0921", organisation=other_org)
+    sign_in(client, admin)
+    assert f"{reverse('dock-create')}?nom=poste-ancien" in client.get(reverse("fleet")).content.decode()
+
+    client.post(reverse("dock-create"), {"name": "poste-ancien", "label": "Poste ancien", "slots": "slot-1"})
+
+    dock.refresh_from_db()
+    assert (dock.organisation, dock.label) == (admin.organisation, "Poste ancien")
+    assert CustodyEvent.objects.get(action="dock.registered").details["claimed"] is True
+    # Bound: another commune's camera docked there is refused (issue 17).
+    with pytest.raises(OffloadRefused, match="not registered in the organisation of dock"):
+        offload_session_start(volume=make_volume("BWC-0921", {}), dock_name="poste-ancien")
+
+
+def test_a_dock_another_commune_used_cannot_be_bound(client, admin, make_camera, other_org):  # noqa: F811
+    dock = _dock_used_by(make_camera("BWC-0922"), "poste-commun")
+    _dock_used_by(make_camera("BWC-0923", organisation=other_org), "poste-commun")
+    sign_in(client, admin)
+
+    response = client.post(reverse("dock-create"), {"name": "poste-commun", "label": "x"})
+
+    assert response.status_code == 400 and "est déjà pris" in html.unescape(response.content.decode())
+    dock.refresh_from_db()
+    assert dock.organisation is None and not CustodyEvent.objects.filter(action="dock.registered").exists()
