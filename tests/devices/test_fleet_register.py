@@ -158,11 +158,28 @@ def test_the_services_refuse_an_actor_of_another_organisation(make_user, make_ca
 
 
 @pytest.mark.parametrize("role", ["officer", "legal", "dpo", "mayor"])
-def test_other_roles_cannot_open_the_register_forms(client, make_user, role):
-    sign_in(client, make_user(f"u.{role}", role=role))
-    assert client.get(reverse("camera-create")).status_code == 403
-    assert client.post(reverse("dock-create"), {"name": "poste-x"}).status_code == 403
-    assert not Dock.objects.exists()
+def test_other_roles_can_neither_open_the_register_forms_nor_change_a_device(client, make_user, make_camera,  # noqa: F811
+                                                                             role):
+    admin = make_user("admin.tech", role="admin")
+    cam = make_camera("BWC-0930")
+    dock = registry.dock_create(by=admin, name="poste-x", label="Poste X")
+    retired_cam = registry.camera_retire(camera=make_camera("BWC-0931"), by=admin, reason="Panne")
+    retired_dock = registry.dock_retire(dock=registry.dock_create(by=admin, name="poste-y"), by=admin, reason="Fermé")
+    sign_in(client, make_user(f"u.{role}", role=role, matricule="X1" if role == "officer" else ""))
+    events = CustodyEvent.objects.count()
+
+    for url, data in ((reverse("camera-create"), {"serial": "BWC-0932"}),
+                      (reverse("dock-create"), {"name": "poste-z"}),
+                      (reverse("camera-edit", args=[cam.pk]), {"model": "x"}),
+                      (reverse("camera-retire", args=[cam.pk]), {"reason": "x"}),
+                      (reverse("camera-reinstate", args=[retired_cam.pk]), {}),
+                      (reverse("dock-edit", args=[dock.pk]), {"label": "x"}),
+                      (reverse("dock-retire", args=[dock.pk]), {"reason": "x"}),
+                      (reverse("dock-reinstate", args=[retired_dock.pk]), {})):
+        assert client.post(url, data).status_code == 403, url
+    assert CustodyEvent.objects.count() == events
+    assert Camera.objects.filter(active=True).count() == 1 and Dock.objects.filter(active=True).count() == 1
+    assert Camera.objects.count() == 2 and Dock.objects.count() == 2
 
 
 def test_a_dock_is_registered_with_its_slots_renamed_and_given_more_slots(client, admin):
