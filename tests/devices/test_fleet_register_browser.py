@@ -93,6 +93,7 @@ def test_registering_a_camera_and_retiring_it_in_chromium_at_1366_and_390_px(bro
     phone.set_viewport_size(PHONE)
     for path, shot in (("/flotte/", "fleet-register-phone.png"),
                        ("/flotte/cameras/nouvelle/", "fleet-camera-form-phone.png"),
+                       ("/flotte/stations/nouvelle/", None),
                        (f"/flotte/stations/{fleet_service['dock'].pk}/modifier/", None),
                        (f"/flotte/cameras/{cam.pk}/retrait/", None)):
         phone.goto(f"{base}{path}")

@@ -210,3 +210,12 @@ def test_other_roles_do_not_get_the_deadlines_block(client, make_user, dpo, role
     page = html.unescape(client.get(reverse("dashboard")).content.decode())
 
     assert "Échéances des demandes d'accès" not in page and "Mme Requérante" not in page
+
+
+def test_without_today_the_day_is_the_communes_own(dpo):
+    register(dpo)  # deadline 10/12/2026; Chambéry is on Europe/Paris time
+
+    # 23:30 UTC on 2 December is already 3 December in Chambéry: seven days left.
+    assert access_request_reminders_send(now=dt.datetime(2026, 12, 2, 22, 30, tzinfo=UTC)) == 0
+    assert access_request_reminders_send(now=dt.datetime(2026, 12, 2, 23, 30, tzinfo=UTC)) == 1
+    assert "au 03/12/2026" in mail.outbox[0].body
