@@ -1,7 +1,7 @@
 # Témoin — two commands do everything on a fresh machine:
 #   make run    set up, then run Témoin on the embedded default with demo data (http://127.0.0.1:8000/)
 #   make test   set up, then run the whole test suite
-.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload lock ceph-start ceph-stop
+.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload lock ceph-start ceph-stop assets
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -77,6 +77,22 @@ demo-code: setup
 TEST_WORKERS ?= auto
 test: setup
 	$(PY) -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# Front-end libraries (docs/operations.md, "Maps"): `npm ci` installs exactly what package-lock.json
+# pins (npm checks each tarball against the lock's integrity hash), then the files the pages use are
+# copied into config/static/vendor/, which is committed: production and `make run` need no npm.
+# SOURCE names the locked tarball and SHA256SUMS the copied files (`sha256sum -c` in that folder);
+# tests/daily/test_maps.py checks the copy against both, and against the tarball when npm has it.
+LEAFLET_DIST := node_modules/leaflet/dist
+LEAFLET_OUT := config/static/vendor/leaflet
+assets:
+	npm ci --ignore-scripts --no-audit --no-fund
+	rm -rf $(LEAFLET_OUT) && mkdir -p $(LEAFLET_OUT)/images
+	cp node_modules/leaflet/LICENSE $(LEAFLET_DIST)/leaflet.js $(LEAFLET_DIST)/leaflet.js.map $(LEAFLET_DIST)/leaflet.css $(LEAFLET_OUT)/
+	cp $(LEAFLET_DIST)/images/*.png $(LEAFLET_OUT)/images/
+	node -p "const p = require('./package-lock.json').packages['node_modules/leaflet']; \
+	  'leaflet@' + p.version + ' ' + p.integrity" > $(LEAFLET_OUT)/SOURCE
+	cd $(LEAFLET_OUT) && LC_ALL=C sha256sum LICENSE leaflet.css leaflet.js leaflet.js.map images/*.png > SHA256SUMS
 
 bench-offload: setup
 	$(PY) bench/offload.py

@@ -1,7 +1,8 @@
 """The data a page's map needs (templates/_place_map.html, static/maps/place_map.js).
 
-Leaflet is the copy vendored for the interventions (config/static/interventions/vendor/leaflet-1.9.4);
-the tiles come from TEMOIN_MAP_TILES_URL, and the page works without them.
+Leaflet is the bundle of the locked npm package (config/static/vendor/leaflet, `make assets`); the
+tiles come from TEMOIN_MAP_TILES (IGN's Géoplateforme by default, empty for none) and the page works
+without them (static/maps/background.js). The intervention page uses the same bundle and settings.
 """
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -35,4 +36,4 @@ def access_request_map(access_request) -> dict | None:
 
 
 def _base() -> dict:
-    return {"tiles": settings.TEMOIN_MAP_TILES_URL, "attribution": settings.TEMOIN_MAP_TILES_ATTRIBUTION}
+    return {"tiles": settings.TEMOIN_MAP_TILES, "attribution": settings.TEMOIN_MAP_ATTRIBUTION}

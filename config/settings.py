@@ -216,7 +216,8 @@ STORAGES = {
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # A token is refused while its user's password is temporary (issue 20).
+        "accounts.password_policy.TokenAuthenticationUnlessTemporary",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -301,24 +302,33 @@ TEMOIN_LATE_DOCKING_GRACE = env.str("TEMOIN_LATE_DOCKING_GRACE", default="P3D")
 # kept under its own rule, apart from the recordings it came from, then erased by the sweep.
 TEMOIN_TRAINING_RETENTION = env.str("TEMOIN_TRAINING_RETENTION", default="P3Y")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
-# Map tiles of the intervention page (Leaflet URL template). OpenStreetMap France by default; a
-# sovereign deployment points it at its own tile server. Without tiles the tracks are still drawn.
-TEMOIN_MAP_TILES_URL = env.str("TEMOIN_MAP_TILES_URL", default="https://{s}.tile.openstreetmap.fr/osmfr/{z}/{x}/{y}.png")
-TEMOIN_MAP_TILES_ATTRIBUTION = env.str(
-    "TEMOIN_MAP_TILES_ATTRIBUTION", default="© les contributeurs d'OpenStreetMap, tuiles OSM France")
+# Map tiles of the recording, intervention and access-request maps (docs/operations.md, "Maps"): a
+# Leaflet URL template, XYZ or WMTS in the Web Mercator grid ({z}, {x}, {y}; {s} for subdomains).
+# Default: IGN's Géoplateforme, Plan IGN v2 (public, no key). Empty: no background at all; the
+# tracks, markers and scale are drawn either way. TEMOIN_MAP_TILES_URL and TEMOIN_MAP_TILES_ATTRIBUTION
+# are the former names, still read.
+TEMOIN_MAP_TILES_IGN = (
+    "https://data.geopf.fr/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2"
+    "&STYLE=normal&TILEMATRIXSET=PM&FORMAT=image/png&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}")
+TEMOIN_MAP_TILES = env.str(
+    "TEMOIN_MAP_TILES", default=env.str("TEMOIN_MAP_TILES_URL", default=TEMOIN_MAP_TILES_IGN)).strip()
+TEMOIN_MAP_ATTRIBUTION = env.str("TEMOIN_MAP_ATTRIBUTION", default=env.str(
+    "TEMOIN_MAP_TILES_ATTRIBUTION",
+    default="© IGN – Géoplateforme, Plan IGN" if TEMOIN_MAP_TILES == TEMOIN_MAP_TILES_IGN else ""))
 
 
 def _tiles_origin(url: str) -> str:
-    """The tile server's origin for the CSP's img-src ({s} subdomains as a wildcard)."""
+    """The tile server's origin for the CSP's img-src ({s} subdomains as a wildcard); "" if same-origin or none."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url.replace("{s}", "*"))
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
 
 
-if _tiles_origin(TEMOIN_MAP_TILES_URL):
+if _tiles_origin(TEMOIN_MAP_TILES):
     # Without it the browser refuses every tile (img-src 'self'): the maps would show no background.
-    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(_tiles_origin(TEMOIN_MAP_TILES_URL))
+    # Only the tile server is added, nothing for scripts or connections.
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"].append(_tiles_origin(TEMOIN_MAP_TILES))
 TEMOIN_SIDECAR_MAX_BYTES = env.int("TEMOIN_SIDECAR_MAX_BYTES", default=1024 * 1024)
 TEMOIN_CHUNK_SIZE = env.int("TEMOIN_CHUNK_SIZE", default=8 * 1024 * 1024)
 # Clips up to this size stay in memory during the pull, so that the read-back compares the stored

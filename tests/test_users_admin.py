@@ -110,6 +110,10 @@ def test_a_privileged_account_the_administrator_creates_alone_sees_nothing_until
 
     user.refresh_from_db()
     assert (user.is_active, user.role, user.pending_role) == (True, role, "")
+    assert api.get("/api/recordings/").status_code == 403  # approved, but the password is still the admin's
+    user.set_password("lampadaire-verger-9341")
+    user.must_change_password = False
+    user.save()
     assert api.get("/api/recordings/").status_code == 200
     approved = CustodyEvent.objects.get(action="role.approved")
     assert approved.actor == mayor and approved.motif == "arrêté 12" and approved.details["to"] == role
@@ -261,6 +265,25 @@ def test_a_temporary_password_must_be_changed_at_the_next_sign_in(admin_client, 
     assert not officer.must_change_password
     assert agent.get("/").status_code == 200
     assert CustodyEvent.objects.get(action="access.password_changed").details["temporary_replaced"] is True
+
+
+def test_an_api_token_opens_nothing_while_the_password_is_temporary(admin_client, officer):
+    from rest_framework.authtoken.models import Token
+
+    admin, client = admin_client
+    api = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=officer)[0].key}")
+    assert api.get("/api/recordings/").status_code == 200
+    client.post("/utilisateurs/", {"action": "reset_password", "user": officer.pk,
+                                   "password": "provisoire-citadelle-77"})
+    refused = api.get("/api/recordings/")
+    assert refused.status_code == 403 and "Mot de passe provisoire" in refused.json()["detail"]
+    assert api.post("/api/recordings/1/consultations/", {"motif": "x"}).status_code == 403
+
+    agent = Client()
+    agent.post("/connexion/", {"username": officer.username, "password": "provisoire-citadelle-77"})
+    agent.post("/mon-compte/mot-de-passe/", {"current": "provisoire-citadelle-77", "new": "lampadaire-verger-9341",
+                                             "confirm": "lampadaire-verger-9341"})
+    assert api.get("/api/recordings/").status_code == 200  # the same token, once the password is the user's
 
 
 def test_an_account_created_by_the_administrator_starts_with_a_temporary_password(admin_client):

@@ -66,7 +66,7 @@ class MediaInfo:
         }
 
 
-def _run(args: list[str], *, timeout: float | None = None) -> subprocess.CompletedProcess:
+def run_ffmpeg(args: list[str], *, timeout: float | None = None) -> subprocess.CompletedProcess:
     timeout = timeout or settings.TEMOIN_TASK_TIME_LIMIT
     try:
         proc = subprocess.run(args, capture_output=True, timeout=timeout, check=False)
@@ -78,23 +78,23 @@ def _run(args: list[str], *, timeout: float | None = None) -> subprocess.Complet
     return proc
 
 
-def _threads() -> dict:
+def thread_options() -> dict:
     n = settings.TEMOIN_FFMPEG_THREADS
     return {"threads": n} if n else {}
 
 
-def _ffprobe(path: str | Path, *options: str) -> dict:
+def ffprobe_json(path: str | Path, *options: str) -> dict:
     """ffprobe's JSON for ``path`` (what ``ffmpeg.probe`` does, with a timeout)."""
     args = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", *options, str(path)]
     try:
-        proc = _run(args, timeout=PROBE_TIMEOUT)
+        proc = run_ffmpeg(args, timeout=PROBE_TIMEOUT)
     except MediaError as exc:
         raise MediaError(f"ffprobe cannot read this file ({exc})", exc.detail) from exc
     return json.loads(proc.stdout.decode("utf-8", errors="replace"))
 
 
 def probe(path: str | Path) -> MediaInfo:
-    data = _ffprobe(path)
+    data = ffprobe_json(path)
     fmt = data.get("format", {})
     info = MediaInfo(format_name=fmt.get("format_name", ""))
     try:
@@ -136,14 +136,14 @@ def playback_copy(src: str | Path, dst: str | Path, *, remux: bool, hash_origina
     else:
         out = ffmpeg.output(
             *streams, str(dst), vcodec="libx264", preset="veryfast", crf=23, pix_fmt="yuv420p",
-            acodec="aac", audio_bitrate="128k", movflags="+faststart", f="mp4", **_threads(),
+            acodec="aac", audio_bitrate="128k", movflags="+faststart", f="mp4", **thread_options(),
         )
     if hash_original:
         # One read of the original feeds both outputs: the copy and its packets' stream hashes.
         hashes = ffmpeg.output(inp["v"], inp["a?"], "pipe:", c="copy", f="streamhash", hash="sha256")
         out = ffmpeg.merge_outputs(out, hashes)
     args = out.global_args("-nostdin", "-v", "error").overwrite_output().compile()
-    proc = _run(args)
+    proc = run_ffmpeg(args)
     if hash_original:
         return args, _parse_streamhash(proc.stdout.decode())
     return args
@@ -158,7 +158,7 @@ def poster(src: str | Path, dst: str | Path, *, at: float = 1.0) -> None:
         .overwrite_output()
         .compile()
     )
-    _run(args, timeout=300)
+    run_ffmpeg(args, timeout=300)
     if not Path(dst).exists() or Path(dst).stat().st_size == 0:
         if at > 0:
             return poster(src, dst, at=0)
@@ -176,7 +176,7 @@ def stream_hashes(path: str | Path) -> dict[str, str]:
         .global_args("-nostdin", "-v", "error")
         .compile()
     )
-    return _parse_streamhash(_run(args).stdout.decode())
+    return _parse_streamhash(run_ffmpeg(args).stdout.decode())
 
 
 def _parse_streamhash(out: str) -> dict[str, str]:
@@ -199,7 +199,7 @@ def decode_check(path: str | Path) -> None:
         ffmpeg.input(str(path)).output("-", f="null")
         .global_args("-nostdin", "-v", "error", "-xerror").compile()
     )
-    _run(args)
+    run_ffmpeg(args)
 
 
 def mp4_atom_order(path: str | Path) -> list[str]:
@@ -254,7 +254,7 @@ def synthesize_clip(dst: str | Path, *, seconds: float = 2, width: int = 320, he
     if creation_time is not None:
         opts["metadata"] = f"creation_time={creation_time.astimezone(dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"
     args = ffmpeg.output(*streams, str(dst), **opts).global_args("-nostdin", "-v", "error").overwrite_output().compile()
-    _run(args, timeout=3600)
+    run_ffmpeg(args, timeout=3600)
     return dst
 
 
@@ -269,7 +269,7 @@ def frame_jpeg(src: str | Path, *, at: float, width: int | None = None, quality:
         stream = stream.filter("scale", width, -2)
     args = (ffmpeg.output(stream, "pipe:", vframes=1, f="image2pipe", vcodec="mjpeg", q=quality)
             .global_args("-nostdin", "-v", "error").compile())
-    data = _run(args, timeout=120).stdout
+    data = run_ffmpeg(args, timeout=120).stdout
     if not data:
         raise MediaError(f"no frame at {at:.3f} s")
     return data
@@ -290,7 +290,7 @@ def audio_samples(src: str | Path, *, rate: int = 16000) -> bytes:
     """The first audio stream as mono signed 16-bit little-endian samples at ``rate`` Hz."""
     args = (ffmpeg.output(ffmpeg.input(str(src))["a:0"], "pipe:", f="s16le", acodec="pcm_s16le", ac=1, ar=rate)
             .global_args("-nostdin", "-v", "error").compile())
-    return _run(args).stdout
+    return run_ffmpeg(args).stdout
 
 
 def clip_with_audio(video_src: str | Path, dst: str | Path, *, width: int, height: int, rate: int = 25,
@@ -311,7 +311,7 @@ def clip_with_audio(video_src: str | Path, dst: str | Path, *, width: int, heigh
            .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
            .filter("setsar", 1))
     streams = [src]
-    opts: dict = dict(vcodec="libx264", preset="veryfast", crf=crf, pix_fmt="yuv420p", f="mp4", **_threads())
+    opts: dict = dict(vcodec="libx264", preset="veryfast", crf=crf, pix_fmt="yuv420p", f="mp4", **thread_options())
     if seconds:
         opts["t"] = f"{seconds:.3f}"
     if audio:
@@ -320,5 +320,5 @@ def clip_with_audio(video_src: str | Path, dst: str | Path, *, width: int, heigh
                                     f="lavfi"))
         opts.update(acodec="aac", audio_bitrate="128k", shortest=None)
     args = ffmpeg.output(*streams, str(dst), **opts).global_args("-nostdin", "-v", "error").overwrite_output().compile()
-    _run(args, timeout=3600)
+    run_ffmpeg(args, timeout=3600)
     return Path(dst)

@@ -12,13 +12,13 @@ import ffmpeg
 from django.conf import settings
 
 # The runners with their deadlines, shared by the modules of integrations/ that call ffmpeg.
-from .ffmpeg import MediaError, _ffprobe, _run, _threads, probe
+from .ffmpeg import MediaError, ffprobe_json, probe, run_ffmpeg, thread_options
 
 
 def video_rate(path: str | Path) -> tuple[str, float, int | None]:
     """The first video stream's frame rate as ffmpeg writes it ("30000/1001"), as a float, and
     its frame count when the container states it."""
-    data = _ffprobe(path, "-select_streams", "v:0")
+    data = ffprobe_json(path, "-select_streams", "v:0")
     streams = data.get("streams") or []
     if not streams:
         raise MediaError("no video stream in this file")
@@ -37,7 +37,7 @@ def video_rate(path: str | Path) -> tuple[str, float, int | None]:
 
 class _Deadline:
     """Kills a piped ffmpeg still running after ``timeout`` seconds (default: the task time limit),
-    as ``_run`` does for the others: a stuck decoder must not hold a worker forever."""
+    as ``run_ffmpeg`` does for the others: a stuck decoder must not hold a worker forever."""
 
     def __init__(self, proc: subprocess.Popen, timeout: float | None):
         import threading
@@ -128,7 +128,7 @@ def raw_video_reader(src: str | Path, *, width: int | None = None, every: int = 
     channels = {"bgr24": 3, "rgb24": 3, "gray": 1, "yuv420p": 1.5}[pix_fmt]
     if pix_fmt == "yuv420p" and (w % 2 or h % 2):
         raise MediaError("yuv420p frames need an even width and height")
-    args = (ffmpeg.output(stream, "pipe:", f="rawvideo", pix_fmt=pix_fmt, fps_mode="passthrough", **_threads())
+    args = (ffmpeg.output(stream, "pipe:", f="rawvideo", pix_fmt=pix_fmt, fps_mode="passthrough", **thread_options())
             .global_args("-nostdin", "-v", "error").compile())
     return RawVideoReader(args, width=w, height=h, channels=channels, every=max(1, int(every)))
 
@@ -187,7 +187,7 @@ def redacted_writer(dst: str | Path, *, audio_src: str | Path | None, width: int
     video = ffmpeg.input("pipe:", f="rawvideo", pix_fmt=pix_fmt, s=f"{width}x{height}", framerate=rate)
     streams = [video]
     opts = dict(vcodec="libx264", preset=preset, crf=crf, pix_fmt="yuv420p", movflags="+faststart", f="mp4",
-                **_threads())
+                **thread_options())
     if audio_src is not None:
         audio = ffmpeg.input(str(audio_src))["a:0"]
         if mute_ranges:
@@ -205,7 +205,7 @@ def transcode_reference(src: str | Path, dst: str | Path, *, preset: str = "very
     inp = ffmpeg.input(str(src))
     args = (ffmpeg.output(inp["v:0"], inp["a:0?"], str(dst), vcodec="libx264", preset=preset, crf=crf,
                           pix_fmt="yuv420p", acodec="aac", audio_bitrate="128k", movflags="+faststart", f="mp4",
-                          **_threads())
+                          **thread_options())
             .global_args("-nostdin", "-v", "error").overwrite_output().compile())
-    _run(args, timeout=3600)
+    run_ffmpeg(args, timeout=3600)
     return args

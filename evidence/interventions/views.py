@@ -56,7 +56,7 @@ def _context(request, intervention, *, consulted=None, error=""):
     data = {
         "start": timeline["started_at"].isoformat() if timeline["started_at"] else None,
         "span": span,
-        "tiles": settings.TEMOIN_MAP_TILES_URL, "attribution": settings.TEMOIN_MAP_TILES_ATTRIBUTION,
+        "tiles": settings.TEMOIN_MAP_TILES, "attribution": settings.TEMOIN_MAP_ATTRIBUTION,
         "recordings": [{"id": row["recording"].pk, "camera": row["recording"].camera.serial,
                         "offset": row["offset_seconds"], "duration": row["duration"] or 0,
                         "correction": row["clock_correction"], "track": row["recording"].track or [],

@@ -7,21 +7,23 @@ LEGAL.md rule 5 (CSI R241-11 IV): media only through a live consultation whose m
 first (``evidence.access.services.consultation_open``, CSI R241-14).
 """
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from werkzeug.http import parse_range_header
+
+from accounts.password_policy import TokenAuthenticationUnlessTemporary
 
 from ..access.services import consultation_for_token
 from ..integrations.store import StoreError, get_store
 
 
 def request_user(request):
-    """The session user, or the owner of the API token; None for nobody."""
+    """The session user, or the owner of the API token; None for nobody (a token whose user's password
+    is temporary is nobody's, issue 20)."""
     if request.user.is_authenticated:
         return request.user
     try:
-        found = TokenAuthentication().authenticate(request)
-    except AuthenticationFailed:
+        found = TokenAuthenticationUnlessTemporary().authenticate(request)
+    except (AuthenticationFailed, PermissionDenied):
         return None
     return found[0] if found else None
 

@@ -57,8 +57,8 @@ def test_three_cameras_play_on_one_clock_after_seeking_and_the_map_draws_their_t
         browser, live_server, scene, make_user):  # noqa: F811
     chef = make_user("chef", role="supervisor", matricule="S001")
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    # No network in tests: map tiles fail to load; the tracks must still be drawn.
-    page.route("**/*.openstreetmap.fr/**", lambda route: route.abort())
+    # No network in tests: map tiles (IGN's by default) fail to load; the tracks must still be drawn.
+    page.route("https://data.geopf.fr/**", lambda route: route.abort())
     base = live_server.url
     _login(page, base, chef.username)
 

@@ -75,7 +75,7 @@ def test_the_page_shows_the_timeline_and_the_map_data_and_no_media_before_a_moti
     html = response.content.decode()
     assert response.status_code == 200
     assert html.count('class="iv-clip"') == 2 and "<video" not in html
-    assert 'id="iv-data"' in html and "vendor/leaflet-1.9.4/leaflet.js" in html
+    assert 'id="iv-data"' in html and "vendor/leaflet/leaflet.js" in html
     assert "place Saint-Léger" in html
 
 

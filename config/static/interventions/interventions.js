@@ -143,7 +143,7 @@
   }
 
   var mapNode = document.getElementById("iv-map");
-  if (mapNode && window.L) {
+  if (mapNode && window.L && window.TemoinMaps) {
     var located = data.recordings.map(function (r) { return {recording: r, points: pointsOf(r)}; })
       .filter(function (x) { return x.points.length; });
     if (!located.length) {
@@ -151,9 +151,9 @@
       mapNode.classList.add("iv-map-empty");
     } else {
       var map = window.L.map(mapNode, {preferCanvas: false});
-      // Tiles are a background only: when they cannot load (no network, sovereign deployment
-      // without a tile server), the tracks and markers below are still drawn.
-      window.L.tileLayer(data.tiles, {attribution: data.attribution, maxZoom: 19}).addTo(map);
+      // Tiles are a background only (maps/background.js): when none is configured or they cannot
+      // load, the tracks, markers and scale below are still drawn.
+      window.TemoinMaps.background(map, data);
       var bounds = [];
       var cameras = {};
       located.forEach(function (x) {

@@ -1,4 +1,5 @@
-/* Témoin: one map on a page (recording, access request), drawn with the vendored Leaflet.
+/* Témoin: one map on a page (recording, access request), drawn with the bundled Leaflet
+ * (config/static/vendor/leaflet, `make assets`) and the background of maps/background.js.
  *
  * Reads #place-map-data (json_script): tiles URL and attribution, a GPS track [[lat, lon, epoch], ...],
  * a location [lat, lon], a place [lat, lon] with its radius in metres, and the French labels.
@@ -9,7 +10,7 @@
   "use strict";
   var node = document.getElementById("place-map");
   var dataNode = document.getElementById("place-map-data");
-  if (!node || !dataNode || !window.L) return;
+  if (!node || !dataNode || !window.L || !window.TemoinMaps) return;
   var data = JSON.parse(dataNode.textContent);
 
   function point(p) {
@@ -30,7 +31,7 @@
   }
 
   var map = window.L.map(node);
-  window.L.tileLayer(data.tiles, {attribution: data.attribution, maxZoom: 19}).addTo(map);
+  window.TemoinMaps.background(map, data);
   var bounds = window.L.latLngBounds([]);
   if (track.length > 1) {
     var line = window.L.polyline(track, {color: "#1d4ed8", weight: 4, opacity: 0.85, className: "map-track"})
