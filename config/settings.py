@@ -365,7 +365,7 @@ LOGGING = {
                 "werkzeug": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
-# --- Mail (daily retention notices to supervisors) -------------------------------------------
+# --- Mail (retention notices to supervisors, access-request reminders to the DPO) -----------
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="temoin@localhost")
 
@@ -391,6 +391,8 @@ CELERY_BEAT_SCHEDULE = {
     # CSI R241-13: erasure one month after recording; the sweep runs at least hourly.
     "retention-sweep": {"task": "evidence.retention_sweep", "schedule": 900.0},
     "retention-notice": {"task": "evidence.retention_notice", "schedule": 24 * 3600.0},
+    # GDPR art. 12(3): the DPO is reminded of access requests due within 7 and 2 days, and overdue.
+    "access-request-reminders": {"task": "disclosure.access_request_reminders", "schedule": 24 * 3600.0},
     # Staging files and multipart uploads left by workers killed mid-write (docs/operations.md).
     "store-sweep-incomplete": {"task": "evidence.store_sweep_incomplete", "schedule": 6 * 3600.0},
     # Every legal invariant over database, store and log, daily; violations are alerted (docs/compliance.md).

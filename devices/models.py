@@ -44,7 +44,12 @@ class Dock(models.Model):
     """A station d'accueil: a host directory whose slots receive docked cameras."""
 
     organisation = models.ForeignKey("accounts.Organisation", null=True, blank=True, on_delete=models.PROTECT, related_name="docks")
+    # The technical name dockd uses (and the worker queue): it never changes once the dock exists.
     name = models.SlugField(unique=True)
+    # What the service calls it ("Poste central, rez-de-chaussée"): renamed from the fleet page.
+    label = models.CharField(max_length=200, blank=True)
+    # A retired dock offloads nothing (devices.selectors.camera_for_docking); its history stays.
+    active = models.BooleanField(default=True)
     root = models.CharField(max_length=500, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
 

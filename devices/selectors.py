@@ -126,6 +126,18 @@ def docks_visible_to(*, user: User) -> QuerySet[Dock]:
     return Dock.objects.filter(Q(organisation_id=user.organisation_id) | (Q(organisation__isnull=True) & Exists(used)))
 
 
+def docks_managed_by(*, user: User) -> QuerySet[Dock]:
+    """Docks the user may rename and retire: their organisation's own (not a shared, unbound one)."""
+    if not fleet_access(user=user):
+        return Dock.objects.none()
+    return Dock.objects.filter(organisation_id=user.organisation_id)
+
+
+def dock_for_fleet(*, user: User, pk: int) -> Dock:
+    """One dock of the user's organisation, or Dock.DoesNotExist (a 404: no other organisation's)."""
+    return docks_managed_by(user=user).get(pk=pk)
+
+
 def dock_slots_for(*, user: User) -> QuerySet[DockSlot]:
     """Every slot of the visible docks with the last session of the organisation in it.
 
@@ -153,8 +165,11 @@ def camera_for_docking(*, serial: str, dock: Dock | None) -> Camera:
     A dock bound to an organisation offloads only that organisation's cameras: a volume naming a
     serial of another commune is refused, whatever that commune registered (issue 17, finding 4).
     A dock without an organisation (the command line, a dock not yet bound) takes the serial when
-    exactly one organisation registered it, and refuses when several did.
+    exactly one organisation registered it, and refuses when several did. A retired dock takes none.
     """
+    if dock is not None and not dock.active:
+        raise DockingRefused(f"dock {dock.name} is retired (fleet page): nothing was read or removed from camera "
+                             f"{serial}. Bring the dock back into service, or dock the camera elsewhere")
     cameras = Camera.objects.select_related("organisation").filter(serial=serial)
     if dock is not None and dock.organisation_id is not None:
         camera = cameras.filter(organisation_id=dock.organisation_id).first()

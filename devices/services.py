@@ -11,13 +11,19 @@ from .models import Camera, CameraAssignment
 from .sources.mass_storage import SERIAL_RE
 
 
-def camera_register(*, serial: str, organisation: Organisation, model: str = "", by: User | None = None) -> Camera:
+def camera_register(*, serial: str, organisation: Organisation, model: str = "", firmware: str = "",
+                    by: User | None = None) -> Camera:
+    """Register a camera (addcamera, and the fleet page through devices.registry.camera_create).
+
+    Raises ValueError for a malformed serial, IntegrityError when the organisation has it already.
+    """
     if not SERIAL_RE.match(serial):
         raise ValueError(f"invalid serial {serial!r} (letters, digits, '.', '_' and '-')")
+    details = {"serial": serial, "model": model} | ({"firmware": firmware} if firmware else {})
     with transaction.atomic():
-        camera = Camera.objects.create(serial=serial, organisation=organisation, model=model)
+        camera = Camera.objects.create(serial=serial, organisation=organisation, model=model, firmware=firmware)
         custody_event_append(action="camera.registered", subject=camera, organisation=organisation, actor=by,
-                             actor_label="" if by else "system:cli", details={"serial": serial, "model": model})
+                             actor_label="" if by else "system:cli", details=details)
     return camera
 
 

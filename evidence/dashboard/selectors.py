@@ -277,3 +277,43 @@ def fleet_health_for(*, user: User, now: dt.datetime) -> FleetHealth | None:
         sessions_week=week_figures["n"], sessions_incomplete_week=week_figures["incomplete"],
         items_failed_week=failed, bytes_offloaded_week=week_figures["bytes"] or 0,
     )
+
+
+# --- Access-request deadlines (the DPO's block) ---------------------------------------------------
+
+# Within this many days the deadline is highlighted (the reminders' first threshold,
+# evidence/disclosure/reminders.py).
+DEADLINE_SOON_DAYS = 7
+DEADLINE_ROWS = 20
+
+
+@dataclass(frozen=True)
+class AccessRequestDeadline:
+    request: object  # evidence.disclosure.models.AccessRequest
+    days_left: int
+
+    @property
+    def state(self) -> str:
+        """``overdue``, ``soon`` (7 days or less) or ``later``."""
+        if self.days_left < 0:
+            return "overdue"
+        return "soon" if self.days_left <= DEADLINE_SOON_DAYS else "later"
+
+    @property
+    def days_late(self) -> int:
+        return -self.days_left
+
+
+def access_request_deadlines_for(*, user: User, now: dt.datetime) -> list[AccessRequestDeadline] | None:
+    """The DPO's open access requests, nearest deadline first; None for anyone else.
+
+    GDPR art. 12(3): one month from receipt, three when extended. Days are counted in the
+    organisation's time zone, as the deadlines are its calendar dates.
+    """
+    from evidence.disclosure.selectors import access_requests_open
+
+    if not user.is_authenticated or user.role != Role.DPO:
+        return None
+    today = now.astimezone(organisation_zone_for(user=user)).date()
+    return [AccessRequestDeadline(request=r, days_left=(r.deadline - today).days)
+            for r in access_requests_open(user=user)[:DEADLINE_ROWS]]

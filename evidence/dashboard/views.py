@@ -46,6 +46,8 @@ def dashboard(request):
     context["service_share"] = service
     context["to_complete"] = service.to_complete
     context["erasures"] = selectors.erasures_outlook_for(user=user, now=now, hours=ERASURE_WINDOW_HOURS)
+    # GDPR art. 12(3): the DPO sees the access requests' deadlines first (None for other roles).
+    context["deadlines"] = selectors.access_request_deadlines_for(user=user, now=now)
     return render(request, "dashboard/dashboard.html", context)
 
 

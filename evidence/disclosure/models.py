@@ -220,3 +220,26 @@ class AccessRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.closed_at is None
+
+
+class AccessRequestReminder(models.Model):
+    """A deadline reminder e-mailed to the DPO(s) about one access request, once per threshold.
+
+    GDPR art. 12(3): the answer is due within one month of receipt (three when extended); the DPO is
+    reminded seven days before, two days before, and once the deadline has passed
+    (evidence/disclosure/reminders.py). The unique constraint makes a reminder sent at most once."""
+
+    class Threshold(models.TextChoices):
+        DAYS_7 = "7d", _("échéance dans 7 jours au plus")
+        DAYS_2 = "2d", _("échéance dans 2 jours au plus")
+        OVERDUE = "overdue", _("échéance dépassée")
+
+    access_request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="reminders")
+    threshold = models.CharField(max_length=8, choices=Threshold.choices)
+    deadline = models.DateField()  # the deadline the reminder was about (an extension moves it)
+    recipients = models.JSONField(default=list)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["access_request", "threshold", "deadline"],
+                                               name="one_reminder_per_request_threshold_deadline")]

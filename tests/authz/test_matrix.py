@@ -67,6 +67,8 @@ ROLE_PAGES = {
     "dashboard": set(ROLES),
     "dashboard-offloads": set(ROLES),
     "fleet": {"admin", "supervisor"},
+    # Issue 20: the fleet register (tests/devices/test_fleet_register.py).
+    "camera-create": {"admin", "supervisor"}, "dock-create": {"admin", "supervisor"},
     "users": {"admin"},
     "role-approvals": {"mayor"},  # issue 15: four eyes on privileged roles
     "annual-summary": {"mayor"},  # issue 20: the mayor's yearly summary
@@ -99,6 +101,8 @@ OTHER_OBJECT_ROUTES = {
                      "redaction-cover", "redaction-watched"],
                     "tests/redaction/test_pages.py"),
     **dict.fromkeys(["camera-check-out", "camera-check-in"], "tests/devices/test_fleet.py"),
+    **dict.fromkeys(["camera-edit", "camera-retire", "camera-reinstate", "dock-edit", "dock-retire",
+                     "dock-reinstate"], "tests/devices/test_fleet_register.py (roles, another commune's devices)"),
 }
 
 # Routes whose access rules are tested next to their feature, with the test that does it.

@@ -13,8 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True)
         parser.add_argument("--officer", default="", help="matricule of the officer it is issued to")
         parser.add_argument("--model", default="")
+        parser.add_argument("--firmware", default="")
 
-    def handle(self, *args, serial, org, officer, model, **options):
+    def handle(self, *args, serial, org, officer, model, firmware="", **options):
         organisation = Organisation.objects.filter(slug=org).first()
         if organisation is None:
             raise CommandError(f"no organisation {org!r}")
@@ -24,7 +25,7 @@ class Command(BaseCommand):
             if wearer is None:
                 raise CommandError(f"no officer with matricule {officer!r} in {org}")
         try:
-            camera = camera_register(serial=serial, organisation=organisation, model=model)
+            camera = camera_register(serial=serial, organisation=organisation, model=model, firmware=firmware)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         except IntegrityError as exc:
