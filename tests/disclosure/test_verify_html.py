@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import shutil
 import zipfile
@@ -31,7 +32,7 @@ def _zip_tree(root, dest, compression=zipfile.ZIP_STORED):
 
 def _flip_in_zip(data: bytes, name: str, offset_in_file: int) -> bytes:
     """The received ZIP with one byte of the stored entry ``name`` flipped (its CRC left as it was)."""
-    with zipfile.ZipFile(__import__("io").BytesIO(data)) as zf:
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
         info = zf.getinfo(name)
     assert info.compress_type == zipfile.ZIP_STORED  # zipstream.py stores entries: bytes are at a fixed place
     header = data[info.header_offset:info.header_offset + 30]
@@ -236,4 +237,43 @@ def test_the_pages_piecewise_sha256_agrees_with_hashlib_whatever_the_pieces(brow
     for n, digest in zip(lengths, got):
         data = bytes(((i * 31 + (i >> 8)) & 255) for i in range(n))
         assert digest == hashlib.sha256(data).hexdigest(), n
+    page.close()
+
+
+def test_a_share_recipient_is_told_to_open_verify_html_and_it_verifies_what_they_download(
+        package, users, browser, live_server, tmp_path):  # noqa: F811
+    """The court clerk's path: the share page (no account) explains verify.html; the ZIP downloaded
+    from it holds a verify.html that, opened offline, says OK on that very ZIP."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from .helpers import api
+
+    response = api(users["legal"]).post(f"/api/exports/{package['export'].pk}/shares/", {
+        "recipient": "Greffe du tribunal judiciaire de Chambéry", "max_downloads": 2,
+        "expires_at": (timezone.now() + dt.timedelta(days=3)).isoformat()}, format="json")
+    assert response.status_code == 201, response.content
+    url = live_server.url + response.json()["url"].split("testserver", 1)[1]
+    context = browser.new_context(viewport={"width": 1000, "height": 900}, accept_downloads=True)
+    share = context.new_page()
+    share.goto(url)
+    steps = share.inner_text("#verifier")
+    assert "verify.html" in steps and "NOT OK" in steps and "python3 verify.py" in steps
+    share.screenshot(path=str(SHOTS / "share-public.png"), full_page=True)
+    with share.expect_download() as download:
+        share.click("text=Télécharger (ZIP)")
+    received = tmp_path / "telechargement.zip"
+    download.value.save_as(received)
+    context.close()
+    assert received.read_bytes() == package["zip"]
+    html = tmp_path / "verify.html"
+    with zipfile.ZipFile(received) as zf:
+        html.write_bytes(zf.read(f"temoin-export-{package['export'].pk}/verify.html"))
+
+    page = Page(browser, html)
+    result = page.check("#zip-input", received)
+
+    assert result["verdict"] == "ok", result
+    assert page.blocked == [] and page.errors == []
     page.close()
