@@ -63,7 +63,18 @@ class Page:
         self.page.goto(html.as_uri() + fragment)
 
     def check(self, selector, files) -> dict:
-        self.page.set_input_files(selector, str(files))
+        self.page.evaluate("document.body.dataset.state = ''")
+        if selector == "#drop":  # a ZIP dropped on the page, as a file manager would
+            data = base64.b64encode(files.read_bytes()).decode()
+            transfer = self.page.evaluate_handle("""([data, name]) => {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], name, {type: "application/zip"}));
+                return dt;
+            }""", [data, files.name])
+            self.page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+        else:
+            self.page.set_input_files(selector, str(files))
         self.page.wait_for_selector("body[data-state=done] #verdict[data-verdict]", timeout=60_000)
         return {
             "verdict": self.page.get_attribute("#verdict", "data-verdict"),
@@ -134,6 +145,9 @@ def test_verify_html_says_ok_on_an_intact_package_offline(received, browser, tmp
     result = page.check("#folder-input", received["root"])
     assert result["verdict"] == "ok", result
     _same_as_verify_py(result, received["root"])
+    result = page.check("#drop", received["zip_path"])
+    assert result["verdict"] == "ok", result
+    assert result["transcript"][0].endswith(received["zip_path"].name)
     assert page.blocked == [] and page.errors == []
     page.close()
 
@@ -170,6 +184,8 @@ def test_one_flipped_byte_in_a_recording_is_not_ok_and_named(received, browser, 
     assert len(result["failures"]) == 1 and path in result["failures"][0]
     assert "fichier modifié" in result["failures"][0] and "file altered" in result["failures"][0]
     _same_as_verify_py(result, copy)
+    if not fragment:
+        page.page.screenshot(path=str(SHOTS / "verify-html-not-ok.png"), full_page=True)
     assert page.blocked == [] and page.errors == []
     page.close()
 
@@ -275,5 +291,40 @@ def test_a_share_recipient_is_told_to_open_verify_html_and_it_verifies_what_they
     result = page.check("#zip-input", received)
 
     assert result["verdict"] == "ok", result
+    assert page.blocked == [] and page.errors == []
+    page.close()
+
+
+@pytest.mark.parametrize("purpose, redaction, section", [
+    ("judicial", "others", "copie floutée (others) issue de l'original"),
+    ("training", "all", "3. Copies de formation anonymisées / Anonymised training copies"),
+])
+def test_a_redacted_copy_and_a_training_package_verify_in_the_browser(recordings, users, local_store, browser,
+                                                                      tmp_path, purpose, redaction, section):  # noqa: F811
+    """The other package shapes: an approved redacted copy (its SHA-256 in a redaction event) and an
+    anonymised training package (no custody proof, the stated sound of each video)."""
+    from .helpers import api, approved_copy, download, extract_zip, redaction_ready
+
+    if not redaction_ready():
+        pytest.fail("evidence.redaction.services is missing: the redacted path cannot be tested")
+    rec = recordings[0]
+    approved_copy(rec, redaction, users["legal"])
+    response = api(users["legal"]).post("/api/exports/", {
+        "recordings": [rec.pk], "purpose": purpose, "recipient": "Tribunal judiciaire de Chambéry",
+        "motif": "Communication", "redaction": redaction}, format="json")
+    assert response.status_code == 201, response.content
+    detail = api(users["legal"]).get(f"/api/exports/{response.json()['id']}/").json()
+    assert detail["status"] == "ready", detail
+    data = download(api(users["legal"]), detail["download_url"])
+    root = extract_zip(data, tmp_path / "unzipped")
+    received = tmp_path / "received.zip"
+    received.write_bytes(data)
+
+    page = Page(browser, root / "verify.html")
+    result = page.check("#zip-input", received)
+
+    assert result["verdict"] == "ok", result
+    assert any(section in line for line in result["transcript"]), result["transcript"]
+    _same_as_verify_py(result, root)
     assert page.blocked == [] and page.errors == []
     page.close()
