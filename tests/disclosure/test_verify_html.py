@@ -121,7 +121,7 @@ def test_package_carries_verify_html_listed_in_its_signed_manifest(package):  # 
     assert "verify.html" in readme and "python3 verify.py" in readme
 
 
-def test_verify_html_says_ok_on_an_intact_package_offline(received, browser, tmp_path):  # noqa: F811
+def test_verify_html_says_ok_on_an_intact_package_offline(received, browser, tmp_path, monkeypatch):  # noqa: F811
     page = Page(browser, received["html"])
     result = page.check("#zip-input", received["zip_path"])
 
@@ -148,6 +148,14 @@ def test_verify_html_says_ok_on_an_intact_package_offline(received, browser, tmp
     result = page.check("#drop", received["zip_path"])
     assert result["verdict"] == "ok", result
     assert result["transcript"][0].endswith(received["zip_path"].name)
+    # ZIP64 records (what a package of several GiB carries), made here with a tiny ZIP64 threshold.
+    with monkeypatch.context() as m:
+        m.setattr(zipfile, "ZIP64_LIMIT", 1000)
+        zip64 = _zip_tree(received["root"], tmp_path / "zip64.zip")
+    assert b"PK\x06\x06" in zip64.read_bytes() and b"PK\x06\x07" in zip64.read_bytes()
+    result = page.check("#zip-input", zip64)
+    assert result["verdict"] == "ok", result
+    _same_as_verify_py(result, received["root"])
     assert page.blocked == [] and page.errors == []
     page.close()
 
