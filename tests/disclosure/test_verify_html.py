@@ -164,6 +164,9 @@ def test_verify_html_says_ok_on_an_intact_package_offline(received, browser, tmp
     result = page.check("#zip-input", received["zip_path"])
     assert result["verdict"] == "ok", result
     assert "Ed25519 : RFC 8032 (JavaScript)" in result["banner"]
+    # The progress line named the last file hashed, and the whole.
+    progress = page.page.text_content("#progress-text")
+    assert "Empreinte de verify.py — 100 %" in progress and "overall 100 %" in progress, progress
     _same_as_verify_py(result, received["root"])
     assert page.blocked == [] and page.errors == []
     page.close()
