@@ -6,6 +6,7 @@ Contents (docs/disclosure.md):
     reports/tracabilite-<id>.pdf      the custody report of each recording (audit/pdf.py)
     public_key.pem                    the deployment's Ed25519 public key
     verify.py                         standalone verifier (Python standard library only)
+    verify.html                       the same checks in a browser, offline (WebCrypto; no network)
     LISEZMOI.txt                      how to verify, in French and English
     manifest.json                     SHA-256 of every file above, recordings, custody events, the
                                       chain segments that link them to signed checkpoints
@@ -34,7 +35,7 @@ from evidence.integrations.store import HashingReader, get_store
 
 from .models import Export
 from .training import build_training
-from .zipstream import VERIFY_SCRIPT, Built, ZipPipe, ZipWriter
+from .zipstream import Built, ZipPipe, ZipWriter
 
 FORMAT = "temoin-export/1"
 # The ZIP follows the fate of the recordings it carries (CSI R241-13): it is locked until the
@@ -58,23 +59,35 @@ README = """Export Témoin n° {id} — {purpose}
 Destinataire / recipient : {recipient}
 
 FRANÇAIS
-Ce dossier contient les enregistrements, leur rapport de traçabilité (PDF), le manifeste signé et un
-programme de vérification. Pour tout vérifier, sans réseau ni installation (Python 3.8 ou plus) :
+Ce dossier contient les enregistrements, leur rapport de traçabilité (PDF), le manifeste signé et deux
+programmes de vérification, qui font les mêmes vérifications sans réseau ni installation :
 
-    python3 verify.py
+  - verify.html : ouvrez ce fichier dans un navigateur récent (Firefox, Chrome, Edge, Safari), puis
+    choisissez le fichier ZIP reçu ou ce dossier. La page affiche OK ou NOT OK pour chaque fichier et
+    chaque vérification ; rien n'est envoyé, elle fonctionne hors connexion.
+  - verify.py, pour qui préfère la ligne de commande (Python 3.8 ou plus) :
 
-Le programme affiche ce qui concorde et ce qui ne concorde pas, et se termine avec le code 0 si tout
-concorde, 1 sinon. Comparez l'empreinte de clé publique affichée avec celle que publie le service
+        python3 verify.py
+
+    Il se termine avec le code 0 si tout concorde, 1 sinon.
+
+Comparez l'empreinte de clé publique affichée avec celle que publie le service
 (Journal de traçabilité > clé publique).
 
 ENGLISH
-This folder holds the recordings, their custody reports (PDF), the signed manifest and a verifier.
-To check everything offline, with nothing to install (Python 3.8 or later):
+This folder holds the recordings, their custody reports (PDF), the signed manifest and two verifiers
+making the same checks offline, with nothing to install:
 
-    python3 verify.py
+  - verify.html: open this file in a recent browser (Firefox, Chrome, Edge, Safari), then choose the
+    ZIP you received or this folder. The page shows OK or NOT OK for each file and each check; nothing
+    is sent anywhere, it works offline.
+  - verify.py, for those who prefer the command line (Python 3.8 or later):
 
-It prints what matches and what does not and exits with 0 when everything matches, 1 otherwise.
-Compare the public key fingerprint it prints with the one the police service publishes.
+        python3 verify.py
+
+    It exits with 0 when everything matches, 1 otherwise.
+
+Compare the public key fingerprint shown with the one the police service publishes.
 
 Empreinte SHA-256 de la clé publique / public key fingerprint: {fingerprint}
 """
@@ -300,7 +313,7 @@ def _build(*, export: Export, derivative_of, report_progress, now: dt.datetime |
             for r in recordings:
                 w.add_bytes(prefix + f"reports/tracabilite-{r.pk}.pdf", reports[r.pk])
             w.add_bytes(prefix + "public_key.pem", pem.encode())
-            w.add_bytes(prefix + "verify.py", VERIFY_SCRIPT.read_bytes())
+            w.add_verifiers(prefix)
             w.add_bytes(prefix + "LISEZMOI.txt", readme)
             manifest = {
                 "format": FORMAT, "export": export_meta,

@@ -13,7 +13,7 @@ from audit.integrations import signing
 from evidence.integrations.store import HashingReader, get_store
 
 from .models import Export
-from .zipstream import VERIFY_SCRIPT, Built, ZipPipe, ZipWriter
+from .zipstream import Built, ZipPipe, ZipWriter
 
 def training_retain_until(now: dt.datetime) -> dt.datetime:
     """The end of a training package's own retention (LEGAL.md rule 6; TEMOIN_TRAINING_RETENTION)."""
@@ -32,13 +32,14 @@ Ces vidéos sont des copies entièrement anonymisées : visages floutés et vér
 passage automatique, copie regardée et approuvée par une autre personne que son demandeur, son
 supprimé sauf raison indiquée dans manifest.json. Elles ne portent ni nom, ni matricule, ni lieu, ni
 numéro d'intervention, ni caméra, ni heure d'enregistrement, ni métadonnées de conteneur.
-Usage : formation des agents uniquement. Intégrité : python3 verify.py
+Usage : formation des agents uniquement. Intégrité : ouvrez verify.html dans un navigateur (hors
+connexion), ou lancez python3 verify.py
 
 ENGLISH
 Fully anonymised training copies: faces blurred and checked by an automatic second look, watched
 and approved by someone other than the requester, sound removed unless a reason is stated in
 manifest.json. No name, badge number, place, intervention, camera, recording time or container
-metadata. Integrity: python3 verify.py
+metadata. Integrity: open verify.html in a browser (offline), or run python3 verify.py
 
 Empreinte SHA-256 de la clé publique / public key fingerprint: {fingerprint}
 """
@@ -104,7 +105,7 @@ def build_training(*, export: Export, items, derivatives: dict, now: dt.datetime
                     with open(v["path"], "rb") as fh:
                         w.add_stream(prefix + v["file"], fh)
                 w.add_bytes(prefix + "public_key.pem", pem.encode())
-                w.add_bytes(prefix + "verify.py", VERIFY_SCRIPT.read_bytes())
+                w.add_verifiers(prefix)
                 w.add_bytes(prefix + "LISEZMOI.txt", TRAINING_README.format(fingerprint=fingerprint).encode())
                 manifest = {
                     "format": TRAINING_FORMAT,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 CHUNK = 8 * 1024 * 1024
 VERIFY_SCRIPT = Path(__file__).with_name("verifier") / "verify.py"  # shipped in every package
+VERIFY_PAGE = Path(__file__).with_name("verifier") / "verify.html"  # the same checks in a browser, offline
 
 
 @dataclass
@@ -118,6 +119,12 @@ class ZipWriter:
                     progress(len(data))
         self.files[name] = {"sha256": sha.hexdigest(), "size": size}
         return sha.hexdigest(), size
+
+    def add_verifiers(self, prefix: str) -> None:
+        """verify.py and verify.html, listed in the manifest like every other file: the recipient runs
+        the one they prefer (Python 3.8+, or a browser opened on the file, offline)."""
+        self.add_bytes(prefix + "verify.py", VERIFY_SCRIPT.read_bytes())
+        self.add_bytes(prefix + "verify.html", VERIFY_PAGE.read_bytes())
 
     def add_signed_manifest(self, prefix: str, manifest: dict) -> str:
         """manifest.json (every file listed before it) and manifest.sig, its Ed25519 signature with

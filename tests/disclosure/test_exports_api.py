@@ -67,8 +67,8 @@ def test_a_training_package_names_no_person_place_intervention_camera_nor_time(r
     (video,) = m["videos"]
     assert video["file"] == "videos/video-01.mp4" and video["audio"] == "removed"
     names = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    assert names == sorted(["videos/video-01.mp4", "public_key.pem", "verify.py", "LISEZMOI.txt", "manifest.json",
-                            "manifest.sig"])
+    assert names == sorted(["videos/video-01.mp4", "public_key.pem", "verify.py", "verify.html", "LISEZMOI.txt",
+                            "manifest.json", "manifest.sig"])
     secrets = ["M042", users["officer"].username, "BWC-0042", "INT-2026-17", "45.5646", "5.9178", org.name,
                org.slug, "Chambéry", users["legal"].username, derivative.approved_by.username, str(rec.uuid),
                rec.sha256, derivative.sha256, f"{rec.started_at:%Y-%m-%d}", f"{rec.started_at:%d/%m/%Y}",

@@ -86,8 +86,8 @@ def test_package_verifies_with_its_own_verify_py_in_a_clean_directory(package):
 
 
 # Every file of the package, by role (the test below fails if the package gains a file not listed here).
-FILE_ROLES = ["recording-1", "recording-2", "report-1", "report-2", "public_key.pem", "verify.py", "LISEZMOI.txt",
-              "manifest.json", "manifest.sig"]
+FILE_ROLES = ["recording-1", "recording-2", "report-1", "report-2", "public_key.pem", "verify.py", "verify.html",
+              "LISEZMOI.txt", "manifest.json", "manifest.sig"]
 
 
 def _path_for(role: str, root, m) -> str:

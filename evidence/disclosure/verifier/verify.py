@@ -19,7 +19,8 @@ matches, 1 otherwise. Checks, and prints in French and English:
 6. that the readable fields of each item event say exactly what its canonical bytes say.
 
 A modified copy of this script could lie: its own SHA-256 is in the signed manifest, and the script
-is short enough to be read before it is run.
+is short enough to be read before it is run. verify.html, beside it, makes the same checks in a
+browser, offline (docs/disclosure.md).
 """
 import base64
 import hashlib
