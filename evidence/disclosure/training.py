@@ -57,7 +57,7 @@ def anonymous_copy(src: Path, dst: Path, *, keep_audio: bool) -> None:
         args += ["-map", "0:a:0?"]
     args += ["-c", "copy", "-map_metadata", "-1", "-map_metadata:s", "-1", "-map_chapters", "-1",
              "-fflags", "+bitexact", "-flags", "+bitexact", "-movflags", "+faststart", "-f", "mp4", "-y", str(dst)]
-    ffmpeg._run(args, timeout=3600)
+    ffmpeg.run_ffmpeg(args, timeout=3600)
 
 
 def training_sources(export: Export, derivatives: dict, items, workdir: Path) -> list[dict]:
