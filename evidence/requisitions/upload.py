@@ -107,8 +107,9 @@ def upload_create(*, requisition: Requisition, length: int, metadata: dict[str, 
                   now: dt.datetime | None = None) -> RequisitionUpload:
     """tus creation: an empty staged file for ``length`` bytes; logged (CSI R241-14)."""
     now = now or timezone.now()
-    if length < 0:
-        raise TusError(400, "Upload-Length must be a non-negative integer")
+    if length <= 0:
+        # An empty file holds no footage: the partner is told at once (nothing to keep).
+        raise TusError(400, "Upload-Length must be at least 1: an empty file holds no footage")
     if length > max_size():
         raise TusError(413, f"Upload-Length {length} exceeds Tus-Max-Size {max_size()}")
     partner_sha = (metadata.get("sha256") or "").strip().lower()
@@ -142,10 +143,10 @@ def upload_append(*, upload: RequisitionUpload, offset: int, body: BinaryIO, con
     The staged file is the truth of the offset; it is locked while a PATCH writes (423 to another).
     An interrupted body keeps what arrived: the partner asks HEAD for the offset and goes on.
     """
-    if content_length is None:
-        raise TusError(411, "Content-Length is required")
     if upload.status != RequisitionUpload.Status.RECEIVING:
         raise TusError(403, f"this upload is finished ({upload.status}): {upload.message or 'nothing more to send'}")
+    if content_length is None:
+        raise TusError(411, "Content-Length is required")
     path = staged_path(upload)
     with open(path, "r+b") as fh:
         try:
@@ -175,10 +176,12 @@ def upload_append(*, upload: RequisitionUpload, offset: int, body: BinaryIO, con
         size = fh.tell()
         with _HASHES_LOCK:
             _HASHES[upload.uid] = (size, sha)
-    RequisitionUpload.objects.filter(pk=upload.pk).update(offset=size)
-    upload.offset = size
-    if size == upload.length:
-        upload = upload_complete(upload=upload, sha256=sha.hexdigest(), now=now)
+        RequisitionUpload.objects.filter(pk=upload.pk).update(offset=size)
+        upload.offset = size
+        if size == upload.length:
+            # Still under the staging file's lock: a concurrent PATCH at the end (0 bytes) cannot
+            # store the file a second time; it finds the upload finished.
+            upload = upload_complete(upload=upload, sha256=sha.hexdigest(), now=now)
     return Appended(offset=size, upload=upload)
 
 
@@ -204,6 +207,9 @@ def _hash_state(upload: RequisitionUpload, fh: BinaryIO, size: int):
 def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime | None = None) -> RequisitionUpload:
     """The last byte is in: store the staged file write-once, read it back, record it under custody."""
     now = now or timezone.now()
+    upload = RequisitionUpload.objects.get(pk=upload.pk)
+    if upload.status != RequisitionUpload.Status.RECEIVING:
+        return upload  # finished by an earlier request
     requisition = Requisition.objects.select_related("organisation", "camera").get(pk=upload.requisition_id)
     org, camera = requisition.organisation, requisition.camera
     actor_label = f"partner:{requisition.partner}"[:200]
@@ -223,7 +229,7 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
     recording.store_key = f"originals/{org.slug}/{camera.serial}/{recording.uuid}{ext}"
     collected = dict(
         action="recording.collected", subject=recording, actor_label=actor_label,
-        details={"source": Source.REQUISITION, "regime": requisition.regime, "requisition": requisition.pk,
+        details={"source": Source.REQUISITION.value, "regime": requisition.regime, "requisition": requisition.pk,
                  "reference": requisition.reference, "partner": requisition.partner, "upload": upload.uid,
                  "filename": upload.filename, "size": upload.length, "partner_sha256": upload.partner_sha256 or None,
                  "sha256_on_arrival": sha256, "retain_until": decision.retain_until.isoformat(),

@@ -249,3 +249,41 @@ def test_recordings_filter_by_source(link, supervisor, local_store):
     assert [(r["id"], r["source"], r["regime"]) for r in listed] == [(recording.pk, "requisition", "videoprotection")]
     assert api(supervisor).get("/api/recordings/?source=camera").json()["results"] == []
     assert api(supervisor).get("/api/recordings/?source=usb").status_code == 400
+
+
+def test_a_patch_after_the_last_byte_stores_nothing_twice(link, local_store):
+    client = Client()
+    data = b"finished footage" * 50
+    url = send(client, link["upload_url"], data, filename="a.mp4")
+    # The test client leaves the content type out of a request without a body: given here.
+    response = patch(client, url, len(data), b"", CONTENT_TYPE=OCTETS, CONTENT_LENGTH="0")
+    assert response.status_code == 403 and "finished" in response.content.decode()
+    assert Recording.objects.count() == 1
+    assert client.head(url, **TUS)["Upload-Offset"] == str(len(data))
+
+
+def test_an_empty_file_is_refused_at_creation(link):
+    response = Client().post(path_of(link["upload_url"]), HTTP_UPLOAD_LENGTH="0", **TUS)
+    assert response.status_code == 400 and "empty" in response.content.decode()
+    assert not RequisitionUpload.objects.exists()
+
+
+def test_malformed_metadata_is_refused(link):
+    response = Client().post(path_of(link["upload_url"]), HTTP_UPLOAD_LENGTH="4",
+                             HTTP_UPLOAD_METADATA="filename not*base64!", **TUS)
+    assert response.status_code == 400 and "Upload-Metadata" in response.content.decode()
+
+
+def test_a_request_that_read_the_upload_before_it_finished_does_not_store_it_again(link, local_store):
+    """Two PATCHes racing at the end: the one that loaded the upload while it was still receiving
+    finds it finished once it holds the staging file's lock."""
+    import io
+
+    client = Client()
+    data = b"raced footage" * 50
+    url = create(client, link["upload_url"], len(data), filename="a.mp4")
+    stale = RequisitionUpload.objects.get()
+    assert patch(client, url, 0, data).status_code == 204
+    appended = upload_module.upload_append(upload=stale, offset=len(data), body=io.BytesIO(b""), content_length=0)
+    assert appended.upload.status == "stored"
+    assert Recording.objects.count() == 1
