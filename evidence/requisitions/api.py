@@ -1,5 +1,6 @@
 """REST API for requisitions (issue 22): thin, reads through the selectors, writes through the services."""
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
@@ -12,7 +13,7 @@ from .services import RequisitionRefused, requisition_create
 
 class RequisitionCreateSerializer(serializers.Serializer):
     partner = serializers.CharField(max_length=200)
-    regime = serializers.ChoiceField(choices=Regime.values)
+    regime = serializers.ChoiceField(choices=Regime.choices)
     reference = serializers.CharField(max_length=200)
     motif = serializers.CharField()
     period_start = serializers.DateTimeField()
@@ -58,7 +59,9 @@ class RequisitionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return requisitions_visible_to(user=self.request.user).prefetch_related("uploads")
 
+    @extend_schema(request=RequisitionCreateSerializer, responses={201: RequisitionCreatedSerializer})
     def create(self, request):
+        """Issue a requisition (supervisor, legal staff): its tus upload link is in the answer, once."""
         data = RequisitionCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
