@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection as db_connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from devices.axis.models import AxisClip, AxisRecording
 from evidence.models import Recording
 
+# The Axis fixtures (a body worn system talking to the live server), imported to be used here.
+from ..axis.conftest import bws, connection, registered  # noqa: F401
+from ..axis.conftest import TRIGGER_ON, open_recording, upload_clip
 from ..evidence.helpers import run_offload
 from ..evidence.test_api import make_recording
 
@@ -16,7 +19,7 @@ BEFORE, AFTER = ("evidence", "0007_recording_grant"), ("evidence", "0008_recordi
 
 
 def _migrate(target):
-    executor = MigrationExecutor(connection)
+    executor = MigrationExecutor(db_connection)
     executor.loader.build_graph()
     executor.migrate([target])
 
@@ -28,6 +31,16 @@ def test_an_offloaded_recording_is_a_body_worn_cameras(make_volume, clip_library
     assert code == 0, out
     recording = Recording.objects.get()
     assert (recording.source, recording.regime) == ("camera", "body_worn")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clip_from_the_axis_system_is_a_body_worn_recording_from_axis(registered, clip_library,  # noqa: F811
+                                                                        local_store):
+    container = open_recording(registered)
+    _, response = upload_clip(registered, container, clip_library["h264"].read_bytes(), TRIGGER_ON)
+    assert response.status_code == 201, response.text
+    recording = Recording.objects.get()
+    assert (recording.source, recording.regime) == ("axis", "body_worn")
 
 
 @pytest.mark.django_db(transaction=True)
