@@ -287,3 +287,14 @@ def test_a_request_that_read_the_upload_before_it_finished_does_not_store_it_aga
     appended = upload_module.upload_append(upload=stale, offset=len(data), body=io.BytesIO(b""), content_length=0)
     assert appended.upload.status == "stored"
     assert Recording.objects.count() == 1
+
+
+def test_a_partners_file_shows_in_the_recordings_pages(link, supervisor, local_store):
+    from tests.auth import sign_in
+
+    send(Client(), link["upload_url"], b"bus footage" * 10, filename="bus.mp4")
+    recording = Recording.objects.get()
+    client = sign_in(Client(), supervisor)
+    listing = client.get("/?source=requisition")
+    assert listing.status_code == 200 and f"/enregistrements/{recording.pk}/" in listing.content.decode()
+    assert client.get(f"/enregistrements/{recording.pk}/").status_code == 200
