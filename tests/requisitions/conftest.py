@@ -33,6 +33,13 @@ def requisition_body(**extra) -> dict:
     return body
 
 
+@pytest.fixture(autouse=True)
+def _own_data_dir(settings, tmp_path):
+    """Each test's staging folder under its own TEMOIN_DATA_DIR: nothing left behind, nothing shared."""
+    settings.DATA_DIR = tmp_path / "data"
+    settings.DATA_DIR.mkdir()
+
+
 @pytest.fixture
 def supervisor(make_user):
     return make_user("chef.durand", role="supervisor", matricule="S001")

@@ -134,9 +134,12 @@ def test_a_filename_with_path_characters_stays_metadata(link, local_store, tmp_p
     assert ".." not in recording.store_key and "etc" not in recording.store_key
     assert recording.store_key.endswith(f"/{recording.uuid}.bin")
     assert local_store.digest(recording.store_key) == (hashlib.sha256(data).hexdigest(), len(data))
-    # The staging folder holds only files named by upload ids.
+    # The staging folder holds only files named by upload ids; nothing was written anywhere else
+    # than the data folder and the store, and no path has the partner's name in it.
     assert all(len(p.name) == 32 for p in staging_dir().iterdir())
-    assert not (staging_dir().parent.parent / "etc" / "x").exists()
+    written = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file()]
+    assert written and all(p.parts[0] in ("data", "store") for p in written)
+    assert not any("etc" in p.parts or p.name == "x" for p in written)
 
 
 def test_a_file_whose_sha256_differs_from_the_partners_is_refused_and_kept_under_custody(link, local_store,
