@@ -7,18 +7,11 @@ import os
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
+
+from ..evidence.test_api import api  # noqa: F401 (an API client with a user's token)
 
 UTC = dt.timezone.utc
 BIG_SIZE = 300 * 1024 * 1024
-
-
-def api(user=None) -> APIClient:
-    client = APIClient()
-    client.raise_request_exception = False
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=f"Token {user.api_token}")
-    return client
 
 
 def requisition_body(**extra) -> dict:
