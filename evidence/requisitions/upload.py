@@ -47,7 +47,7 @@ from .models import Requisition, RequisitionUpload
 log = logging.getLogger(__name__)
 
 TUS_VERSION = "1.0.0"
-TUS_EXTENSIONS = "creation,termination"
+TUS_EXTENSIONS = "creation,termination,expiration"
 # The largest file a partner may send (a day of a camera's footage is a few GB).
 DEFAULT_MAX_SIZE = 64 * 1024 ** 3
 EXTENSION_RE = re.compile(r"\.[a-z0-9]{1,8}")

@@ -1,4 +1,4 @@
-"""The partner's tus 1.0 endpoint (core protocol, creation and termination): thin HTTP over ``upload``.
+"""The partner's tus 1.0 endpoint (core protocol, creation, termination and expiration): thin HTTP over ``upload``.
 
 The URL is the partner's only credential: ``/requisitions/depot/<token>/`` creates uploads,
 ``/requisitions/depot/<token>/<upload id>`` answers HEAD, PATCH and DELETE. Every answer carries
@@ -7,6 +7,7 @@ The URL is the partner's only credential: ``/requisitions/depot/<token>/`` creat
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.utils.http import http_date
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -47,6 +48,11 @@ def _protocol(request, token: str):
     return requisition
 
 
+def _expires(requisition) -> str:
+    """tus expiration extension: an unfinished upload can be resumed until the link expires."""
+    return http_date(requisition.expires_at.timestamp())
+
+
 def _refused(exc: TusError) -> HttpResponse:
     extra = {"Tus_Version": TUS_VERSION} if exc.status == 412 else {}
     return _answer(exc.status, str(exc), **extra)
@@ -68,7 +74,7 @@ def tus_uploads(request, token: str):
     except TusError as exc:
         return _refused(exc)
     location = request.build_absolute_uri(reverse("requisition-tus-upload", args=[token, upload.uid]))
-    return _answer(201, Location=location, Upload_Offset=0)
+    return _answer(201, Location=location, Upload_Offset=0, Upload_Expires=_expires(requisition))
 
 
 @csrf_exempt
@@ -82,7 +88,8 @@ def tus_upload(request, token: str, uid: str):
         if upload is None:
             raise TusError(404, "unknown upload")
         if request.method == "HEAD":
-            return _answer(200, Upload_Offset=upload.offset, Upload_Length=upload.length)
+            return _answer(200, Upload_Offset=upload.offset, Upload_Length=upload.length,
+                           Upload_Expires=_expires(requisition))
         if request.method == "DELETE":
             upload_terminate(upload=upload)
             return _answer(204)
@@ -95,4 +102,4 @@ def tus_upload(request, token: str, uid: str):
                                  content_length=int(length) if length and length.isdigit() else None)
     except TusError as exc:
         return _refused(exc)
-    return _answer(204, Upload_Offset=appended.offset)
+    return _answer(204, Upload_Offset=appended.offset, Upload_Expires=_expires(requisition))

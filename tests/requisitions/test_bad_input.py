@@ -62,8 +62,18 @@ def test_options_says_what_the_server_supports(link):
     response = Client().options(path_of(link["upload_url"]))
     assert response.status_code == 204
     assert response["Tus-Version"] == "1.0.0" and response["Tus-Resumable"] == "1.0.0"
-    assert "creation" in response["Tus-Extension"].split(",")
+    assert {"creation", "termination", "expiration"} <= set(response["Tus-Extension"].split(","))
     assert int(response["Tus-Max-Size"]) > 0
+
+
+def test_an_upload_says_until_when_it_can_be_resumed(link):
+    from django.utils.http import parse_http_date
+
+    client = Client()
+    url = create(client, link["upload_url"], 10)
+    head = client.head(url, **TUS)
+    expires_at = dt.datetime.fromisoformat(link["expires_at"].replace("Z", "+00:00"))
+    assert parse_http_date(head["Upload-Expires"]) == int(expires_at.timestamp())
 
 
 def test_a_request_without_tus_resumable_is_refused_with_412(link):
