@@ -10,10 +10,13 @@ from accounts import views as account_views
 from evidence import views
 from evidence.media import views as media
 from evidence.api import HoldViewSet, RecordingViewSet
+from evidence.requisitions import views as requisitions
+from evidence.requisitions.api import RequisitionViewSet
 
 router = DefaultRouter()
 router.register("recordings", RecordingViewSet, basename="api-recording")
 router.register("holds", HoldViewSet, basename="api-hold")
+router.register("requisitions", RequisitionViewSet, basename="api-requisition")
 
 urlpatterns = [
     path("", views.recording_list, name="recording-list"),
@@ -49,6 +52,9 @@ urlpatterns = [
     path("", include("devices.urls")),
     path("", include("config.ops.urls")),
     path("", include("evidence.interventions.urls")),
+    # A partner's tus upload link (issue 22): the token in the URL is its only credential.
+    path("requisitions/depot/<str:token>/", requisitions.tus_uploads, name="requisition-tus-uploads"),
+    path("requisitions/depot/<str:token>/<str:uid>", requisitions.tus_upload, name="requisition-tus-upload"),
     path("api/", include(router.urls)),
     # The schema maps every route and parameter: for signed-in users and token holders only (issue 17).
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[IsAuthenticated]), name="schema"),

@@ -20,6 +20,7 @@ from .retention.selectors import holds_for_recording, holds_visible_to
 from .review.selectors import annotations_for
 from .review.services import TAG_FIELDS, annotation_add, recording_review, recording_tag
 from .search import SORTS, RecordingSearchForm
+from .sources import Source
 
 
 class HoldSerializer(serializers.ModelSerializer):
@@ -115,7 +116,7 @@ class RecordingSerializer(serializers.ModelSerializer):
             "notice_omitted_reason", "purpose", "intervention", "location", "status", "status_message",
             "retain_until", "retention_rule", "holds", "to_complete", "camera_sha256", "camera_hash_matches",
             "stream_hashes", "playback_method", "ingested_at", "verified_at", "review_state", "reviewed_at",
-            "review_note", "interventions",
+            "review_note", "interventions", "source", "regime",
         ]
 
     def get_interventions(self, obj) -> list[str]:
@@ -148,13 +149,14 @@ class RecordingListSerializer(RecordingSerializer):
         fields = [
             "id", "sha256", "size", "camera", "officer", "started_at", "ended_at", "duration",
             "trigger_reason", "subject_notified", "purpose", "intervention", "status", "retain_until",
-            "to_complete", "review_state",
+            "to_complete", "review_state", "source", "regime",
         ]
 
     # Columns the list reads (with the camera's serial and the wearer's identifiers).
     COLUMNS = ("id", "organisation_id", "sha256", "size", "started_at", "ended_at", "duration", "trigger_reason",
                "subject_notified", "notice_omitted_reason", "purpose", "intervention", "status", "retain_until",
-               "review_state", "wearer_id", "camera__serial", "wearer__matricule", "wearer__username")
+               "review_state", "wearer_id", "camera__serial", "wearer__matricule", "wearer__username", "source",
+               "regime")
     def to_representation(self, r):
         when = _DATETIME.to_representation
         return {
@@ -165,7 +167,7 @@ class RecordingListSerializer(RecordingSerializer):
             "trigger_reason": r.trigger_reason, "subject_notified": r.subject_notified, "purpose": r.purpose,
             "intervention": r.intervention, "status": r.status,
             "retain_until": when(r.retain_until) if r.retain_until else None,
-            "to_complete": r.to_complete, "review_state": r.review_state,
+            "to_complete": r.to_complete, "review_state": r.review_state, "source": r.source, "regime": r.regime,
         }
 
 
@@ -182,6 +184,8 @@ class RecordingListSerializer(RecordingSerializer):
         OpenApiParameter("subject_notified", OpenApiTypes.STR, enum=["yes", "no", "unknown"]),
         OpenApiParameter("intervention", OpenApiTypes.STR),
         OpenApiParameter("review_state", OpenApiTypes.STR, enum=ReviewState.values),
+        OpenApiParameter("source", OpenApiTypes.STR, enum=Source.values,
+                         description="camera (offload), axis, or requisition (a partner's upload)"),
         OpenApiParameter("hold", OpenApiTypes.STR, enum=["held", "not_held"], description="hold in force"),
         OpenApiParameter("q", OpenApiTypes.STR, description="intervention, camera, wearer name or hash prefix"),
         OpenApiParameter("sort", OpenApiTypes.STR, enum=list(SORTS)),
@@ -220,7 +224,8 @@ class RecordingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             errors = {}
             for name, messages in form.errors.items():
                 hint = "expected an ISO 8601 date-time" if name.startswith("started_") else "; ".join(messages)
-                if name in ("trigger_reason", "status", "purpose", "review_state", "subject_notified", "sort"):
+                if name in ("trigger_reason", "status", "purpose", "review_state", "subject_notified", "sort",
+                            "source"):
                     hint = f"one of {', '.join(v for v, _ in form.fields[name].choices if v)}"
                 errors[name] = [hint]
             raise ValidationError(errors)

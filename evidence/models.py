@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .sources import Regime, Source
+
 
 class TriggerReason(models.TextChoices):
     # CSI L241-2: recording is triggered when an incident happens or is likely to happen.
@@ -54,6 +56,9 @@ class Recording(models.Model):
     wearer_source = models.CharField(max_length=16, blank=True)  # sidecar | assignment | ""
     offload_session = models.ForeignKey("devices.OffloadSession", null=True, blank=True, on_delete=models.PROTECT, related_name="recordings")
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CAMERA)
+    regime = models.CharField(max_length=16, choices=Regime.choices, default=Regime.BODY_WORN)
 
     # Where it came from on the camera.
     source_path = models.CharField(max_length=1000)
@@ -283,3 +288,4 @@ class StoreOrphan(models.Model):
 
 # Interventions (issue #21) live in their own package but belong to this app.
 from .interventions.models import Intervention, InterventionClockCorrection, InterventionLink  # noqa: E402,F401
+from .requisitions.models import Requisition, RequisitionUpload  # noqa: E402,F401

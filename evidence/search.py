@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import Purpose, Recording, ReviewState, TriggerReason
+from .sources import Source
 
 SORTS = {
     "-started_at": ("-started_at", "-id"), "started_at": ("started_at", "id"),
@@ -41,6 +42,7 @@ class RecordingSearchForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=_blank(Recording.Status.choices), label=_("État"))
     intervention = forms.CharField(required=False, max_length=100, label=_("Intervention"))
     review_state = forms.ChoiceField(required=False, choices=_blank(ReviewState.choices), label=_("Revue"))
+    source = forms.ChoiceField(required=False, choices=_blank(Source.choices), label=_("Provenance"))
     hold = forms.ChoiceField(required=False, label=_("Conservation pour procédure"), choices=[
         ("", "—"), ("held", _("effacement suspendu")), ("not_held", _("sans conservation"))])
     sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS], label=_("Tri"))
@@ -109,7 +111,7 @@ class RecordingSearchForm(forms.Form):
             qs = qs.filter(started_at__gte=d["started_after"])
         if d.get("started_before"):
             qs = qs.filter(started_at__lt=d["started_before"])
-        for name in ("trigger_reason", "purpose", "status", "review_state"):
+        for name in ("trigger_reason", "purpose", "status", "review_state", "source"):
             if d.get(name):
                 qs = qs.filter(**{name: d[name]})
         if d.get("intervention"):

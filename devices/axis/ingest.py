@@ -23,7 +23,7 @@ from devices.models import Camera, CameraAssignment
 from devices.services import camera_register
 from devices.sources.mass_storage import SERIAL_RE
 from evidence.integrations.store import HashingReader, ObjectExists, ReadAhead, StoreError, get_store
-from evidence.models import LIVE_STATUSES, Recording
+from evidence.models import LIVE_STATUSES, Recording, Regime, Source
 from evidence.retention import CameraClock, retention_decide
 from evidence.interventions.services import recording_link_named_intervention
 from evidence.retention.holds import recording_join_held_intervention
@@ -173,6 +173,7 @@ def clip_receive(*, container: AxisRecording, name: str, metadata: Mapping[str, 
     ext = ext if ext in formats.CLIP_TYPES else name.rsplit(".", 1)[-1].lower()
     values = dict(
         organisation=org, camera=camera, wearer=wearer, wearer_source=wearer_source,
+        source=Source.AXIS, regime=Regime.BODY_WORN,
         source_path=f"{container.name}/{name}"[:1000], source_size=length or 0,
         source_mtime_ns=int(recorded_at.timestamp() * 1e9),
         started_at=recorded_at, ended_at=stop, time_source=time_source,

@@ -26,23 +26,22 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from audit.services import custody_event_append
+from audit.services import custody_event_append, custody_events_append_many
 from devices.models import Camera, Dock, DockSlot, OffloadItem, OffloadSession
 from devices.selectors import DockingRefused, camera_for_docking
 from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
 
 from ..dispatch import recording_enqueue_media
-from ..integrations.store import (
-    HashingReader, ObjectMissing, ReadAhead, StoredObject, StoreError, get_store,
-)
+from ..integrations.store import ObjectMissing, StoredObject, StoreError, get_store
 from ..interventions.services import recording_link_named_intervention
-from ..models import LIVE_STATUSES, Recording
+from ..models import Recording, Regime, Source
 from ..retention import CameraClock, retention_decide
 from ..retention.holds import recording_join_held_intervention
 from ..retention.objects import sidecar_key_for
 from .clock import camera_clock, recording_times
 from .sidecar import assignment_wearer, sidecar_read
+from .stream import file_hash, live_duplicate, stored_verified_events, stream_put
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +120,6 @@ def _original_key(camera: Camera, recording_uuid, rel: str) -> str:
     return f"originals/{camera.organisation.slug}/{camera.serial}/{recording_uuid}{ext}"
 
 
-def _hash_file(fh, progress=None) -> tuple[str, int]:
-    reader = HashingReader(fh, progress)
-    for _ in reader.chunks(settings.TEMOIN_CHUNK_SIZE):
-        pass
-    return reader.sha256.hexdigest(), reader.size
-
-
 def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | None = None,
                       final_attempt: bool = True, now: dt.datetime | None = None) -> OffloadItem:
     """Pull one clip: stream it once into the store while hashing, verify, record custody.
@@ -195,6 +187,7 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
     f = meta.fields
     values = dict(
         organisation=org, camera=camera, offload_session=session, wearer=wearer, wearer_source=wearer_source,
+        source=Source.CAMERA, regime=Regime.BODY_WORN,
         source_path=item.path, source_size=item.size, source_mtime_ns=item.mtime_ns,
         started_at=start, ended_at=end, time_source=time_source, time_attested=attested,
         location=f.get("location"), track=f.get("track"),
@@ -246,12 +239,12 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                 sidecar_key=recording.sidecar_key, sidecar_sha256=recording.sidecar_sha256,
                 sidecar_version_id=recording.sidecar_version_id)
         content_type = mimetypes.guess_type(item.path)[0] or "application/octet-stream"
-        reader = None
+        kept = None
         with mass_storage.volume_open(volume, item.path) as fh:
             before = os.fstat(fh.fileno())
             if store.exists(recording.store_key):
                 # A previous attempt stored the object, then died before recording it.
-                sha, size = _hash_file(fh, progress)
+                sha, size = file_hash(fh, progress)
                 stored_sha, stored_size = store.digest(recording.store_key)
                 if (sha, size) == (stored_sha, stored_size):
                     head = store.head(recording.store_key)
@@ -264,21 +257,15 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                 else:
                     raise StoreError(f"{recording.store_key} exists with other content")
             else:
-                ahead = ReadAhead(fh, settings.TEMOIN_CHUNK_SIZE)
-                reader = HashingReader(ahead, progress, keep_up_to=settings.TEMOIN_READBACK_COMPARE_MAX)
-                try:
-                    stored = store.put(recording.store_key, reader, retain_until=retain_until,
-                                       content_type=content_type)
-                finally:
-                    ahead.close()
+                stored, kept = stream_put(store=store, key=recording.store_key, fh=fh, retain_until=retain_until,
+                                          content_type=content_type, progress=progress)
             after = os.fstat(fh.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or stored.size != before.st_size \
                 or before.st_size != item.size or before.st_mtime_ns != item.mtime_ns:
             raise ClipChanged(f"{item.path} changed on the camera while it was read")
         # 5. Read back from the store and check the lock: byte for byte against the bytes read
         # from the camera, still in memory for most clips; otherwise a second hash.
-        back_sha, readback, info = store.verify_written(stored, reader.kept if reader is not None else None,
-                                                        retain_until)
+        back_sha, readback, info = store.verify_written(stored, kept, retain_until)
     except ClipChanged as exc:
         # The camera changed the file while it was read: its listed size and time can never match
         # again, so retrying is futile. The clip stays on the camera (CSI R241-11 V: nothing is
@@ -315,8 +302,7 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
     verified_at = timezone.now()
     with transaction.atomic():
         recording = Recording.objects.select_for_update().get(pk=recording.pk)
-        other = (Recording.objects.filter(camera=recording.camera, sha256=stored.sha256, status__in=LIVE_STATUSES)
-                 .exclude(pk=recording.pk).first())
+        other = live_duplicate(recording=recording, sha256=stored.sha256)
         recording.sha256 = stored.sha256
         recording.size = stored.size
         recording.store_version_id = stored.version_id
@@ -330,19 +316,13 @@ def _item_verified(item, recording, stored, back_sha, info, camera_sha, actor_la
             recording.status = Recording.Status.STORED
             recording.status_message = ""
         recording.save()
-        custody_event_append(
-            action="recording.stored", subject=recording, actor_label=actor_label,
-            details={"key": stored.key, "version_id": stored.version_id, "sha256": stored.sha256,
-                     "size": stored.size, "sidecar_key": recording.sidecar_key,
-                     "sidecar_sha256": recording.sidecar_sha256},
-        )
-        custody_event_append(
-            action="recording.verified", subject=recording, actor_label=actor_label,
-            details={"read_back_sha256": back_sha, "read_back": readback, "camera_sha256": camera_sha or None,
-                     "camera_hash_matches": recording.camera_hash_matches,
-                     "lock_mode": info.mode, "retain_until": info.retain_until.isoformat(),
-                     "duplicate_of": other.pk if other else None},
-        )
+        custody_events_append_many(stored_verified_events(
+            recording=recording, stored=stored, back_sha=back_sha, readback=readback, info=info,
+            actor_label=actor_label, duplicate_of=other.pk if other else None,
+            stored_details={"sidecar_key": recording.sidecar_key, "sidecar_sha256": recording.sidecar_sha256},
+            verified_details={"camera_sha256": camera_sha or None,
+                              "camera_hash_matches": recording.camera_hash_matches},
+        ))
         if camera_sha and camera_sha != stored.sha256:
             # The bytes read differ from what the camera says it recorded: keep the clip on the
             # camera so that it can be read again; what we stored stays under custody.
@@ -366,7 +346,7 @@ def _item_already_stored(item, existing: Recording, progress, actor_label) -> Of
     """The clip is already in the store: hash the camera copy (one read) and compare."""
     try:
         with mass_storage.volume_open(Path(item.session.volume), item.path) as fh:
-            sha, size = _hash_file(fh, progress)
+            sha, size = file_hash(fh, progress)
     except OSError as exc:
         return _item_failed(item, None, f"clip unreadable: {exc}", final=True, actor_label=actor_label)
     with transaction.atomic():

@@ -1,0 +1,63 @@
+"""A requisition and the files its link received (issue 22)."""
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from ..sources import Regime
+
+
+class Requisition(models.Model):
+    """Footage asked of a partner for a procedure; its upload link works until ``expires_at``."""
+
+    organisation = models.ForeignKey("accounts.Organisation", on_delete=models.PROTECT, related_name="requisitions")
+    partner = models.CharField(max_length=200)
+    regime = models.CharField(max_length=16, choices=Regime.choices)
+    reference = models.CharField(max_length=200)
+    motif = models.TextField()
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # Only the SHA-256 of the link's token is kept: the database alone does not open the link.
+    token_sha256 = models.CharField(max_length=64, unique=True)
+    # The partner's placeholder camera: the recordings' source device (Recording.camera is required).
+    camera = models.ForeignKey("devices.Camera", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.reference} ({self.partner})"
+
+    def status_at(self, now=None) -> str:
+        return "expired" if (now or timezone.now()) >= self.expires_at else "open"
+
+
+class RequisitionUpload(models.Model):
+    """One tus upload under a requisition's link: staged, then stored write-once as a recording."""
+
+    class Status(models.TextChoices):
+        RECEIVING = "receiving", _("réception en cours")
+        STORED = "stored", _("stocké et vérifié")
+        DUPLICATE = "duplicate", _("doublon d'un fichier déjà reçu")
+        REFUSED = "refused", _("refusé (empreinte différente)")
+        FAILED = "failed", _("échec du stockage")
+
+    requisition = models.ForeignKey(Requisition, on_delete=models.PROTECT, related_name="uploads")
+    uid = models.CharField(max_length=32, unique=True)  # the upload's id in its tus URL
+    filename = models.CharField(max_length=255, blank=True)  # metadata only, never a path
+    length = models.BigIntegerField()
+    offset = models.BigIntegerField(default=0)
+    partner_sha256 = models.CharField(max_length=64, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVING)
+    message = models.TextField(blank=True)
+    recording = models.ForeignKey("evidence.Recording", null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]

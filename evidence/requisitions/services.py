@@ -1,0 +1,82 @@
+"""Writes of requisitions: issuing one to a partner (issue 22). The uploads are in ``upload.py``.
+
+Every change writes its custody event in the same transaction (STYLE.md; CSI R241-14).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import unicodedata
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.services import custody_event_append
+from devices.models import Camera
+from devices.services import camera_register
+
+from ..sources import Regime
+from .models import Requisition
+from .selectors import REQUISITION_ROLES
+
+
+class RequisitionRefused(Exception):
+    """The requisition cannot be issued as asked (the message says why)."""
+
+
+def partner_camera(*, organisation, partner: str) -> Camera:
+    """The partner's placeholder device: a recording needs a camera (CSI R241-10 names the device),
+    and a partner's files come from its own system, which Témoin does not register. One per
+    partner name and organisation, as devices/axis/ingest.py does for an unknown Axis camera."""
+    ascii_name = unicodedata.normalize("NFKD", partner).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Z0-9]+", "-", ascii_name.upper()).strip("-")[:40].strip("-") or "PARTNER"
+    serial = f"PARTNER-{slug}"
+    camera = Camera.objects.filter(organisation=organisation, serial=serial).first()
+    if camera is not None:
+        return camera
+    try:
+        with transaction.atomic():
+            return camera_register(serial=serial, organisation=organisation, model=f"partner: {partner}"[:100])
+    except IntegrityError:  # registered meanwhile by another request
+        return Camera.objects.get(organisation=organisation, serial=serial)
+
+
+def requisition_create(*, by: User, partner: str, regime: str, reference: str, motif: str,
+                       period_start: dt.datetime, period_end: dt.datetime, expires_at: dt.datetime,
+                       now: dt.datetime | None = None) -> tuple[Requisition, str]:
+    """Issue a requisition to ``partner``; returns it and the upload link's token (shown once).
+
+    Only supervisors and legal staff issue requisitions (PermissionError otherwise). The token is
+    never stored: only its SHA-256, so that the link works for the partner alone.
+    """
+    now = now or timezone.now()
+    if by.role not in REQUISITION_ROLES or by.organisation_id is None or not by.is_active:
+        raise PermissionError("only a supervisor or legal staff may issue a requisition")
+    partner, reference, motif = partner.strip(), reference.strip(), motif.strip()
+    if not partner or not reference or not motif:
+        raise RequisitionRefused("partner, reference and motif are required")
+    if regime not in Regime.values:
+        raise RequisitionRefused(f"regime: one of {', '.join(Regime.values)}")
+    if period_end < period_start:
+        raise RequisitionRefused("period_end is before period_start")
+    if expires_at <= now:
+        raise RequisitionRefused("expires_at is in the past")
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        camera = partner_camera(organisation=by.organisation, partner=partner)
+        requisition = Requisition.objects.create(
+            organisation=by.organisation, partner=partner[:200], regime=regime, reference=reference[:200],
+            motif=motif, period_start=period_start, period_end=period_end, expires_at=expires_at,
+            token_sha256=hashlib.sha256(token.encode()).hexdigest(), camera=camera, created_by=by,
+            created_at=now,
+        )
+        custody_event_append(
+            action="requisition.created", subject=requisition, organisation=by.organisation, actor=by,
+            motif=motif, details={"partner": requisition.partner, "regime": regime, "reference": requisition.reference,
+                                  "period_start": period_start.isoformat(), "period_end": period_end.isoformat(),
+                                  "expires_at": expires_at.isoformat(), "camera": camera.serial},
+        )
+    return requisition, token

@@ -1,0 +1,60 @@
+"""Every recording says where it came from and under which legal regime (issue 22)."""
+from __future__ import annotations
+
+import pytest
+from django.db import connection as db_connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from devices.axis.models import AxisClip, AxisRecording
+from evidence.models import Recording
+
+# The Axis fixtures (a body worn system talking to the live server), imported to be used here.
+from ..axis.conftest import bws, connection, registered  # noqa: F401
+from ..axis.conftest import TRIGGER_ON, open_recording, upload_clip
+from ..evidence.helpers import run_offload
+from ..evidence.test_api import make_recording
+
+BEFORE, AFTER = ("evidence", "0007_recording_grant"), ("evidence", "0008_recording_source_requisitions")
+
+
+def _migrate(target):
+    executor = MigrationExecutor(db_connection)
+    executor.loader.build_graph()
+    executor.migrate([target])
+
+
+@pytest.mark.django_db
+def test_an_offloaded_recording_is_a_body_worn_cameras(make_volume, clip_library, camera, local_store):
+    volume = make_volume("BWC-0042", {"DCIM/100/CLIP0001.MP4": clip_library["h264"]})
+    code, out = run_offload(volume)
+    assert code == 0, out
+    recording = Recording.objects.get()
+    assert (recording.source, recording.regime) == ("camera", "body_worn")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clip_from_the_axis_system_is_a_body_worn_recording_from_axis(registered, clip_library,  # noqa: F811
+                                                                        local_store):
+    container = open_recording(registered)
+    _, response = upload_clip(registered, container, clip_library["h264"].read_bytes(), TRIGGER_ON)
+    assert response.status_code == 201, response.text
+    recording = Recording.objects.get()
+    assert (recording.source, recording.regime) == ("axis", "body_worn")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_marks_existing_axis_recordings_and_leaves_offloaded_ones_camera(camera, officer):
+    offloaded = make_recording(camera=camera, wearer=officer)
+    from_axis = make_recording(camera=camera, wearer=officer)
+    container = AxisRecording.objects.create(organisation=camera.organisation, name="20261120_213000_ABCD",
+                                             created_at=timezone.now())
+    AxisClip.objects.create(container=container, name="20261120T213000Z_1.mkv", recording=from_axis,
+                            upload_started_at=timezone.now())
+
+    _migrate(BEFORE)  # the recordings as a deployment before issue 22 had them: no source column
+    _migrate(AFTER)
+
+    assert Recording.objects.get(pk=offloaded.pk).source == "camera"
+    assert Recording.objects.get(pk=from_axis.pk).source == "axis"
+    assert {r.regime for r in Recording.objects.all()} == {"body_worn"}
