@@ -302,6 +302,8 @@ TEMOIN_LATE_DOCKING_GRACE = env.str("TEMOIN_LATE_DOCKING_GRACE", default="P3D")
 # kept under its own rule, apart from the recordings it came from, then erased by the sweep.
 TEMOIN_TRAINING_RETENTION = env.str("TEMOIN_TRAINING_RETENTION", default="P3Y")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
+# Largest file a partner may upload through a requisition link (tus Tus-Max-Size; docs/requisitions.md).
+TEMOIN_REQUISITION_MAX_SIZE = env.int("TEMOIN_REQUISITION_MAX_SIZE", default=64 * 1024 ** 3)
 # Map tiles of the recording, intervention and access-request maps (docs/operations.md, "Maps"): a
 # Leaflet URL template, XYZ or WMTS in the Web Mercator grid ({z}, {x}, {y}; {s} for subdomains).
 # Default: IGN's Géoplateforme, Plan IGN v2 (public, no key). Empty: no background at all; the

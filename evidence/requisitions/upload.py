@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 TUS_VERSION = "1.0.0"
 TUS_EXTENSIONS = "creation,termination,expiration"
 # The largest file a partner may send (a day of a camera's footage is a few GB).
-DEFAULT_MAX_SIZE = 64 * 1024 ** 3
 EXTENSION_RE = re.compile(r"\.[a-z0-9]{1,8}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -66,7 +65,7 @@ class TusError(Exception):
 
 
 def max_size() -> int:
-    return int(getattr(settings, "TEMOIN_REQUISITION_MAX_SIZE", DEFAULT_MAX_SIZE))
+    return int(settings.TEMOIN_REQUISITION_MAX_SIZE)
 
 
 def staging_dir() -> Path:
