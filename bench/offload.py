@@ -516,7 +516,7 @@ def django_setup(data: Path) -> None:
 
 def wrapper_args(src: Path, dst: Path, *, remux: bool) -> list[str]:
     """The exact command line playback_copy builds, without running it."""
-    with mock.patch.object(fx, "_run", lambda args, **kw: None):
+    with mock.patch.object(fx, "run_ffmpeg", lambda args, **kw: None):
         return fx.playback_copy(src, dst, remux=remux)
 
 
