@@ -5,6 +5,7 @@ supervisors see who sent what. Screenshots: docs/screenshots/requisition-upload*
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 import pytest
@@ -16,7 +17,7 @@ from evidence.models import Recording
 from evidence.requisitions.models import RequisitionDeclarant, RequisitionUpload
 from tests.auth import sign_in
 
-from ..browser.test_flow import SHOTS, browser  # noqa: F401  (fixture)
+from ..browser.test_flow import SHOTS, _login, browser  # noqa: F401  (fixture)
 from ..evidence.test_api import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,7 +107,13 @@ def test_the_partner_declares_and_uploads_a_clip_with_uppy_a_second_browser_is_r
     first.close()
     second.close()
 
-    # The supervisor sees who sent what: the API and the requisition's page.
+    # The supervisor sees who sent what: the requisition's page (from the menu), the API.
+    staff = browser.new_page(viewport={"width": 1280, "height": 800})
+    _login(staff, live_server.url, supervisor.username)
+    staff.click("nav a:text('Réquisitions')")
+    staff.click("main a:text('PV 2026/1234')")
+    assert WHO["contact"] in staff.text_content("main") and clip.name in staff.text_content("main table")
+    staff.screenshot(path=str(SHOTS / "requisition-detail.png"), full_page=True)
     detail = api(supervisor).get(f"/api/requisitions/{created['id']}/").json()
     assert detail["files"][0]["declarant"]["name"] == WHO["name"]
     assert detail["files"][0]["recording"] == recording.pk
@@ -114,3 +121,59 @@ def test_the_partner_declares_and_uploads_a_clip_with_uppy_a_second_browser_is_r
     assert WHO["name"] in html and WHO["contact"] in html and clip.name in html and sha in html
     listing = sign_in(Client(), supervisor).get("/requisitions/").content.decode()
     assert re.search(r'href="/requisitions/\d+/">PV 2026/1234</a>', listing) and WHO["name"] in listing
+
+
+def test_an_upload_cut_off_in_the_browser_resumes_where_it_stopped_after_a_reload(
+        browser, live_server, local_store, supervisor, tmp_path):  # noqa: F811
+    """Uppy keeps the upload's URL in the browser: the same file added again after the connection
+    broke goes on from the server's offset (HEAD), without a new upload."""
+    big = tmp_path / "export-parking-niveau-2.mp4"
+    big.write_bytes(os.urandom(20 * 1024 * 1024))  # two 16 MiB chunks
+    sha = hashlib.sha256(big.read_bytes()).hexdigest()
+    created = api(supervisor).post("/api/requisitions/", {
+        "partner": "Parkings de Chambéry", "regime": "videoprotection", "reference": "PV 2026/2001",
+        "motif": "Niveau -2, caméras 4 et 5", "period_start": "2026-12-01T20:00:00Z",
+        "period_end": "2026-12-01T22:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}, format="json").json()
+    url = live_server.url + "/" + created["upload_url"].split("/", 3)[3]
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="fr-FR")
+    page = context.new_page()
+    _declare(page, url)
+
+    patches = []
+    network = {"broken": True}
+
+    def cut_after_the_first_chunk(route):
+        if route.request.method == "PATCH" and network["broken"]:
+            patches.append(route.request.url)
+            if len(patches) > 1:
+                return route.abort("connectionreset")  # the network breaks before the second chunk
+        return route.continue_()
+
+    page.route("**/requisitions/depot/**", cut_after_the_first_chunk)
+    page.set_input_files("#depot-uppy input[type=file][name='files[]']", str(big))
+    page.click(".uppy-StatusBar-actionBtn--upload")
+    for _ in range(200):
+        if len(patches) > 1:
+            break
+        page.wait_for_timeout(100)
+    assert len(patches) > 1, "the second chunk was never attempted"
+    upload = RequisitionUpload.objects.get(requisition_id=created["id"])
+    assert upload.offset == 16 * 1024 * 1024 and upload.status == RequisitionUpload.Status.RECEIVING
+
+    # The person reloads the page (same browser), the network is back, they add the same file again.
+    page.reload()
+    page.wait_for_selector("#depot-uppy .uppy-Dashboard")
+    network["broken"] = False
+    seen = []
+    page.on("request", lambda r: seen.append(r.method) if "/requisitions/depot/" in r.url else None)
+    page.set_input_files("#depot-uppy input[type=file][name='files[]']", str(big))
+    page.click(".uppy-StatusBar-actionBtn--upload")
+    page.locator("#depot-status", has_text="Fichiers reçus : 1").wait_for(timeout=60_000)
+    context.close()
+
+    upload.refresh_from_db()
+    assert RequisitionUpload.objects.filter(requisition_id=created["id"]).count() == 1  # resumed, not restarted
+    assert "HEAD" in seen and "POST" not in seen and seen.count("PATCH") == 1  # one chunk left to send
+    assert upload.status == RequisitionUpload.Status.STORED and upload.partner_sha256 == sha
+    assert upload.recording.sha256 == sha and upload.recording.verified_at is not None
+    assert local_store.digest(upload.recording.store_key) == (sha, 20 * 1024 * 1024)
