@@ -119,3 +119,19 @@ def test_the_requisition_pages_are_for_the_organisations_supervisors_and_legal_s
     elsewhere = make_user("chef.aix", role="supervisor", organisation=other_org)
     assert sign_in(Client(), elsewhere).get(f"/requisitions/{created['id']}/").status_code == 404
     assert "PV 2026/1234" not in sign_in(Client(), elsewhere).get("/requisitions/").content.decode()
+
+
+def test_the_partner_page_in_english_through_the_catalogue(issue, settings):
+    created = issue()
+    path = _path(created)
+    browser = Client()
+    browser.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = browser.get(path).content.decode()
+    assert "Footage upload — requisition PV 2026/1234" in page and "Who is handing over the footage?" in page
+    assert '<html lang="en"' in page  # depot.js gives Uppy its English strings then
+    browser.post(path + "declaration/", WHO)
+    uploader = browser.get(path).content.decode()
+    assert "You are uploading as <strong>Karim Benali</strong>" in uploader
+    refused = Client()
+    refused.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    assert "This link is already used by another person" in refused.get(path).content.decode()
