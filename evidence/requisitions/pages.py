@@ -77,6 +77,9 @@ def depot_declare(request, token: str):
     requisition, refusal = _requisition_open(request, token)
     if refusal is not None:
         return refusal
+    page = reverse("requisition-tus-uploads", args=[token])
+    if declarant_for_binding(requisition=requisition, binding=binding_of(request)) is not None:
+        return redirect(page)  # this browser already holds the link (the form sent twice, Back)
     fields = {k: request.POST.get(k, "").replace("\x00", "") for k in ("name", "role", "contact")}
     try:
         _declarant, binding = declarant_bind(requisition=requisition, user_agent=request.headers.get("User-Agent", ""),
@@ -87,7 +90,6 @@ def depot_declare(request, token: str):
         return _status(request, "requisitions/depot.html", 400, step="declare", form=fields, requisition=requisition,
                        token=token, error=_("Indiquez votre nom, votre organisme et fonction, et une adresse "
                                             "électronique ou un numéro de téléphone."))
-    page = reverse("requisition-tus-uploads", args=[token])
     response = redirect(page)
     # The cookie goes only to this link's URLs, lives until the link expires, and no script reads it.
     response.set_cookie(BINDING_COOKIE, binding, path=page, httponly=True, samesite="Strict",

@@ -61,6 +61,9 @@ def test_the_first_declaration_binds_the_link_to_its_browser(issue):
     declarant = RequisitionDeclarant.objects.get()
     assert (declarant.name, declarant.role, declarant.contact) == (WHO["name"], WHO["role"], WHO["contact"])
     assert declarant.binding_sha256 != cookie.value and len(declarant.binding_sha256) == 64  # only its hash
+    # The same browser sending the form again (Back, double click) keeps its declaration.
+    twice = browser.post(path + "declaration/", {**WHO, "name": "Autre nom"})
+    assert twice.status_code == 302 and RequisitionDeclarant.objects.get().name == WHO["name"]
     uploader = browser.get(path).content.decode()
     assert 'id="depot-uppy"' in uploader and f'data-endpoint="{path}"' in uploader and WHO["name"] in uploader
 
