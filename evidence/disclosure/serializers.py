@@ -234,8 +234,11 @@ class AccessRequestSerializer(serializers.ModelSerializer):
 class CandidateSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     camera = serializers.CharField(source="camera.serial")
-    started_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)  # a partner's file has no time of its own
     ended_at = serializers.DateTimeField(allow_null=True)
+    # Issue 22: body_worn (LIL art. 105/107) or videoprotection (CSI L253-5), and where it came from.
+    source = serializers.CharField()
+    regime = serializers.CharField()
     officer = serializers.SerializerMethodField()
     location = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     intervention = serializers.CharField()
