@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import CustodyEvent
@@ -22,6 +23,7 @@ from evidence.retention.holds import hold_place
 from evidence.retention.sweep import retention_sweep
 from evidence.review.selectors import recordings_to_complete_for
 
+from ..auth import sign_in
 from ..compliance.helpers import audit
 from ..evidence.test_api import make_recording
 from .conftest import api, requisition_body
@@ -47,14 +49,16 @@ def sweep_at(when: dt.datetime):
         return retention_sweep()
 
 
-def test_a_partner_file_declared_p15d_is_erased_at_its_end_counted_from_the_images(issue, local_store):
+def test_a_partner_file_declared_p15d_is_erased_at_its_end_counted_from_the_images(issue, supervisor, local_store):
     images_from = timezone.now() - dt.timedelta(days=2)
     rec = partner_file(issue, images_from=images_from, retention="P15D")
     # Fifteen days from the day the images were recorded, not from the upload (CSI L252-5).
     end = local_midnight_after(images_from.astimezone(PARIS).date() + dt.timedelta(days=15))
     assert rec.regime == "videoprotection" and rec.retain_until == end
     assert "P15D" in rec.retention_basis and "L252-5" in rec.retention_basis
-    assert Requisition.objects.get().retention == "P15D"
+    requisition = Requisition.objects.get()
+    assert requisition.retention == "P15D"
+    assert api(supervisor).get(f"/api/requisitions/{requisition.pk}/").json()["retention"] == "P15D"
 
     before = sweep_at(end - dt.timedelta(minutes=5))
     assert rec.pk not in before.erased and Recording.objects.get(pk=rec.pk).status != "erased"
@@ -152,6 +156,13 @@ def test_access_request_candidates_list_a_partner_recording_with_its_regime(issu
     assert results[rec.pk]["regime"] == "videoprotection" and results[rec.pk]["source"] == "requisition"
     (searched,) = CustodyEvent.objects.filter(action="access_request.searched")
     assert searched.details["regimes"] == {"videoprotection": [rec.pk]}
+    # The DPO's page shows the regime beside each candidate.
+    page = Client()
+    sign_in(page, dpo)
+    html = page.get(reverse("access-request-detail", args=[request.pk]), {"rechercher": "1"}).content.decode()
+    row = html[html.index(f'value="{rec.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert "vidéoprotection" in row and "CSI L253-5" in row
 
     # The decision rests on CSI L253-5; prevention of offences is not one of its grounds.
     access_requests.access_request_select(request=request, by=dpo, recordings=[rec])
