@@ -122,8 +122,10 @@ def access_request_candidates(*, user: User, start: dt.datetime | None = None, e
     if officer:
         from django.db.models import Q
 
+        # A partner's fixed cameras may show the scene whoever wore the body-worn camera: its files
+        # stay candidates (they have no wearer to match).
         qs = qs.filter(Q(wearer__matricule__iexact=officer) | Q(wearer__username__iexact=officer)
-                       | Q(wearer__last_name__iexact=officer))
+                       | Q(wearer__last_name__iexact=officer) | Q(wearer__isnull=True, source=Source.REQUISITION))
     qs = qs.select_related("camera", "wearer").order_by("started_at", "id")
     if place is not None and radius_m:
         # A partner's file has no position: its cameras are the places its requisition names, so it

@@ -147,7 +147,7 @@ def test_access_request_candidates_list_a_partner_recording_with_its_regime(issu
         by=dpo, requester_name="Jean Martin", identity_checked=True, identity_check_method="carte d'identité",
         received_on=timezone.localdate(), description="Bus ligne 3, arrêt Gare",
         window_start=images_from - dt.timedelta(minutes=30), window_end=images_from + dt.timedelta(minutes=30),
-        place=[45.5712, 5.9199], radius_m=200)
+        place=[45.5712, 5.9199], radius_m=200, officer="M042")
 
     response = api(dpo).get(f"/api/access-requests/{request.pk}/candidates/")
     assert response.status_code == 200, response.content
