@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from audit.services import custody_event_append
@@ -48,13 +49,13 @@ REGIME_BASIS = {
     Regime.VIDEOPROTECTION: "CSI L253-5",
 }
 # CSI L253-5: the grounds on which access to videoprotection images may be refused. LIL 107 II 2°
-# (prevention and detection of offences) is not among them.
+# (prevention and detection of offences) is not among them. Logged in French; shown translated.
 L253_5_GROUNDS = {
-    LegalGround.INQUIRIES: "déroulement de procédures engagées devant les juridictions ou d'opérations "
-                           "préparatoires à de telles procédures (CSI L253-5)",
-    LegalGround.PUBLIC_SECURITY: "sécurité publique (CSI L253-5)",
-    LegalGround.NATIONAL_SECURITY: "sûreté de l'État, défense (CSI L253-5)",
-    LegalGround.OTHERS_RIGHTS: "droit des tiers (CSI L253-5)",
+    LegalGround.INQUIRIES: gettext_noop("déroulement de procédures engagées devant les juridictions ou "
+                                        "d'opérations préparatoires à de telles procédures (CSI L253-5)"),
+    LegalGround.PUBLIC_SECURITY: gettext_noop("sécurité publique (CSI L253-5)"),
+    LegalGround.NATIONAL_SECURITY: gettext_noop("sûreté de l'État, défense (CSI L253-5)"),
+    LegalGround.OTHERS_RIGHTS: gettext_noop("droit des tiers (CSI L253-5)"),
 }
 
 
@@ -68,8 +69,23 @@ def recordings_regimes(ids) -> dict[str, list[int]]:
 
 def access_request_legal_basis(request: AccessRequest) -> str:
     """The articles the reply rests on, from the regimes of the selected recordings."""
-    regimes = recordings_regimes(request.recordings.values_list("pk", flat=True)) or {Regime.BODY_WORN: []}
+    # .all(): the API's list prefetches the recordings (one query for any number of requests).
+    regimes = {rec.regime for rec in request.recordings.all()} or {Regime.BODY_WORN}
     return " ; ".join(REGIME_BASIS[Regime(r)] for r in sorted(regimes))
+
+
+def access_request_ground_text(request: AccessRequest) -> str:
+    """The wording of a restriction's ground under the regime of what was selected: CSI L253-5's
+    own words when videoprotection images are among them, LIL 107 II's otherwise."""
+    if not request.legal_ground:
+        return ""
+    regimes = recordings_regimes(request.recordings.values_list("pk", flat=True))
+    if Regime.VIDEOPROTECTION in regimes and request.legal_ground in L253_5_GROUNDS:
+        basis = _(L253_5_GROUNDS[request.legal_ground])
+        if Regime.BODY_WORN in regimes:
+            return f"{LegalGround(request.legal_ground).label} ; {basis}"
+        return basis
+    return str(LegalGround(request.legal_ground).label)
 
 
 def _handler(by: User) -> None:

@@ -160,7 +160,7 @@ def test_access_request_candidates_list_a_partner_recording_with_its_regime(issu
     page = Client()
     sign_in(page, dpo)
     html = page.get(reverse("access-request-detail", args=[request.pk]), {"rechercher": "1"}).content.decode()
-    row = html[html.index(f'value="{rec.pk}"'):]
+    row = html[html.index(f'name="recordings" value="{rec.pk}"'):]
     row = row[:row.index("</tr>")]
     assert "vidéoprotection" in row and "CSI L253-5" in row
 
@@ -172,6 +172,11 @@ def test_access_request_candidates_list_a_partner_recording_with_its_regime(issu
     (decided,) = CustodyEvent.objects.filter(action="access_request.decided")
     assert decided.details["legal_basis"] == "CSI L253-5"
     assert "droit des tiers" in decided.details["ground_l253_5"]
+    assert api(dpo).get(f"/api/access-requests/{request.pk}/").json()["legal_basis"] == "CSI L253-5"
+    html = page.get(reverse("access-request-detail", args=[request.pk])).content.decode()
+    facts = html[html.index("<dl>"):html.index("</dl>")]
+    assert "CSI L253-5" in facts[facts.index("Fondement"):][:200]
+    assert "droit des tiers (CSI L253-5)" in facts and "LIL art. 107" not in facts
     # GDPR art. 12(3) for both regimes: one month from receipt.
     assert request.deadline == _plus_one_month(timezone.localdate())
 
