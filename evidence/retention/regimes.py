@@ -26,7 +26,7 @@ from .dates import RetentionDecision, _when, fixed_duration, retention_decide, r
 VIDEOPROTECTION_MAX = "P1M"
 # The longest a month lasts: a declared "P31D" or "P30D" is one month under the authorisation's
 # wording; the end is then capped at one calendar month from the recording day all the same.
-_LONGEST_MONTH_FROM = dt.date(2001, 1, 1)
+_LONGEST_MONTH_FROM = dt.datetime(2001, 1, 1)
 
 
 def videoprotection_period_check(value: str) -> str:
@@ -35,8 +35,12 @@ def videoprotection_period_check(value: str) -> str:
     Raises ValueError when malformed, RetentionRefused (French, citing L252-5) above one month.
     """
     value = (value or "").strip().upper() or VIDEOPROTECTION_MAX
-    period = retention_period(value)
-    if _LONGEST_MONTH_FROM + period > _LONGEST_MONTH_FROM + retention_period(VIDEOPROTECTION_MAX):
+    try:
+        period = retention_period(value)
+        too_long = _LONGEST_MONTH_FROM + period > _LONGEST_MONTH_FROM + retention_period(VIDEOPROTECTION_MAX)
+    except OverflowError:  # years beyond the calendar: far above one month
+        too_long = True
+    if too_long:
         raise RetentionRefused(_(
             "Durée de conservation %(p)s refusée : les images de vidéoprotection sont conservées au plus un mois "
             "(CSI L252-5) ; indiquez la durée fixée par l'autorisation préfectorale du système du partenaire "

@@ -84,7 +84,7 @@ def _plus_one_month(day: dt.date) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
-@pytest.mark.parametrize("declared", ["P2M", "P32D", "P5W"])
+@pytest.mark.parametrize("declared", ["P2M", "P32D", "P5W", "PT745H", "P99999999999Y"])
 def test_a_declared_period_above_one_month_is_refused_citing_l252_5(supervisor, declared):
     response = api(supervisor).post("/api/requisitions/", requisition_body(retention=declared), format="json")
     assert response.status_code == 400
