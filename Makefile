@@ -1,7 +1,7 @@
 # Témoin — two commands do everything on a fresh machine:
 #   make run    set up, then run Témoin on the embedded default with demo data (http://127.0.0.1:8000/)
 #   make test   set up, then run the whole test suite
-.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload lock ceph-start ceph-stop assets
+.PHONY: run test setup ffmpeg build-deps demo demo-code clean bench-offload lock ceph-start ceph-stop assets uppy-build
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -93,6 +93,21 @@ assets:
 	node -p "const p = require('./package-lock.json').packages['node_modules/leaflet']; \
 	  'leaflet@' + p.version + ' ' + p.integrity" > $(LEAFLET_OUT)/SOURCE
 	cd $(LEAFLET_OUT) && LC_ALL=C sha256sum LICENSE leaflet.css leaflet.js leaflet.js.map images/*.png > SHA256SUMS
+	$(MAKE) --no-print-directory uppy-build
+	node -p "const l = require('./package-lock.json').packages; ['@uppy/core', '@uppy/dashboard', '@uppy/tus', \
+	  '@uppy/locales', 'esbuild'].map(n => n + '@' + l['node_modules/' + n].version + ' ' + l['node_modules/' + n].integrity).join('\\n')" \
+	  > $(UPPY_OUT)/SOURCE
+	cd $(UPPY_OUT) && LC_ALL=C sha256sum LICENSE uppy.css uppy.js > SHA256SUMS
+
+# The partner's upload page's Uppy (issue 22): one JS and one CSS file bundled by esbuild from the
+# locked packages (assets/uppy.js is the entry). tests/requisitions/test_uppy_bundle.py runs this
+# same target into a temporary folder and compares the bytes with the committed bundle.
+UPPY_OUT ?= config/static/vendor/uppy
+uppy-build:
+	rm -rf $(UPPY_OUT) && mkdir -p $(UPPY_OUT)
+	node_modules/.bin/esbuild assets/uppy.js --bundle --minify --format=iife --target=es2020 \
+	  --legal-comments=eof --log-level=warning --outfile=$(UPPY_OUT)/uppy.js
+	cp node_modules/@uppy/core/LICENSE $(UPPY_OUT)/LICENSE
 
 bench-offload: setup
 	$(PY) bench/offload.py

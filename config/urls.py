@@ -10,6 +10,7 @@ from accounts import views as account_views
 from evidence import views
 from evidence.media import views as media
 from evidence.api import HoldViewSet, RecordingViewSet
+from evidence.requisitions import pages as requisition_pages
 from evidence.requisitions import views as requisitions
 from evidence.requisitions.api import RequisitionViewSet
 
@@ -53,7 +54,11 @@ urlpatterns = [
     path("", include("config.ops.urls")),
     path("", include("evidence.interventions.urls")),
     # A partner's tus upload link (issue 22): the token in the URL is its only credential.
+    path("requisitions/", requisition_pages.requisition_list, name="requisition-list"),
+    path("requisitions/<int:pk>/", requisition_pages.requisition_detail, name="requisition-detail"),
     path("requisitions/depot/<str:token>/", requisitions.tus_uploads, name="requisition-tus-uploads"),
+    path("requisitions/depot/<str:token>/declaration/", requisition_pages.depot_declare,
+         name="requisition-declare"),
     path("requisitions/depot/<str:token>/<str:uid>", requisitions.tus_upload, name="requisition-tus-upload"),
     path("api/", include(router.urls)),
     # The schema maps every route and parameter: for signed-in users and token holders only (issue 17).

@@ -99,34 +99,26 @@ def camera_retire(*, camera: Camera, by: User, reason: str) -> Camera:
     """
     _same_organisation(by, camera.organisation_id)
     reason = _reason(reason)
-    with transaction.atomic():
-        camera = Camera.objects.select_for_update().get(pk=camera.pk)
-        if not camera.active:
-            raise FleetError(_("La caméra %(serial)s est déjà retirée du service.") % {"serial": camera.serial})
-        current = CameraAssignment.objects.filter(camera=camera, ends_at__isnull=True).select_related("officer").first()
+
+    def not_issued(locked: Camera) -> None:
+        current = CameraAssignment.objects.filter(camera=locked, ends_at__isnull=True).select_related("officer").first()
         if current is not None:
             raise FleetError(_("La caméra %(serial)s est remise à %(officer)s : enregistrez d'abord son retour.")
-                             % {"serial": camera.serial, "officer": current.officer})
-        camera.active = False
-        camera.save(update_fields=["active"])
-        custody_event_append(action="camera.retired", subject=camera, organisation=camera.organisation, actor=by,
-                             details={"serial": camera.serial, "reason": reason})
-    return camera
+                             % {"serial": locked.serial, "officer": current.officer})
+
+    return _in_service(camera, False, by=by, action="camera.retired",
+                       details={"serial": camera.serial, "reason": reason},
+                       already=_("La caméra %(serial)s est déjà retirée du service.") % {"serial": camera.serial},
+                       check=not_issued)
 
 
 def camera_reinstate(*, camera: Camera, by: User, reason: str = "") -> Camera:
     """Bring a retired camera back into service."""
     _same_organisation(by, camera.organisation_id)
     reason = _short(reason, "reason", REASON_MAX)
-    with transaction.atomic():
-        camera = Camera.objects.select_for_update().get(pk=camera.pk)
-        if camera.active:
-            raise FleetError(_("La caméra %(serial)s est déjà en service.") % {"serial": camera.serial})
-        camera.active = True
-        camera.save(update_fields=["active"])
-        custody_event_append(action="camera.reinstated", subject=camera, organisation=camera.organisation,
-                             actor=by, details={"serial": camera.serial, "reason": reason})
-    return camera
+    return _in_service(camera, True, by=by, action="camera.reinstated",
+                       details={"serial": camera.serial, "reason": reason},
+                       already=_("La caméra %(serial)s est déjà en service.") % {"serial": camera.serial})
 
 
 # --- Docks -----------------------------------------------------------------------------------
@@ -223,26 +215,27 @@ def dock_retire(*, dock: Dock, by: User, reason: str) -> Dock:
     """Take a dock out of service: cameras docked on it are no longer offloaded (nor wiped)."""
     _same_organisation(by, dock.organisation_id)
     reason = _reason(reason)
-    with transaction.atomic():
-        dock = Dock.objects.select_for_update().get(pk=dock.pk)
-        if not dock.active:
-            raise FleetError(_("La station %(name)s est déjà retirée du service.") % {"name": dock.name})
-        dock.active = False
-        dock.save(update_fields=["active"])
-        custody_event_append(action="dock.retired", subject=dock, organisation=dock.organisation, actor=by,
-                             details={"name": dock.name, "reason": reason})
-    return dock
+    return _in_service(dock, False, by=by, action="dock.retired", details={"name": dock.name, "reason": reason},
+                       already=_("La station %(name)s est déjà retirée du service.") % {"name": dock.name})
 
 
 def dock_reinstate(*, dock: Dock, by: User, reason: str = "") -> Dock:
     _same_organisation(by, dock.organisation_id)
     reason = _short(reason, "reason", REASON_MAX)
+    return _in_service(dock, True, by=by, action="dock.reinstated", details={"name": dock.name, "reason": reason},
+                       already=_("La station %(name)s est déjà en service.") % {"name": dock.name})
+
+
+def _in_service(obj, active: bool, *, by: User, action: str, details: dict, already: str, check=None):
+    """Put a camera or a dock in or out of service, under its row lock, logged in the same transaction
+    (CSI R241-14); ``already`` when it is so already, ``check(locked)`` may refuse (FleetError)."""
     with transaction.atomic():
-        dock = Dock.objects.select_for_update().get(pk=dock.pk)
-        if dock.active:
-            raise FleetError(_("La station %(name)s est déjà en service.") % {"name": dock.name})
-        dock.active = True
-        dock.save(update_fields=["active"])
-        custody_event_append(action="dock.reinstated", subject=dock, organisation=dock.organisation, actor=by,
-                             details={"name": dock.name, "reason": reason})
-    return dock
+        obj = type(obj).objects.select_for_update().get(pk=obj.pk)
+        if obj.active == active:
+            raise FleetError(already)
+        if check is not None:
+            check(obj)
+        obj.active = active
+        obj.save(update_fields=["active"])
+        custody_event_append(action=action, subject=obj, organisation=obj.organisation, actor=by, details=details)
+    return obj

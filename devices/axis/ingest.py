@@ -22,8 +22,9 @@ from audit.services import custody_event_append, custody_events_append_many
 from devices.models import Camera, CameraAssignment
 from devices.services import camera_register
 from devices.sources.mass_storage import SERIAL_RE
+from evidence.ingest.stream import live_duplicate, stored_verified_events
 from evidence.integrations.store import HashingReader, ObjectExists, ReadAhead, StoreError, get_store
-from evidence.models import LIVE_STATUSES, Recording, Regime, Source
+from evidence.models import Recording, Regime, Source
 from evidence.retention import CameraClock, retention_decide
 from evidence.interventions.services import recording_link_named_intervention
 from evidence.retention.holds import recording_join_held_intervention
@@ -313,16 +314,14 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
                    md5: str) -> Received:
     from evidence.dispatch import recording_enqueue_media
 
-    org = arrival.container.organisation
     recording.sha256, recording.size = stored.sha256, stored.size
     recording.store_version_id, recording.verified_at = stored.version_id, timezone.now()
     with transaction.atomic():
         # A "Status: Complete" before this lock left this clip to us (queued below), one after it
         # finds the clip stored and queues it.
         status, rejected = arrival.lock_container()
-        other = (Recording.objects.filter(camera_id=recording.camera_id, sha256=stored.sha256,
-                                          status__in=LIVE_STATUSES)
-                 .values_list("pk", flat=True).first())
+        live = live_duplicate(recording=recording, sha256=stored.sha256)
+        other = live.pk if live is not None else None
         if other is not None:
             recording.status, recording.duplicate_of_id = Recording.Status.DUPLICATE, other
             recording.status_message = f"same content as recording {other}"
@@ -336,13 +335,9 @@ def _clip_verified(arrival: _Arrival, recording: Recording, stored, back_sha: st
             recording.save(update_fields=["status_message"])
         custody_events_append_many([
             dict(arrival.collected, subject=recording),
-            dict(action="recording.stored", subject=recording, organisation=org,
-                 actor_label=ACTOR, details={"key": stored.key, "version_id": stored.version_id,
-                                             "sha256": stored.sha256, "size": stored.size, "md5": md5 or None}),
-            dict(action="recording.verified", subject=recording, organisation=org,
-                 actor_label=ACTOR, details={"read_back_sha256": back_sha, "read_back": readback,
-                                             "lock_mode": info.mode, "retain_until": info.retain_until.isoformat(),
-                                             "duplicate_of": other}),
+            *stored_verified_events(recording=recording, stored=stored, back_sha=back_sha, readback=readback,
+                                    info=info, actor_label=ACTOR, duplicate_of=other,
+                                    stored_details={"md5": md5 or None}),
         ])
         if recording.status == Recording.Status.STORED:
             # The Axis metadata names an intervention: the recording joins it, created if new (logged).

@@ -29,6 +29,13 @@ class RequisitionCreatedSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class DeclarantSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    role = serializers.CharField()
+    contact = serializers.CharField()
+    declared_at = serializers.DateTimeField()
+
+
 class RequisitionFileSerializer(serializers.Serializer):
     filename = serializers.CharField()
     size = serializers.IntegerField(source="length")
@@ -37,6 +44,7 @@ class RequisitionFileSerializer(serializers.Serializer):
     status = serializers.CharField()
     offset = serializers.IntegerField()
     message = serializers.CharField()
+    declarant = DeclarantSerializer(allow_null=True)  # who sent it, as they declared on the link's page
 
 
 class RequisitionSerializer(serializers.ModelSerializer):
@@ -59,7 +67,7 @@ class RequisitionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = RequisitionSerializer
 
     def get_queryset(self):
-        return requisitions_visible_to(user=self.request.user).prefetch_related("uploads")
+        return requisitions_visible_to(user=self.request.user).prefetch_related("uploads__declarant")
 
     @extend_schema(request=RequisitionCreateSerializer, responses={201: RequisitionCreatedSerializer})
     def create(self, request):

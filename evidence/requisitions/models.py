@@ -38,6 +38,30 @@ class Requisition(models.Model):
         return "expired" if (now or timezone.now()) >= self.expires_at else "open"
 
 
+class RequisitionDeclarant(models.Model):
+    """The partner's person who opened the link in a browser and said who they are.
+
+    One per requisition (single use by one person): the first declaration binds the link to that
+    browser, which holds a random token in a cookie; only its SHA-256 is kept here. Another browser
+    is refused, on the page and on every tus request (docs/requisitions.md).
+    """
+
+    requisition = models.OneToOneField(Requisition, on_delete=models.PROTECT, related_name="declarant")
+    name = models.CharField(max_length=200)
+    role = models.CharField(max_length=200)  # organisation and role, as the person gives them
+    contact = models.CharField(max_length=200)  # e-mail or telephone
+    binding_sha256 = models.CharField(max_length=64)
+    user_agent = models.CharField(max_length=300, blank=True)
+    declared_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.role})"
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "role": self.role, "contact": self.contact,
+                "declared_at": self.declared_at.isoformat()}
+
+
 class RequisitionUpload(models.Model):
     """One tus upload under a requisition's link: staged, then stored write-once as a recording."""
 
@@ -59,6 +83,10 @@ class RequisitionUpload(models.Model):
     message = models.TextField(blank=True)
     recording = models.ForeignKey("evidence.Recording", null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+")
+    # Who sent it: the link's declarant when it came through the page (None for a bare tus client
+    # used before anybody declared on the page).
+    declarant = models.ForeignKey(RequisitionDeclarant, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="uploads")
     created_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
 

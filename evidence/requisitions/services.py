@@ -22,7 +22,7 @@ from devices.services import camera_register
 from ..retention import RetentionRefused
 from ..retention.regimes import videoprotection_period_check
 from ..sources import Regime
-from .models import Requisition
+from .models import Requisition, RequisitionDeclarant
 from .selectors import REQUISITION_ROLES
 
 
@@ -97,3 +97,47 @@ def requisition_create(*, by: User, partner: str, regime: str, reference: str, m
                                   "retention": retention or None},
         )
     return requisition, token
+
+
+def binding_digest(binding: str | None) -> str:
+    return hashlib.sha256((binding or "").encode()).hexdigest()
+
+
+def declarant_for_binding(*, requisition: Requisition, binding: str | None) -> RequisitionDeclarant | None:
+    """The link's declarant when ``binding`` (the browser's cookie) is the one it was bound with."""
+    declarant = RequisitionDeclarant.objects.filter(requisition=requisition).first()
+    if declarant is None or not binding or not secrets.compare_digest(declarant.binding_sha256,
+                                                                      binding_digest(binding)):
+        return None
+    return declarant
+
+
+def declarant_bind(*, requisition: Requisition, name: str, role: str, contact: str, user_agent: str = "",
+                   now: dt.datetime | None = None) -> tuple[RequisitionDeclarant, str]:
+    """The partner's person says who they are: the first one binds the link to their browser.
+
+    Returns the declarant and the binding token (set as a cookie, never stored: its SHA-256 is).
+    RequisitionRefused when somebody has already declared (single use by one person) or a field
+    is missing. Logged in the custody log in the same transaction (CSI R241-14: who handed the
+    images over is part of their custody).
+    """
+    now = now or timezone.now()
+    name, role, contact = (" ".join(v.split())[:200] for v in (name, role, contact))
+    if not name or not role or not contact:
+        raise RequisitionRefused("name, organisation or role, and an e-mail or telephone are required")
+    if now >= requisition.expires_at:
+        raise RequisitionRefused("the link has expired")
+    binding = secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            declarant = RequisitionDeclarant.objects.create(
+                requisition=requisition, name=name, role=role, contact=contact,
+                binding_sha256=binding_digest(binding), user_agent=user_agent[:300], declared_at=now)
+            custody_event_append(
+                action="requisition.declared", subject=requisition, organisation=requisition.organisation,
+                actor_label=f"partner:{requisition.partner}: {name}"[:200],
+                details={"partner": requisition.partner, "name": name, "role": role, "contact": contact,
+                         "user_agent": user_agent[:300]})
+    except IntegrityError as exc:  # another browser declared first
+        raise RequisitionRefused("somebody has already declared on this link") from exc
+    return declarant, binding

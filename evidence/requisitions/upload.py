@@ -42,7 +42,7 @@ from ..ingest.stream import live_duplicate, stored_verified_events, stream_put
 from ..integrations.store import StoreError, get_store
 from ..models import Recording, Source
 from ..retention.regimes import requisition_retention_decide
-from .models import Requisition, RequisitionUpload
+from .models import Requisition, RequisitionDeclarant, RequisitionUpload
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def requisition_usable(requisition: Requisition | None, now: dt.datetime) -> Req
 
 
 def upload_create(*, requisition: Requisition, length: int, metadata: dict[str, str],
-                  now: dt.datetime | None = None) -> RequisitionUpload:
+                  declarant: RequisitionDeclarant | None = None, now: dt.datetime | None = None) -> RequisitionUpload:
     """tus creation: an empty staged file for ``length`` bytes; logged (CSI R241-14)."""
     now = now or timezone.now()
     if length <= 0:
@@ -118,14 +118,15 @@ def upload_create(*, requisition: Requisition, length: int, metadata: dict[str, 
     with transaction.atomic():
         upload = RequisitionUpload.objects.create(
             requisition=requisition, uid=secrets.token_hex(16), filename=filename, length=length,
-            partner_sha256=partner_sha, created_at=now)
+            partner_sha256=partner_sha, declarant=declarant, created_at=now)
         with open(staged_path(upload), "xb"):
             pass
         custody_event_append(
             action="requisition.upload_started", subject=requisition, organisation=requisition.organisation,
             actor_label=f"partner:{requisition.partner}"[:200],
             details={"upload": upload.uid, "filename": filename, "length": length,
-                     "partner_sha256": partner_sha or None})
+                     "partner_sha256": partner_sha or None,
+                     "declarant": declarant.as_dict() if declarant else None})
     return upload
 
 
@@ -206,7 +207,7 @@ def _hash_state(upload: RequisitionUpload, fh: BinaryIO, size: int):
 def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime | None = None) -> RequisitionUpload:
     """The last byte is in: store the staged file write-once, read it back, record it under custody."""
     now = now or timezone.now()
-    upload = RequisitionUpload.objects.get(pk=upload.pk)
+    upload = RequisitionUpload.objects.select_related("declarant").get(pk=upload.pk)
     if upload.status != RequisitionUpload.Status.RECEIVING:
         return upload  # finished by an earlier request
     requisition = Requisition.objects.select_related("organisation", "camera").get(pk=upload.requisition_id)
@@ -232,6 +233,7 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
         details={"source": Source.REQUISITION.value, "regime": requisition.regime, "requisition": requisition.pk,
                  "reference": requisition.reference, "partner": requisition.partner, "upload": upload.uid,
                  "filename": upload.filename, "size": upload.length, "partner_sha256": upload.partner_sha256 or None,
+                 "declarant": upload.declarant.as_dict() if upload.declarant_id else None,
                  "sha256_on_arrival": sha256, "retain_until": decision.retain_until.isoformat(),
                  "retention_basis": decision.basis, "camera": camera.serial},
     )

@@ -12,8 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import RequisitionUpload
+from .models import RequisitionDeclarant, RequisitionUpload
+from .pages import binding_of, depot_page
 from .selectors import requisition_for_token
+from .services import declarant_for_binding
 from .upload import TUS_EXTENSIONS, TUS_VERSION, TusError, max_size, metadata_parse, requisition_usable, \
     upload_append, upload_create, upload_terminate
 
@@ -41,11 +43,20 @@ def _integer(request, header: str) -> int:
 
 
 def _protocol(request, token: str):
-    """The requisition behind ``token`` (404, 410) and the Tus-Resumable check (412)."""
+    """The requisition behind ``token`` (404, 410), the Tus-Resumable check (412) and the link's
+    binding (403): once a person has declared on the link's page, only their browser may upload."""
     requisition = requisition_usable(requisition_for_token(token=token), timezone.now())
-    if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
+    if request.method == "OPTIONS":
+        return requisition, None
+    if request.headers.get("Tus-Resumable") != TUS_VERSION:
         raise TusError(412, f"Tus-Resumable: {TUS_VERSION} is required")
-    return requisition
+    if not RequisitionDeclarant.objects.filter(requisition=requisition).exists():
+        return requisition, None  # nobody declared: a tus client with the URL alone (README's contract)
+    declarant = declarant_for_binding(requisition=requisition, binding=binding_of(request))
+    if declarant is None:
+        raise TusError(403, "this link is bound to the person who declared on its page; it cannot be used "
+                            "from another browser or client: ask the requesting service for a new link")
+    return requisition, declarant
 
 
 def _expires(requisition) -> str:
@@ -60,17 +71,21 @@ def _refused(exc: TusError) -> HttpResponse:
 
 @csrf_exempt
 def tus_uploads(request, token: str):
-    """OPTIONS (what the server supports) and POST (creation: a new upload of Upload-Length bytes)."""
+    """OPTIONS (what the server supports) and POST (creation: a new upload of Upload-Length bytes);
+    GET is the partner's page (pages.py)."""
+    if request.method == "GET":
+        return depot_page(request, token)
     try:
-        requisition = _protocol(request, token)
+        requisition, declarant = _protocol(request, token)
         if request.method == "OPTIONS":
             return _options()
         if request.method != "POST":
-            return _answer(405, "OPTIONS or POST", Allow="OPTIONS, POST")
+            return _answer(405, "GET (the page), OPTIONS or POST", Allow="GET, OPTIONS, POST")
         if "Upload-Defer-Length" in request.headers:
             raise TusError(400, "Upload-Defer-Length is not supported: send Upload-Length")
         upload = upload_create(requisition=requisition, length=_integer(request, "Upload-Length"),
-                               metadata=metadata_parse(request.headers.get("Upload-Metadata", "")))
+                               metadata=metadata_parse(request.headers.get("Upload-Metadata", "")),
+                               declarant=declarant)
     except TusError as exc:
         return _refused(exc)
     location = request.build_absolute_uri(reverse("requisition-tus-upload", args=[token, upload.uid]))
@@ -81,7 +96,7 @@ def tus_uploads(request, token: str):
 def tus_upload(request, token: str, uid: str):
     """HEAD (the offset to resume from), PATCH (append at Upload-Offset), DELETE (termination)."""
     try:
-        requisition = _protocol(request, token)
+        requisition, _ = _protocol(request, token)
         if request.method == "OPTIONS":
             return _options()
         upload = RequisitionUpload.objects.filter(requisition=requisition, uid=uid).first()

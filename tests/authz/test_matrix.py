@@ -78,6 +78,7 @@ ROLE_PAGES = {
     "access-request-create": {"dpo"},
     "api-access-requests": {"dpo", "mayor"},
     "redaction-jobs": {"supervisor", "legal", "dpo"},
+    "requisition-list": {"supervisor", "legal"},  # issue 22: requisitions to partners
     "intervention-list": set(ROLES),  # admin gets an empty list, never evidence
     "api-interventions": set(ROLES),
     # The map of the API: any signed-in user, never anonymous (issue 17, finding 7).
@@ -101,6 +102,8 @@ OTHER_OBJECT_ROUTES = {
                      "redaction-cover", "redaction-watched"],
                     "tests/redaction/test_pages.py"),
     **dict.fromkeys(["camera-check-out", "camera-check-in"], "tests/devices/test_fleet.py"),
+    **dict.fromkeys(["requisition-detail", "api-requisition-detail"],
+                    "tests/requisitions/test_bad_input.py, test_declaration.py (roles, another commune's requisition)"),
     **dict.fromkeys(["camera-edit", "camera-retire", "camera-reinstate", "dock-edit", "dock-retire",
                      "dock-reinstate"], "tests/devices/test_fleet_register.py (roles, another commune's devices)"),
 }
@@ -111,6 +114,7 @@ COVERED_ELSEWHERE = {
     "hold-release": "tests/evidence/test_holds_api.py", "api-hold-detail": "tests/evidence/test_holds_api.py",
     "api-hold-release": "tests/evidence/test_holds_api.py",
     "register-export-pdf": "tests/audit/test_register.py",
+    "api-requisition-list": "POST only: tests/requisitions/test_bad_input.py (supervisor and legal issue; officer 403)",
     **dict.fromkeys(["review-batch", "to-complete-batch"],
                     "tests/daily/test_pages.py (roles, another organisation's and another wearer's recordings)"),
     "custody-journal-verify": "tests/audit/test_alerts.py", "custody-alert-acknowledge": "tests/audit/test_alerts.py",
@@ -129,6 +133,9 @@ PUBLIC = {
     "ops-health": "overall status only; components for admin or the metrics token (tests/ops)",
     "ops-health-api": "idem (tests/ops)", "ops-metrics": "metrics token or admin session (tests/ops)",
     "api-root": "DRF index",
+    **dict.fromkeys(["requisition-tus-uploads", "requisition-tus-upload", "requisition-declare"],
+                    "the partner's requisition link: its unguessable token is the credential, 410 once expired, "
+                    "bound to its first declarant (tests/requisitions)"),
 }
 
 

@@ -52,14 +52,15 @@ def test_the_migration_marks_existing_axis_recordings_and_leaves_offloaded_ones_
     AxisClip.objects.create(container=container, name="20261120T213000Z_1.mkv", recording=from_axis,
                             upload_started_at=timezone.now())
 
-    _migrate(BEFORE)  # the recordings as a deployment before issue 22 had them: no source column
     try:
+        _migrate(BEFORE)  # the recordings as a deployment before issue 22 had them: no source column
         _migrate(AFTER)
 
         assert Recording.objects.get(pk=offloaded.pk).source == "camera"
         assert Recording.objects.get(pk=from_axis.pk).source == "axis"
         assert {r.regime for r in Recording.objects.all()} == {"body_worn"}
     finally:
-        # Later migrations (0009…) back in place: the next tests use the current schema.
+        # Back to the latest schema (later migrations, e.g. 0009's declarants), for the next tests.
         executor = MigrationExecutor(db_connection)
+        executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())

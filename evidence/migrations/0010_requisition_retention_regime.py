@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('evidence', '0008_recording_source_requisitions'),
+        ('evidence', '0009_requisition_declarant'),
     ]
 
     operations = [
