@@ -207,6 +207,42 @@ def check_retention_not_overdue(ctx: AuditContext) -> Iterator[Violation]:
                         since=started, organisation_id=org)
 
 
+def check_retention_regime(ctx: AuditContext) -> Iterator[Violation]:
+    """Videoprotection images are kept no longer than their regime allows (CSI L252-5): the period
+    of the partner's authorisation (at most one month) from the images' time, or the few days
+    given at receipt for a hold (evidence/retention/regimes.py); a hold keeps them for its procedure."""
+    from django.conf import settings as dj_settings
+
+    from evidence.models import Recording
+    from evidence.requisitions.models import RequisitionUpload
+    from evidence.retention import RetentionRefused
+    from evidence.retention.holds import active_holds_q
+    from evidence.retention.regimes import VIDEOPROTECTION_MAX, videoprotection_retention_decide
+    from evidence.sources import Regime
+
+    rows = (RequisitionUpload.objects.filter(recording__regime=Regime.VIDEOPROTECTION)
+            .exclude(recording__status__in=[Recording.Status.ERASED, Recording.Status.ERASING])
+            .exclude(recording__in=Recording.objects.filter(active_holds_q()))
+            .values_list("recording_id", "recording__organisation_id", "recording__organisation__time_zone",
+                         "recording__retain_until", "recording__ingested_at", "requisition__period_start",
+                         "requisition__retention"))
+    for pk, org, tz, until, received, images_from, period in rows.iterator(chunk_size=2000):
+        try:
+            lawful = videoprotection_retention_decide(
+                images_from=images_from, received_at=received, period=period or VIDEOPROTECTION_MAX, time_zone=tz,
+                grace=dj_settings.TEMOIN_LATE_DOCKING_GRACE).retain_until
+        except (ValueError, RetentionRefused):
+            lawful = None  # a declared period the law refuses: everything past receipt is too long
+        lawful = received if lawful is None else lawful
+        # Kept past the regime's end: its end lies beyond the lawful one, which has now passed.
+        if until > lawful + ctx.grace and lawful < ctx.now - ctx.grace:
+            yield Violation("retention.regime", f"recording {pk}",
+                            f"images de vidéoprotection conservées jusqu'au {until:%d/%m/%Y %H:%M}, au-delà de la "
+                            f"fin de leur régime ({lawful:%d/%m/%Y %H:%M}, durée {period or VIDEOPROTECTION_MAX}, "
+                            f"CSI L252-5) sans conservation pour procédure",
+                            since=lawful, organisation_id=org)
+
+
 def check_erasure_logged(ctx: AuditContext) -> Iterator[Violation]:
     from audit.models import CustodyEvent
     from evidence.disclosure.models import Export
@@ -414,6 +450,10 @@ INVARIANTS: list[Invariant] = [
               gettext_noop("Aucun enregistrement n'est conservé au-delà de sa date d'effacement sans conservation "
                            "pour procédure"),
               "CSI L241-2, R241-13", check_retention_not_overdue, "evidence/retention/sweep.py (retention_sweep)"),
+    Invariant("retention.regime",
+              gettext_noop("Les images de vidéoprotection ne sont pas conservées au-delà de la durée de "
+                           "l'autorisation préfectorale (un mois au plus) sans conservation pour procédure"),
+              "CSI L252-5", check_retention_regime, "evidence/retention/regimes.py"),
     Invariant("erasure.logged",
               gettext_noop("Chaque effacement a son intention et son achèvement au journal, et s'achève"),
               "CSI R241-13, R241-14", check_erasure_logged, "evidence/retention/sweep.py"),

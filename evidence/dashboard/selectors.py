@@ -25,6 +25,7 @@ from devices.selectors import (
     offload_sessions_visible_to,
 )
 from evidence.models import Recording
+from evidence.sources import Regime
 from evidence.access.selectors import ORGANISATION_WIDE, recordings_visible_to
 from evidence.retention.selectors import erasures_upcoming_for
 from evidence.review.selectors import to_complete_q
@@ -127,7 +128,9 @@ def _own_or_visible(user: User) -> QuerySet[Recording]:
 
 
 def _qualifiable(user: User) -> QuerySet[Recording]:
-    return _own_or_visible(user).exclude(status__in=NOT_QUALIFIABLE)
+    # Tagging figures count body-worn recordings only: a partner's videoprotection images have no
+    # wearer or trigger reason to tag (CSI L241-2 applies to body-worn cameras; issue 22).
+    return _own_or_visible(user).exclude(status__in=NOT_QUALIFIABLE).filter(regime=Regime.BODY_WORN)
 
 
 def tagged_share_by_wearer_for(*, user: User) -> list[TaggedShare]:

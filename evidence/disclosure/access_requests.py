@@ -2,7 +2,14 @@
 DPO registers the request, searches the recordings that may show the person, decides (a refusal or a
 restriction states its legal ground), hands over a copy with the other people blurred, and records
 the delivery, within one month of receipt (extendable once by two months, with a notice given in the
-first month). Each step is logged in the same transaction (CSI R241-14)."""
+first month). Each step is logged in the same transaction (CSI R241-14).
+
+Each recording falls under its legal regime (issue 22): body-worn images under CSI R241-15 and LIL
+art. 105 and 107 (a right exercised with the maire, restricted on the grounds of LIL 107 II);
+videoprotection images a partner handed over under CSI L253-5 (access "de droit", refused only for
+State security, defence, public security, the course of court proceedings or operations preparing
+them, or the rights of third parties). The search, the selection and the decision log the regime
+of each recording and the legal basis that follows; the deadline is GDPR art. 12(3) for both."""
 from __future__ import annotations
 
 import datetime as dt
@@ -12,10 +19,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_noop
 
 from accounts.models import User
 from audit.services import custody_event_append
 from evidence.models import Recording
+from evidence.sources import Regime
 
 from .models import AccessRequest, Export, ExportPurpose, LegalGround, Redaction
 from .selectors import ACCESS_REQUEST_HANDLERS
@@ -32,6 +41,51 @@ DESCRIPTION = _lazy("Décrivez ce que la personne demande (moment, lieu, agent).
 NOTICE = _lazy("Recopiez l'information donnée au demandeur sur la prolongation et ses motifs "
                "(RGPD art. 12(3)).")
 MEANS = _lazy("Indiquez le moyen de remise (en main propre, lien de partage, courrier…).")
+
+
+# The legal basis of the right of access, by regime (stored in the log in French).
+REGIME_BASIS = {
+    Regime.BODY_WORN: "CSI R241-15, LIL art. 105 et 107",
+    Regime.VIDEOPROTECTION: "CSI L253-5",
+}
+# CSI L253-5: the grounds on which access to videoprotection images may be refused. LIL 107 II 2°
+# (prevention and detection of offences) is not among them. Logged in French; shown translated.
+L253_5_GROUNDS = {
+    LegalGround.INQUIRIES: gettext_noop("déroulement de procédures engagées devant les juridictions ou "
+                                        "d'opérations préparatoires à de telles procédures (CSI L253-5)"),
+    LegalGround.PUBLIC_SECURITY: gettext_noop("sécurité publique (CSI L253-5)"),
+    LegalGround.NATIONAL_SECURITY: gettext_noop("sûreté de l'État, défense (CSI L253-5)"),
+    LegalGround.OTHERS_RIGHTS: gettext_noop("droit des tiers (CSI L253-5)"),
+}
+
+
+def recordings_regimes(ids) -> dict[str, list[int]]:
+    """The recordings ``ids`` by legal regime: {"body_worn": [...], "videoprotection": [...]}."""
+    out: dict[str, list[int]] = {}
+    for pk, regime in Recording.objects.filter(pk__in=list(ids)).order_by("pk").values_list("pk", "regime"):
+        out.setdefault(regime, []).append(pk)
+    return out
+
+
+def access_request_legal_basis(request: AccessRequest) -> str:
+    """The articles the reply rests on, from the regimes of the selected recordings."""
+    # .all(): the API's list prefetches the recordings (one query for any number of requests).
+    regimes = {rec.regime for rec in request.recordings.all()} or {Regime.BODY_WORN}
+    return " ; ".join(REGIME_BASIS[Regime(r)] for r in sorted(regimes))
+
+
+def access_request_ground_text(request: AccessRequest) -> str:
+    """The wording of a restriction's ground under the regime of what was selected: CSI L253-5's
+    own words when videoprotection images are among them, LIL 107 II's otherwise."""
+    if not request.legal_ground:
+        return ""
+    regimes = recordings_regimes(request.recordings.values_list("pk", flat=True))
+    if Regime.VIDEOPROTECTION in regimes and request.legal_ground in L253_5_GROUNDS:
+        basis = _(L253_5_GROUNDS[request.legal_ground])
+        if Regime.BODY_WORN in regimes:
+            return f"{LegalGround(request.legal_ground).label} ; {basis}"
+        return basis
+    return str(LegalGround(request.legal_ground).label)
 
 
 def _handler(by: User) -> None:
@@ -142,7 +196,8 @@ def access_request_search_record(*, request: AccessRequest, by: User, criteria: 
     _handler(by)
     with transaction.atomic():
         _ar_event(request, "access_request.searched", by, now,
-                  details={"access_request": request.pk, "criteria": criteria, "found": found[:500]})
+                  details={"access_request": request.pk, "criteria": criteria, "found": found[:500],
+                           "regimes": recordings_regimes(found[:500])})
 
 
 def access_request_select(*, request: AccessRequest, by: User, recordings: list[Recording],
@@ -156,7 +211,8 @@ def access_request_select(*, request: AccessRequest, by: User, recordings: list[
         after = {r.pk for r in recordings}
         _ar_event(request, "access_request.recordings_selected", by, now,
                   details={"access_request": request.pk, "recordings": sorted(after),
-                           "added": sorted(after - before), "removed": sorted(before - after)})
+                           "added": sorted(after - before), "removed": sorted(before - after),
+                           "regimes": recordings_regimes(after)})
     return request
 
 
@@ -178,12 +234,22 @@ def access_request_decide(*, request: AccessRequest, by: User, decision: str, le
         if decision != AccessRequest.Decision.REFUSED and not request.recordings.exists():
             raise DisclosureError(_("Aucun enregistrement retenu : sélectionnez les enregistrements concernés, ou "
                                     "répondez par un refus motivé."), "decision")
+        regimes = recordings_regimes(request.recordings.values_list("pk", flat=True))
+        if legal_ground and Regime.VIDEOPROTECTION in regimes and legal_ground not in L253_5_GROUNDS:
+            # CSI L253-5: access to videoprotection images is of right, save for its own grounds.
+            raise DisclosureError(_("L'accès aux images de vidéoprotection est de droit (CSI L253-5) : il ne peut "
+                                    "être restreint que pour la sûreté de l'État, la défense, la sécurité "
+                                    "publique, le déroulement de procédures juridictionnelles ou le droit des "
+                                    "tiers."), "legal_ground")
         request.decision, request.legal_ground = decision, legal_ground
         request.decision_note, request.decided_at, request.decided_by = (note or "").strip()[:5000], now, by
         request.save(update_fields=["decision", "legal_ground", "decision_note", "decided_at", "decided_by"])
         _ar_event(request, "access_request.decided", by, now, motif=request.decision_note,
                   details={"access_request": request.pk, "decision": decision, "legal_ground": legal_ground or None,
-                           "recordings": sorted(request.recordings.values_list("pk", flat=True))})
+                           "recordings": sorted(request.recordings.values_list("pk", flat=True)),
+                           "regimes": regimes, "legal_basis": access_request_legal_basis(request),
+                           "ground_l253_5": (L253_5_GROUNDS.get(legal_ground)
+                                             if legal_ground and Regime.VIDEOPROTECTION in regimes else None)})
     return request
 
 
@@ -198,7 +264,8 @@ def access_request_copy(*, request: AccessRequest, by: User, now: dt.datetime | 
     recordings = list(request.recordings.all())
     return export_create(recordings=recordings, by=by, purpose=ExportPurpose.ACCESS_REQUEST,
                          recipient=request.requester_name,
-                         motif=_("Demande d'accès n° %(n)s (LIL art. 105)") % {"n": request.pk},
+                         motif=_("Demande d'accès n° %(n)s (%(basis)s)") % {
+                             "n": request.pk, "basis": access_request_legal_basis(request)},
                          redaction=Redaction.OTHERS, access_request=request, now=now)
 
 

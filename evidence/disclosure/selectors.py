@@ -12,6 +12,8 @@ from django.db.models import QuerySet
 from accounts.models import Role, User
 from evidence.models import Recording
 from evidence.access.selectors import access_request_search_base, recordings_visible_to
+from evidence.requisitions.models import RequisitionUpload
+from evidence.sources import Source
 
 from .models import AccessRequest, Export, Extraction, Share
 
@@ -95,22 +97,39 @@ def access_request_candidates(*, user: User, start: dt.datetime | None = None, e
         return []
     qs = access_request_search_base(user=user).exclude(status__in=[Recording.Status.ERASED, Recording.Status.ERASING, Recording.Status.FAILED,
                                                                Recording.Status.RECEIVING])
+    from django.db.models import Exists, OuterRef, Q
+
+    # A partner's files (requisitions, issue 22) carry no recording time of their own: they are
+    # candidates when the period their requisition covers overlaps the window (CSI L253-5 for
+    # videoprotection images); the regime of each is shown and logged (access_requests.py).
+    partner = RequisitionUpload.objects.filter(recording_id=OuterRef("pk"))
     if end is not None:
-        qs = qs.filter(started_at__lt=end)
+        partner = partner.filter(requisition__period_start__lt=end)
+    if start is not None:
+        partner = partner.filter(requisition__period_end__gt=start)
+    partner_q = Q(started_at__isnull=True, source=Source.REQUISITION) & Q(Exists(partner))
+    timed = Q()
+    if end is not None:
+        timed &= Q(started_at__lt=end)
     if start is not None:
         # Overlap: the recording ends after the window starts (or, end unknown, starts within it).
-        from django.db.models import Q
-
-        qs = qs.filter(Q(ended_at__gt=start) | Q(ended_at__isnull=True, started_at__gte=start))
+        timed &= Q(ended_at__gt=start) | Q(ended_at__isnull=True, started_at__gte=start)
+    if start is not None or end is not None:
+        qs = qs.filter(timed | partner_q)
     if intervention is not None:  # the recordings linked to one intervention (issue #21)
         qs = qs.filter(intervention_links__intervention=intervention)
     officer = (officer or "").strip()
     if officer:
         from django.db.models import Q
 
+        # A partner's fixed cameras may show the scene whoever wore the body-worn camera: its files
+        # stay candidates (they have no wearer to match).
         qs = qs.filter(Q(wearer__matricule__iexact=officer) | Q(wearer__username__iexact=officer)
-                       | Q(wearer__last_name__iexact=officer))
+                       | Q(wearer__last_name__iexact=officer) | Q(wearer__isnull=True, source=Source.REQUISITION))
     qs = qs.select_related("camera", "wearer").order_by("started_at", "id")
     if place is not None and radius_m:
-        return [r for r in qs if _near(r, place, radius_m)]
+        # A partner's file has no position: its cameras are the places its requisition names, so it
+        # stays a candidate for the DPO to look at.
+        return [r for r in qs if _near(r, place, radius_m)
+                or (r.source == Source.REQUISITION and r.location is None)]
     return list(qs)

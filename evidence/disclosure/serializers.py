@@ -202,6 +202,7 @@ class AccessRequestSerializer(serializers.ModelSerializer):
     legal_ground = serializers.SerializerMethodField()
     closed = serializers.SerializerMethodField()
     exports = serializers.SerializerMethodField()
+    legal_basis = serializers.SerializerMethodField()  # issue 22: by the regimes of the selected recordings
 
     class Meta:
         model = AccessRequest
@@ -209,7 +210,7 @@ class AccessRequestSerializer(serializers.ModelSerializer):
                   "received_on", "description", "window_start", "window_end", "place", "radius_m", "officer",
                   "deadline", "overdue", "extended", "extension_notice_on", "extension_notice", "recordings",
                   "decision", "legal_ground", "decision_note", "decided_at", "delivered_on", "delivery_means",
-                  "closed", "exports"]
+                  "closed", "exports", "legal_basis"]
         read_only_fields = fields
 
     def get_overdue(self, r) -> bool:
@@ -224,6 +225,9 @@ class AccessRequestSerializer(serializers.ModelSerializer):
     def get_legal_ground(self, r) -> str | None:
         return r.legal_ground or None
 
+    def get_legal_basis(self, r) -> str:
+        return access_requests.access_request_legal_basis(r)
+
     def get_closed(self, r) -> bool:
         return r.closed_at is not None
 
@@ -234,8 +238,11 @@ class AccessRequestSerializer(serializers.ModelSerializer):
 class CandidateSerializer(serializers.Serializer):
     id = serializers.IntegerField(source="pk")
     camera = serializers.CharField(source="camera.serial")
-    started_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)  # a partner's file has no time of its own
     ended_at = serializers.DateTimeField(allow_null=True)
+    # Issue 22: body_worn (LIL art. 105/107) or videoprotection (CSI L253-5), and where it came from.
+    source = serializers.CharField()
+    regime = serializers.CharField()
     officer = serializers.SerializerMethodField()
     location = serializers.ListField(child=serializers.FloatField(), allow_null=True)
     intervention = serializers.CharField()

@@ -313,6 +313,9 @@ def access_request_detail(request, pk: int):
         "missing_copies": [rec for rec in selected if derivatives.get(rec.pk) is None] if derivatives else [],
         "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,
         "initial_deadline": access_requests.access_request_deadline(r.received_on),
+        # Issue 22: the right of access by regime (CSI L253-5 for videoprotection images).
+        "legal_basis": access_requests.access_request_legal_basis(r),
+        "ground_text": access_requests.access_request_ground_text(r),
         "exports": r.exports.all(), "tz": str(_tz(request.user)),
         "decision_draft": draft_take(request, f"ar-decision-{r.pk}"),
         "extend_draft": draft_take(request, f"ar-extend-{r.pk}"),

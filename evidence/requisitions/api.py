@@ -19,6 +19,8 @@ class RequisitionCreateSerializer(serializers.Serializer):
     period_start = serializers.DateTimeField()
     period_end = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
+    # Videoprotection: the period of the partner's prefectoral authorisation, at most P1M (CSI L252-5).
+    retention = serializers.CharField(max_length=20, required=False, allow_blank=True)
 
 
 class RequisitionCreatedSerializer(serializers.Serializer):
@@ -52,7 +54,7 @@ class RequisitionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Requisition
         fields = ["id", "status", "partner", "regime", "reference", "motif", "period_start", "period_end",
-                  "expires_at", "created_at", "files"]
+                  "retention", "expires_at", "created_at", "files"]
         read_only_fields = fields
 
     def get_status(self, obj) -> str:

@@ -18,6 +18,9 @@ class Requisition(models.Model):
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     expires_at = models.DateTimeField()
+    # Videoprotection: the retention period the prefectoral authorisation of the partner's system
+    # sets (ISO 8601, at most P1M: CSI L252-5); blank for body-worn images (the organisation's period).
+    retention = models.CharField(max_length=20, blank=True, default="")
     # Only the SHA-256 of the link's token is kept: the database alone does not open the link.
     token_sha256 = models.CharField(max_length=64, unique=True)
     # The partner's placeholder camera: the recordings' source device (Recording.camera is required).

@@ -12,12 +12,15 @@ import unicodedata
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from audit.services import custody_event_append
 from devices.models import Camera
 from devices.services import camera_register
 
+from ..retention import RetentionRefused
+from ..retention.regimes import videoprotection_period_check
 from ..sources import Regime
 from .models import Requisition, RequisitionDeclarant
 from .selectors import REQUISITION_ROLES
@@ -46,11 +49,15 @@ def partner_camera(*, organisation, partner: str) -> Camera:
 
 def requisition_create(*, by: User, partner: str, regime: str, reference: str, motif: str,
                        period_start: dt.datetime, period_end: dt.datetime, expires_at: dt.datetime,
-                       now: dt.datetime | None = None) -> tuple[Requisition, str]:
+                       retention: str = "", now: dt.datetime | None = None) -> tuple[Requisition, str]:
     """Issue a requisition to ``partner``; returns it and the upload link's token (shown once).
 
     Only supervisors and legal staff issue requisitions (PermissionError otherwise). The token is
     never stored: only its SHA-256, so that the link works for the partner alone.
+
+    ``retention``: for videoprotection images, the period the prefectoral authorisation of the
+    partner's system sets (ISO 8601, e.g. P15D; one month when not given), at most one month (CSI
+    L252-5); body-worn images keep the organisation's period (CSI R241-13), so none is declared.
     """
     now = now or timezone.now()
     if by.role not in REQUISITION_ROLES or by.organisation_id is None or not by.is_active:
@@ -64,20 +71,30 @@ def requisition_create(*, by: User, partner: str, regime: str, reference: str, m
         raise RequisitionRefused("period_end is before period_start")
     if expires_at <= now:
         raise RequisitionRefused("expires_at is in the past")
+    retention = (retention or "").strip().upper()
+    if regime == Regime.VIDEOPROTECTION:
+        try:
+            retention = videoprotection_period_check(retention)
+        except (ValueError, RetentionRefused) as exc:
+            raise RequisitionRefused(str(exc)) from exc
+    elif retention:
+        raise RequisitionRefused(_("Les images de caméras individuelles sont conservées selon la durée de "
+                                   "l'organisation (CSI L241-2, R241-13) : n'indiquez pas de durée pour elles."))
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         camera = partner_camera(organisation=by.organisation, partner=partner)
         requisition = Requisition.objects.create(
             organisation=by.organisation, partner=partner[:200], regime=regime, reference=reference[:200],
             motif=motif, period_start=period_start, period_end=period_end, expires_at=expires_at,
-            token_sha256=hashlib.sha256(token.encode()).hexdigest(), camera=camera, created_by=by,
+            retention=retention, token_sha256=hashlib.sha256(token.encode()).hexdigest(), camera=camera, created_by=by,
             created_at=now,
         )
         custody_event_append(
             action="requisition.created", subject=requisition, organisation=by.organisation, actor=by,
             motif=motif, details={"partner": requisition.partner, "regime": regime, "reference": requisition.reference,
                                   "period_start": period_start.isoformat(), "period_end": period_end.isoformat(),
-                                  "expires_at": expires_at.isoformat(), "camera": camera.serial},
+                                  "expires_at": expires_at.isoformat(), "camera": camera.serial,
+                                  "retention": retention or None},
         )
     return requisition, token
 

@@ -41,7 +41,7 @@ from ..dispatch import recording_enqueue_media
 from ..ingest.stream import live_duplicate, stored_verified_events, stream_put
 from ..integrations.store import StoreError, get_store
 from ..models import Recording, Source
-from ..retention import retention_decide
+from ..retention.regimes import requisition_retention_decide
 from .models import Requisition, RequisitionDeclarant, RequisitionUpload
 
 log = logging.getLogger(__name__)
@@ -214,8 +214,9 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
     org, camera = requisition.organisation, requisition.camera
     actor_label = f"partner:{requisition.partner}"[:200]
     store = get_store()
-    # The partner's files carry no recording time Témoin can trust: retention counts from the upload.
-    decision = retention_decide(started_at=None, ingested_at=now, period=org.retention, time_zone=org.time_zone)
+    # Retention follows the requisition's regime (evidence/retention/regimes.py; CSI R241-13, L252-5).
+    decision = requisition_retention_decide(requisition=requisition, received_at=now, organisation=org,
+                                            grace=settings.TEMOIN_LATE_DOCKING_GRACE)
     suffix = Path(upload.filename).suffix.lower()
     ext = suffix if EXTENSION_RE.fullmatch(suffix) else ".bin"
     recording = Recording(

@@ -6,6 +6,8 @@ the traces (the log and what it refers to) are kept three years.
 
 - ``dates``: retention ends, from a recording time that can be trusted (R241-10, R241-13);
 - ``policy``: an organisation's period (France: one month, fixed by law);
+- ``regimes``: videoprotection images a partner hands over: the period of its prefectoral
+  authorisation, at most one month, from the images' time (CSI L252-5);
 - ``objects``: what a recording owns in the store, which follows its fate;
 - ``holds``: conservation pour procédure, bound to the recordings it covered when placed;
 - ``sweep``: the two-phase erasure (intent logged, bytes deleted, completion logged) and what

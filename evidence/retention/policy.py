@@ -19,6 +19,7 @@ from audit.services import custody_event_append
 
 from ..integrations.store import ObjectMissing, get_store
 from ..models import Recording
+from ..sources import Regime
 from . import RetentionRefused
 from .dates import retention_basis_time, retention_end, retention_period
 from .objects import recording_store_keys
@@ -64,7 +65,9 @@ def organisation_set_retention(*, organisation: Organisation, retention: str, ba
                              actor_label="" if by else "system:cli", now=now,
                              details={"old": old, "new": retention, "basis": org.retention_basis,
                                       "jurisdiction": org.jurisdiction})
-        for rec in Recording.objects.select_for_update().filter(organisation=org, retain_until__gt=now).exclude(
+        # Videoprotection images keep their partner's authorised period (CSI L252-5), not the organisation's.
+        for rec in Recording.objects.select_for_update().filter(
+                organisation=org, retain_until__gt=now, regime=Regime.BODY_WORN).exclude(
                 status__in=[Recording.Status.ERASED, Recording.Status.ERASING]):
             basis_time, _ = retention_basis_time(started_at=rec.started_at, ingested_at=rec.ingested_at, period=retention)
             new_end = retention_end(recorded_at=basis_time, period=retention, time_zone=org.time_zone)

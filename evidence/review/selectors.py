@@ -12,6 +12,7 @@ from accounts.models import Role, User
 
 from ..access.selectors import recordings_visible_to
 from ..models import Recording
+from ..sources import Regime
 
 
 def annotations_for(*, recording: Recording):
@@ -41,9 +42,14 @@ def recordings_review_queue_for(*, user: User, queue: str, now=None, sample_size
 
 
 def to_complete_q():
-    """Q over Recording: missing tags put it in the wearer's "to complete" queue (CSI L241-2)."""
-    return (Q(trigger_reason="") | Q(subject_notified__isnull=True) | Q(wearer__isnull=True)
-            | Q(subject_notified=False, notice_omitted_reason=""))
+    """Q over Recording: missing tags put it in the wearer's "to complete" queue (CSI L241-2).
+
+    Only body-worn recordings are tagged: videoprotection images (a partner's fixed cameras, CSI
+    L251-1 ff.) have no wearer, trigger reason or notice by nature (issue 22).
+    """
+    return Q(regime=Regime.BODY_WORN) & (
+        Q(trigger_reason="") | Q(subject_notified__isnull=True) | Q(wearer__isnull=True)
+        | Q(subject_notified=False, notice_omitted_reason=""))
 
 
 def recordings_to_complete_for(*, user: User):

@@ -34,7 +34,7 @@ def named(output: str, rule: str, subject: str) -> bool:
 def test_a_deployment_in_use_is_compliant(live):
     code, out = audit()
     assert code == 0, out
-    assert "0 violation(s)" in out and out.count("ok  ") == 10
+    assert "0 violation(s)" in out and out.count("ok  ") == 11
     record = ComplianceAudit.objects.get()
     assert record.ok and record.heads_checked >= 8  # every object's lock and legal hold was read
     assert CustodyEvent.objects.filter(action="compliance.audited").exists()
