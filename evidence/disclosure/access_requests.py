@@ -43,10 +43,10 @@ NOTICE = _lazy("Recopiez l'information donnée au demandeur sur la prolongation 
 MEANS = _lazy("Indiquez le moyen de remise (en main propre, lien de partage, courrier…).")
 
 
-# The legal basis of the right of access, by regime (stored in the log in French).
+# The legal basis of the right of access, by regime (stored in the log in French; shown translated).
 REGIME_BASIS = {
-    Regime.BODY_WORN: "CSI R241-15, LIL art. 105 et 107",
-    Regime.VIDEOPROTECTION: "CSI L253-5",
+    Regime.BODY_WORN: gettext_noop("CSI R241-15, LIL art. 105 et 107"),
+    Regime.VIDEOPROTECTION: gettext_noop("CSI L253-5"),
 }
 # CSI L253-5: the grounds on which access to videoprotection images may be refused. LIL 107 II 2°
 # (prevention and detection of offences) is not among them. Logged in French; shown translated.
@@ -67,11 +67,13 @@ def recordings_regimes(ids) -> dict[str, list[int]]:
     return out
 
 
-def access_request_legal_basis(request: AccessRequest) -> str:
-    """The articles the reply rests on, from the regimes of the selected recordings."""
+def access_request_legal_basis(request: AccessRequest, *, translated: bool = False) -> str:
+    """The articles the reply rests on, from the regimes of the selected recordings (French, as logged
+    and in the API; ``translated`` in the reader's language, for the page)."""
     # .all(): the API's list prefetches the recordings (one query for any number of requests).
     regimes = {rec.regime for rec in request.recordings.all()} or {Regime.BODY_WORN}
-    return " ; ".join(REGIME_BASIS[Regime(r)] for r in sorted(regimes))
+    words = _ if translated else str
+    return " ; ".join(words(REGIME_BASIS[Regime(r)]) for r in sorted(regimes))
 
 
 def access_request_ground_text(request: AccessRequest) -> str:

@@ -314,7 +314,7 @@ def access_request_detail(request, pk: int):
         "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,
         "initial_deadline": access_requests.access_request_deadline(r.received_on),
         # Issue 22: the right of access by regime (CSI L253-5 for videoprotection images).
-        "legal_basis": access_requests.access_request_legal_basis(r),
+        "legal_basis": access_requests.access_request_legal_basis(r, translated=True),
         "ground_text": access_requests.access_request_ground_text(r),
         "exports": r.exports.all(), "tz": str(_tz(request.user)),
         "decision_draft": draft_take(request, f"ar-decision-{r.pk}"),
