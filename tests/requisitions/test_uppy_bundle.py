@@ -4,13 +4,13 @@ SOURCE names the locked packages, SHA256SUMS the files, and a rebuild from the i
 (`npm ci`) gives the same bytes. Under CI (which runs `npm ci`) a missing install is a failure."""
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from django.contrib.staticfiles import finders
+
+from tests.conftest import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "config" / "static" / "vendor" / "uppy"
@@ -46,11 +46,10 @@ def test_the_bundle_names_the_locked_packages_and_its_files_are_unedited():
 
 def test_a_rebuild_from_the_installed_locked_packages_gives_the_same_bytes(tmp_path):
     installed_lock = ROOT / "node_modules" / ".package-lock.json"
-    if not installed_lock.is_file() or not shutil.which("make") or not shutil.which("node"):
-        missing = "node_modules does not hold the locked packages: run `npm ci` or `make assets`"
-        if os.environ.get("CI"):  # .ci/run runs `npm ci`: in CI a missing install is a failure
-            pytest.fail(missing)
-        pytest.skip(missing)
+    # .ci/run runs `npm ci`: under CI=true a missing install fails instead of skipping.
+    require_service("the locked npm packages (node_modules, make, node)",
+                    installed_lock.is_file() and bool(shutil.which("make")) and bool(shutil.which("node")),
+                    "run `npm ci` or `make assets`")
     installed = json.loads(installed_lock.read_text(encoding="utf-8"))["packages"]
     lock = _lock()
     # `npm ci` checked every tarball against the lock: the same packages, esbuild's binary included.
