@@ -62,14 +62,21 @@ class DueReminder:
     days_left: int
 
 
-def access_request_reminders_due(*, organisation: Organisation, today: dt.date) -> list[DueReminder]:
-    """Open requests of the organisation that reached a threshold not yet reminded, nearest first."""
+def access_request_reminders_due(*, organisation: Organisation, today: dt.date,
+                                 lock: bool = False) -> list[DueReminder]:
+    """Open requests of the organisation that reached a threshold not yet reminded, nearest first
+    (``lock``: their rows locked until the caller's transaction ends)."""
     horizon = today + dt.timedelta(days=THRESHOLDS[-1][1])
+    open_requests = AccessRequest.objects.filter(organisation=organisation, closed_at__isnull=True,
+                                                 deadline__lte=horizon).order_by("deadline", "id")
+    if lock:
+        open_requests = open_requests.select_for_update()
+    # Read after the lock: a run that held it has recorded its reminders by then.
+    open_requests = list(open_requests)
     sent = set(AccessRequestReminder.objects.filter(access_request__organisation=organisation)
                .values_list("access_request_id", "threshold", "deadline"))
     due = []
-    for request in (AccessRequest.objects.filter(organisation=organisation, closed_at__isnull=True,
-                                                 deadline__lte=horizon).order_by("deadline", "id")):
+    for request in open_requests:
         threshold = access_request_threshold(deadline=request.deadline, today=today)
         if threshold and (request.pk, threshold, request.deadline) not in sent:
             due.append(DueReminder(request, threshold, (request.deadline - today).days))
@@ -122,10 +129,9 @@ def access_request_reminders_send(*, now: dt.datetime | None = None, today: dt.d
     for organisation in Organisation.objects.order_by("pk"):
         day = today or organisation_today(organisation, now)
         with transaction.atomic():
-            # Two runs at once (a beat restarted mid-run) serialise here; the second sees the first's rows.
-            list(AccessRequest.objects.select_for_update().filter(organisation=organisation, closed_at__isnull=True,
-                                                                  deadline__lte=day + dt.timedelta(days=7)))
-            due = access_request_reminders_due(organisation=organisation, today=day)
+            # Two runs at once (a beat restarted mid-run) serialise on the rows' lock; the second sees the
+            # first's reminders.
+            due = access_request_reminders_due(organisation=organisation, today=day, lock=True)
             if not due:
                 continue
             recipients = dpo_recipients(organisation=organisation)
