@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 from .models import RequisitionDeclarant
 from .selectors import REQUISITION_ROLES, requisition_for_token, requisitions_visible_to
 from .services import RequisitionRefused, declarant_bind, declarant_for_binding
-from .upload import max_size
+from .upload import TusError, max_size, requisition_usable
 
 BINDING_COOKIE = "temoin_depot"
 SHA256_IN_BROWSER_MAX = 256 * 1024 * 1024  # WebCrypto digests a whole file in memory: small ones only
@@ -44,11 +44,11 @@ def _status(request, template: str, status: int, **context):
 def _requisition_open(request, token: str):
     """The requisition behind the link, or the page that says why not (404 unknown, 410 expired)."""
     requisition = requisition_for_token(token=token)
-    if requisition is None:
-        return None, _status(request, "requisitions/depot_unknown.html", 404)
-    if timezone.now() >= requisition.expires_at:
-        return None, _status(request, "requisitions/depot_expired.html", 410, requisition=requisition)
-    return requisition, None
+    try:
+        return requisition_usable(requisition, timezone.now()), None  # the tus endpoint's own rule
+    except TusError as exc:
+        template = "requisitions/depot_unknown.html" if exc.status == 404 else "requisitions/depot_expired.html"
+        return None, _status(request, template, exc.status, requisition=requisition)
 
 
 @never_cache
