@@ -39,7 +39,7 @@ class Role(models.TextChoices):
     OFFICER = "officer", _("agent porteur")
     SUPERVISOR = "supervisor", _("responsable de service / agent habilité")
     LEGAL = "legal", _("service juridique")
-    DPO = "dpo", _("délégué à la protection des données")
+    DPO = "dpo", _("DPO (protection des données)")  # the same words for a woman or a man (issue 20)
     MAYOR = "mayor", _("maire / président d'EPCI")
     ADMIN = "admin", _("administrateur technique")
 
