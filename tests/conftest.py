@@ -34,6 +34,20 @@ def require_service(name: str, available: bool, how: str) -> None:
     pytest.skip(message)
 
 
+def migrate_to(*targets) -> None:
+    """Move the test database's schema to ``targets`` ((app, migration) pairs); none: the latest.
+
+    A test that migrates back must end with ``migrate_to()``: the tests after it on the same worker
+    need the current schema.
+    """
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(list(targets) or executor.loader.graph.leaf_nodes())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

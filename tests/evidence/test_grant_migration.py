@@ -9,11 +9,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from accounts.models import User
 from evidence.access.selectors import recordings_visible_to
+from tests.conftest import migrate_to
 from evidence.models import Recording, RecordingGrant
 
 from .test_api import make_recording
@@ -23,19 +23,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 BEFORE, AFTER = ("evidence", "0006_interventions"), ("evidence", "0007_recording_grant")
 
 
-def _migrate(target):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
-
-
 @pytest.fixture(autouse=True)
 def _latest_schema_afterwards():
     """The test leaves the database at 0007: the tests after it need every later migration (0008…)."""
     yield
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_to()
 
 
 def test_grants_made_under_guardian_survive_the_migration_and_still_expire(camera, officer, make_user):
@@ -45,7 +37,7 @@ def test_grants_made_under_guardian_survive_the_migration_and_still_expire(camer
     make_recording(camera=camera, wearer=officer)  # not granted
     until = timezone.now() + dt.timedelta(days=10)
 
-    _migrate(BEFORE)  # the tables as a deployment with django-guardian had them
+    migrate_to(BEFORE)  # the tables as a deployment with django-guardian had them
     perm, _ = Permission.objects.get_or_create(
         codename="view_recording_granted", content_type=ContentType.objects.get_for_model(Recording),
         defaults={"name": "voir l'enregistrement (habilitation nominative)"})
@@ -55,7 +47,7 @@ def test_grants_made_under_guardian_survive_the_migration_and_still_expire(camer
                        "VALUES (%s, %s, %s, %s, %s, %s)",
                        [investigator.pk, perm.pk, granted.pk, until, chef.pk, "Enquête PV 2026/31"])
     User.objects.create(username="AnonymousUser", password="!")  # guardian's post-migrate account
-    _migrate(AFTER)
+    migrate_to(AFTER)
 
     grant = RecordingGrant.objects.get()
     assert (grant.user_id, grant.recording_id, grant.granted_by_id, grant.motif) == (

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection as db_connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from devices.axis.models import AxisClip, AxisRecording
@@ -13,15 +11,12 @@ from evidence.models import Recording
 from ..axis.conftest import bws, connection, registered  # noqa: F401
 from ..axis.conftest import TRIGGER_ON, open_recording, upload_clip
 from ..evidence.helpers import run_offload
+from ..conftest import migrate_to
 from ..evidence.test_api import make_recording
 
 BEFORE, AFTER = ("evidence", "0007_recording_grant"), ("evidence", "0008_recording_source_requisitions")
 
 
-def _migrate(target):
-    executor = MigrationExecutor(db_connection)
-    executor.loader.build_graph()
-    executor.migrate([target])
 
 
 @pytest.mark.django_db
@@ -53,14 +48,11 @@ def test_the_migration_marks_existing_axis_recordings_and_leaves_offloaded_ones_
                             upload_started_at=timezone.now())
 
     try:
-        _migrate(BEFORE)  # the recordings as a deployment before issue 22 had them: no source column
-        _migrate(AFTER)
+        migrate_to(BEFORE)  # the recordings as a deployment before issue 22 had them: no source column
+        migrate_to(AFTER)
 
         assert Recording.objects.get(pk=offloaded.pk).source == "camera"
         assert Recording.objects.get(pk=from_axis.pk).source == "axis"
         assert {r.regime for r in Recording.objects.all()} == {"body_worn"}
     finally:
-        # Back to the latest schema (later migrations, e.g. 0009's declarants), for the next tests.
-        executor = MigrationExecutor(db_connection)
-        executor.loader.build_graph()
-        executor.migrate(executor.loader.graph.leaf_nodes())
+        migrate_to()  # back to the latest schema (0009's declarants…), for the next tests
