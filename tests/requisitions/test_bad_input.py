@@ -16,7 +16,7 @@ from audit.models import CustodyEvent
 from evidence.models import Recording
 from evidence.requisitions import upload as upload_module
 from evidence.requisitions.models import Requisition, RequisitionUpload
-from evidence.requisitions.upload import staging_dir
+from evidence.requisitions.staging import staging_dir
 
 from .conftest import api, requisition_body
 
