@@ -289,3 +289,24 @@ def test_a_bundle_never_unpacked_is_queued_again_by_the_sweep(link, clips, local
     assert bundles_requeue(now=now + dt.timedelta(minutes=11)) == 1
     assert set(members_of(upload)) == {"a.mp4"}
     assert bundles_requeue(now=now + dt.timedelta(minutes=11)) == 0
+
+
+def test_the_audit_flags_a_clip_of_a_bundle_kept_past_its_regime(issue, clips, local_store, settings):
+    import time_machine
+    from django.utils import timezone
+
+    from ..compliance.helpers import audit
+
+    settings.TEMOIN_COMPLIANCE_GRACE = "PT0S"
+    images_from = timezone.now() - dt.timedelta(days=1)
+    link = issue(partner="Parking Indigo Gare", retention="P15D", period_start=images_from.isoformat(),
+                 period_end=images_from.isoformat())
+    send(Client(), link["upload_url"], make_zip({"a.mp4": clips["mp4"]}), filename="regime.zip")
+    (clip,) = members_of(upload_of("regime.zip")).values()
+    lawful_end = clip.retain_until
+    assert lawful_end == upload_of("regime.zip").recording.retain_until
+    # Planted: the clip's end a month later than the authorisation allows.
+    Recording.objects.filter(pk=clip.pk).update(retain_until=lawful_end + dt.timedelta(days=30))
+    with time_machine.travel(lawful_end + dt.timedelta(hours=1), tick=True):
+        code, out = audit()
+    assert code != 0 and "FAIL retention.regime" in out and f"recording {clip.pk} [" in out
