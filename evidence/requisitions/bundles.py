@@ -120,6 +120,9 @@ def upload_flags(filename: str, head: bytes) -> tuple[str, list[str]]:
         return "clip", []
     if ext == ".zip":
         return "other", ["named .zip but not a ZIP archive: kept as evidence, not unpacked"]
+    if ext in SIDECAR_EXTENSIONS | MANIFEST_EXTENSIONS:
+        return "other", [f"metadata file ({ext}), not a video: kept as evidence; a clip of the same name "
+                         "sent through this link gets its times, camera and hash"]
     return "other", [f"unknown file type ({ext or 'no extension'}): kept as evidence, not a video container"]
 
 
@@ -173,13 +176,14 @@ def meta_from_fields(fields: dict, *, origin: str, tz_name: str) -> ClipMeta:
             meta.flags += [flag] if flag else []
         elif key in CAMERA_KEYS and not meta.camera:
             meta.camera = printable(value)[:200]
-        elif key in HASH_KEYS and not meta.hash_value:
+        elif key in HASH_KEYS and meta.hash_algorithm != "sha256":  # SHA-256 first when several are given
             algo, _, digest = value.lower().rpartition(":")
             digest = digest.strip()
             algo = algo.replace("-", "") or HASH_KEYS[key] or HASH_LENGTHS.get(len(digest), "")
             if algo in ("sha256", "sha1", "md5") and re.fullmatch(r"[0-9a-f]+", digest) \
                     and HASH_LENGTHS.get(len(digest)) == algo:
-                meta.hash_algorithm, meta.hash_value = algo, digest
+                if not meta.hash_value or algo == "sha256":
+                    meta.hash_algorithm, meta.hash_value = algo, digest
             else:
                 meta.flags.append(f"{key} {value[:80]!r} is not a SHA-256, SHA-1 or MD5: ignored")
     if meta.started_at and meta.ended_at and meta.ended_at < meta.started_at:

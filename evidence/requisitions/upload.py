@@ -43,6 +43,7 @@ from ..integrations.store import StoreError, get_store
 from ..models import Recording, Source
 from ..retention.regimes import requisition_retention_decide
 from .bundles import upload_flags
+from .pairing import sidecar_pair
 from .staging import StagingFull, staged_path, staging_room_check
 from .models import Requisition, RequisitionDeclarant, RequisitionUpload
 
@@ -302,6 +303,8 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
         _HASHES.pop(upload.uid, None)
     if refused:
         raise TusError(422, upload.message)
+    if upload.status == RequisitionUpload.Status.STORED and kind != "bundle":
+        sidecar_pair(upload=upload)  # a clip and its sidecar sent as two files (pairing.py)
     return upload
 
 

@@ -310,3 +310,40 @@ def test_the_audit_flags_a_clip_of_a_bundle_kept_past_its_regime(issue, clips, l
     with time_machine.travel(lawful_end + dt.timedelta(hours=1), tick=True):
         code, out = audit()
     assert code != 0 and "FAIL retention.regime" in out and f"recording {clip.pk} [" in out
+
+
+# --- A clip and its sidecar sent as separate files through the page ------------------------------
+
+def test_a_clip_then_its_xml_sidecar_sent_as_two_files_are_paired(link, clips, local_store):
+    sidecar = (b"<Export><CameraName>Quai 2</CameraName><StartTime>2026-11-20T21:30:00Z</StartTime>"
+               b"<SHA256>" + sha(clips["mp4"]).encode() + b"</SHA256></Export>")
+    send(Client(), link["upload_url"], clips["mp4"], filename="Quai2_2130.mp4")
+    send(Client(), link["upload_url"], sidecar, filename="Quai2_2130.xml")
+    send(Client(), link["upload_url"], PLAYER, filename="Player.exe")
+    clip = upload_of("Quai2_2130.mp4").recording
+    clip.refresh_from_db()
+    assert (clip.source_camera, clip.time_source, clip.camera_hash_matches) == ("Quai 2", "sidecar", True)
+    assert clip.started_at == dt.datetime(2026, 11, 20, 21, 30, tzinfo=UTC) and clip.ended_at is not None
+    assert clip.sidecar_sha256 == sha(sidecar) and clip.status == Recording.Status.READY
+    event = CustodyEvent.objects.get(recording=clip, action="recording.metadata_updated")
+    assert event.details["sidecar_filename"] == "Quai2_2130.xml" and event.details["hash_matches"] is True
+    # The sidecar and the player are kept as evidence, each flagged with what it is.
+    side = upload_of("Quai2_2130.xml")
+    assert side.status == "stored" and "metadata file (.xml)" in side.message
+    assert "unknown file type (.exe)" in upload_of("Player.exe").message
+
+
+def test_a_text_sidecar_sent_before_its_clip_with_a_wrong_hash_is_flagged(link, clips, local_store):
+    sidecar = f"Camera: Hall B\nStart = 20/11/2026 22:30:00\nMD5: {'1' * 32}\nSHA256 = {'2' * 64}\n".encode()
+    send(Client(), link["upload_url"], sidecar, filename="hall-b.txt")
+    send(Client(), link["upload_url"], clips["avi"], filename="hall-b.avi")
+    clip = upload_of("hall-b.avi").recording
+    clip.refresh_from_db()
+    assert clip.source_camera == "Hall B" and clip.started_at == dt.datetime(2026, 11, 20, 22, 30, tzinfo=PARIS)
+    assert clip.camera_hash_matches is False and clip.sha256 == sha(clips["avi"])  # kept as received
+    assert any("differs" in f for f in clip.sidecar_errors) and any("without an offset" in f for f in clip.sidecar_errors)
+    # A second sidecar of the same name changes nothing: one per clip.
+    send(Client(), link["upload_url"], b"camera=Autre\n", filename="hall-b.ini")
+    clip.refresh_from_db()
+    assert clip.source_camera == "Hall B"
+    assert CustodyEvent.objects.filter(recording=clip, action="recording.metadata_updated").count() == 1
