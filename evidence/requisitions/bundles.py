@@ -24,6 +24,7 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -37,6 +38,8 @@ MANIFEST_EXTENSIONS = {".csv", ".xml", ".json"}
 ARCHIVE_EXTENSIONS = {".zip", ".rar", ".7z", ".tar", ".gz"}
 META_MAX_BYTES = 4 * 1024 * 1024  # a manifest or a sidecar larger than this is not read (kept in the bundle)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+# What a hostile manifest or sidecar may raise while read (RecursionError: JSON nested too deep).
+PARSE_ERRORS = (ValueError, json.JSONDecodeError, ET.ParseError, csv.Error, RecursionError, UnicodeError)
 
 NAME_KEYS = {"file", "filename", "name", "path", "filepath", "relativepath", "fichier", "nomfichier", "clip",
              "clipname", "video", "videofile"}
@@ -335,7 +338,7 @@ def bundle_plan(zf: zipfile.ZipFile, *, tz_name: str) -> BundlePlan:
     for info, name in metas:
         try:
             data = _read_small(zf, info)
-        except (ValueError, zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as exc:
+        except (ValueError, zipfile.BadZipFile, zlib.error, OSError, RuntimeError, NotImplementedError) as exc:
             plan.ignored.append({"path": name, "reason": f"metadata file {exc}; kept in the bundle"})
             continue
         stem = str(PurePosixPath(name).with_suffix("")).lower()
@@ -346,7 +349,7 @@ def bundle_plan(zf: zipfile.ZipFile, *, tz_name: str) -> BundlePlan:
         if _suffix(name) in MANIFEST_EXTENSIONS:
             try:
                 entries = read_entries(name, data)
-            except (ValueError, json.JSONDecodeError, ET.ParseError, csv.Error) as exc:
+            except PARSE_ERRORS as exc:
                 entries = []
                 plan.ignored.append({"path": name, "reason": f"manifest not readable ({exc}); kept in the bundle"})
                 continue
@@ -369,7 +372,7 @@ def _attach_sidecar(clip: Member, name: str, data: bytes, plan: BundlePlan, tz_n
 
     try:
         fields = read_sidecar(name, data)
-    except (ValueError, json.JSONDecodeError, ET.ParseError) as exc:
+    except PARSE_ERRORS as exc:
         clip.meta.flags.append(f"sidecar {name} not readable ({exc}): kept in the bundle")
         return
     clip.meta = _merged(clip.meta, meta_from_fields(fields, origin=f"sidecar {name}", tz_name=tz_name))

@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
-import xml.etree.ElementTree as ET
 from pathlib import PurePosixPath
 
 from django.db import transaction
@@ -24,7 +22,7 @@ from devices.sources.mass_storage import CLIP_EXTENSIONS
 
 from ..integrations.store import StoreError, get_store
 from ..models import Recording
-from .bundles import META_MAX_BYTES, SIDECAR_EXTENSIONS, meta_from_fields, read_sidecar
+from .bundles import META_MAX_BYTES, PARSE_ERRORS, SIDECAR_EXTENSIONS, meta_from_fields, read_sidecar
 from .models import RequisitionUpload
 
 
@@ -62,7 +60,7 @@ def _apply(*, clip: RequisitionUpload, sidecar: RequisitionUpload) -> Recording 
         problem = ""
     except (StoreError, OSError):
         return None  # the store answers again later: the clip stays as it is, nothing lost
-    except (ValueError, json.JSONDecodeError, ET.ParseError) as exc:
+    except PARSE_ERRORS as exc:
         fields, problem = {}, f"sidecar {sidecar.filename} not readable ({exc})"
     meta = meta_from_fields(fields, origin=f"sidecar {sidecar.filename}", tz_name=requisition.organisation.time_zone)
     flags = [*meta.flags, *([problem] if problem else [])]

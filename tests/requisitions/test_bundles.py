@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import subprocess
 import zipfile
 from zoneinfo import ZoneInfo
@@ -347,3 +348,18 @@ def test_a_text_sidecar_sent_before_its_clip_with_a_wrong_hash_is_flagged(link, 
     clip.refresh_from_db()
     assert clip.source_camera == "Hall B"
     assert CustodyEvent.objects.filter(recording=clip, action="recording.metadata_updated").count() == 1
+
+
+def test_hostile_metadata_files_are_kept_in_the_bundle_and_the_clips_unpacked(link, clips, local_store):
+    deep = b"[" * 100_000 + b"]" * 100_000  # nested beyond what a parser follows
+    laughs = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
+              b'<clips><clip file="a.mp4" camera="&lol2;"/></clips>')
+    bundle = make_zip({"a.mp4": clips["mp4"], "manifest.json": deep, "index.xml": laughs,
+                       "big.csv": b"file,camera\n" + os.urandom(5 * 1024 * 1024)}, compression=zipfile.ZIP_DEFLATED)
+    send(Client(), link["upload_url"], bundle, filename="hostile.zip")
+    upload = upload_of("hostile.zip")
+    (clip,) = members_of(upload).values()
+    assert clip.status == Recording.Status.READY and clip.source_camera == ""
+    reasons = {i["path"]: i["reason"] for i in upload.report["ignored"]}
+    assert "manifest not readable" in reasons["manifest.json"]
+    assert "DOCTYPE" in reasons["index.xml"] and "larger than 4194304 bytes: not read" in reasons["big.csv"]
