@@ -9,7 +9,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # The evidence lifecycle keeps its tasks by stage (evidence/<stage>/tasks.py); their registered names
 # are unchanged ("evidence.pull_clip"…), so queued messages and the beat schedule still resolve.
-app.autodiscover_tasks(["evidence.ingest", "evidence.media", "evidence.retention"])
+app.autodiscover_tasks(["evidence.ingest", "evidence.media", "evidence.retention", "evidence.requisitions"])
 
 
 @app.on_after_finalize.connect

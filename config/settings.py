@@ -304,6 +304,17 @@ TEMOIN_TRAINING_RETENTION = env.str("TEMOIN_TRAINING_RETENTION", default="P3Y")
 TEMOIN_DOCK_NAME = env.str("TEMOIN_DOCK_NAME", default="local")
 # Largest file a partner may upload through a requisition link (tus Tus-Max-Size; docs/requisitions.md).
 TEMOIN_REQUISITION_MAX_SIZE = env.int("TEMOIN_REQUISITION_MAX_SIZE", default=64 * 1024 ** 3)
+# Export bundles (ZIPs) uploaded through a requisition: beyond these, the bundle is kept as evidence
+# but not unpacked (member count, unpacked total), or a member is not (compression ratio: zip bomb).
+TEMOIN_BUNDLE_MAX_MEMBERS = env.int("TEMOIN_BUNDLE_MAX_MEMBERS", default=5000)
+TEMOIN_BUNDLE_MAX_UNPACKED = env.int("TEMOIN_BUNDLE_MAX_UNPACKED", default=128 * 1024 ** 3)
+TEMOIN_BUNDLE_MAX_RATIO = env.int("TEMOIN_BUNDLE_MAX_RATIO", default=100)
+# An unfinished upload not touched for this long after its link expired is removed from staging
+# (ISO 8601); one not touched for TEMOIN_UPLOAD_ABANDON_IDLE is removed even while the link works.
+TEMOIN_UPLOAD_ABANDON_AFTER = env.str("TEMOIN_UPLOAD_ABANDON_AFTER", default="P1D")
+TEMOIN_UPLOAD_ABANDON_IDLE = env.str("TEMOIN_UPLOAD_ABANDON_IDLE", default="P7D")
+# Free space kept on the staging volume: a creation whose Upload-Length would eat into it answers 507.
+TEMOIN_STAGING_FREE_MARGIN = env.int("TEMOIN_STAGING_FREE_MARGIN", default=2 * 1024 ** 3)
 # Map tiles of the recording, intervention and access-request maps (docs/operations.md, "Maps"): a
 # Leaflet URL template, XYZ or WMTS in the Web Mercator grid ({z}, {x}, {y}; {s} for subdomains).
 # Default: IGN's Géoplateforme, Plan IGN v2 (public, no key). Empty: no background at all; the
@@ -400,6 +411,8 @@ CELERY_BEAT_SCHEDULE = {
     # Every legal invariant over database, store and log, daily; violations are alerted (docs/compliance.md).
     "compliance-audit": {"task": "audit.compliance_audit", "schedule": 24 * 3600.0},
     "store-orphans-settle": {"task": "evidence.store_orphans_settle", "schedule": 6 * 3600.0},
+    # Partners' tus uploads abandoned in staging (TEMOIN_UPLOAD_ABANDON_*), bundles never unpacked.
+    "requisition-staging-sweep": {"task": "requisitions.staging_sweep", "schedule": 3600.0},
     "custody-verify": {"task": "audit.verify_chain", "schedule": 3600.0},
     "custody-checkpoint": {"task": "audit.checkpoint", "schedule": 6 * 3600.0},
     # CSI R241-14: the log is kept three years, then purged after a signed checkpoint.

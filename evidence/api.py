@@ -107,6 +107,9 @@ class RecordingSerializer(serializers.ModelSerializer):
     to_complete = serializers.BooleanField(read_only=True)
     retention_rule = serializers.SerializerMethodField()
     interventions = serializers.SerializerMethodField()
+    # What the ingest flagged: a sidecar's or manifest's problems, a partner's unknown file type,
+    # a manifest hash that differs (issue 22).
+    flags = serializers.ListField(child=serializers.CharField(), source="sidecar_errors", read_only=True)
 
     class Meta:
         model = Recording
@@ -116,7 +119,7 @@ class RecordingSerializer(serializers.ModelSerializer):
             "notice_omitted_reason", "purpose", "intervention", "location", "status", "status_message",
             "retain_until", "retention_rule", "holds", "to_complete", "camera_sha256", "camera_hash_matches",
             "stream_hashes", "playback_method", "ingested_at", "verified_at", "review_state", "reviewed_at",
-            "review_note", "interventions", "source", "regime",
+            "review_note", "interventions", "source", "regime", "bundle", "source_camera", "flags",
         ]
 
     def get_interventions(self, obj) -> list[str]:

@@ -23,6 +23,7 @@ TASK_MODULES = {
     "disclosure.build_export": "evidence.disclosure.tasks",
     "redaction.analyse": "evidence.redaction.tasks",
     "redaction.render": "evidence.redaction.tasks",
+    "requisitions.unpack_bundle": "evidence.requisitions.tasks",
 }
 
 
@@ -43,6 +44,15 @@ def recording_enqueue_media(*, recording_id: int) -> None:
         task_enqueue("evidence.process_recording", args=[recording_id], queue="media")
     except Exception:  # noqa: BLE001 - the broker being down must not fail an offload
         log.exception("could not queue media processing of recording %s (will be requeued)", recording_id)
+
+
+def bundle_enqueue_unpack(*, recording_id: int) -> None:
+    """Queue the unpacking of a partner's export bundle (evidence/requisitions/unpack.py); if the
+    broker is down, the bundle waits, stored and verified, for the periodic requeue."""
+    try:
+        task_enqueue("requisitions.unpack_bundle", args=[recording_id], queue="media")
+    except Exception:  # noqa: BLE001 - the broker being down must not fail the upload
+        log.exception("could not queue the unpacking of bundle %s (will be requeued)", recording_id)
 
 
 def offload_items_enqueue(*, item_ids: list[int], dock: str) -> None:

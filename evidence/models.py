@@ -56,6 +56,11 @@ class Recording(models.Model):
     wearer_source = models.CharField(max_length=16, blank=True)  # sidecar | assignment | ""
     offload_session = models.ForeignKey("devices.OffloadSession", null=True, blank=True, on_delete=models.PROTECT, related_name="recordings")
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # A clip unpacked from a partner's export bundle (a ZIP uploaded under a requisition, issue 22):
+    # the bundle's own recording, kept write-once beside it (docs/requisitions.md).
+    bundle = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="bundle_members")
+    # The partner system's camera name, from the bundle's manifest or the clip's sidecar.
+    source_camera = models.CharField(max_length=200, blank=True)
 
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.CAMERA)
     regime = models.CharField(max_length=16, choices=Regime.choices, default=Regime.BODY_WORN)

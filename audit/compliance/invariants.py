@@ -220,13 +220,24 @@ def check_retention_regime(ctx: AuditContext) -> Iterator[Violation]:
     from evidence.retention.regimes import VIDEOPROTECTION_MAX, videoprotection_retention_decide
     from evidence.sources import Regime
 
-    rows = (RequisitionUpload.objects.filter(recording__regime=Regime.VIDEOPROTECTION)
-            .exclude(recording__status__in=[Recording.Status.ERASED, Recording.Status.ERASING])
-            .exclude(recording__in=Recording.objects.filter(active_holds_q()))
-            .values_list("recording_id", "recording__organisation_id", "recording__organisation__time_zone",
-                         "recording__retain_until", "recording__ingested_at", "requisition__period_start",
-                         "requisition__retention"))
-    for pk, org, tz, until, received, images_from, period in rows.iterator(chunk_size=2000):
+    gone = [Recording.Status.ERASED, Recording.Status.ERASING]
+    held = Recording.objects.filter(active_holds_q())
+    rows = list(RequisitionUpload.objects.filter(recording__regime=Regime.VIDEOPROTECTION)
+                .exclude(recording__status__in=gone).exclude(recording__in=held)
+                .values_list("recording_id", "recording__organisation_id", "recording__organisation__time_zone",
+                             "recording__retain_until", "recording__ingested_at", "requisition__period_start",
+                             "requisition__retention").iterator(chunk_size=2000))
+    # The clips unpacked from a partner's export bundle: the bundle's regime, counted from its receipt.
+    uploads = {pk: (images_from, period) for pk, images_from, period in RequisitionUpload.objects.filter(
+        recording__regime=Regime.VIDEOPROTECTION).values_list("recording_id", "requisition__period_start",
+                                                              "requisition__retention")}
+    members = (Recording.objects.filter(bundle_id__in=list(uploads), regime=Regime.VIDEOPROTECTION)
+               .exclude(status__in=gone).exclude(pk__in=held.values("pk"))
+               .values_list("pk", "organisation_id", "organisation__time_zone", "retain_until", "bundle__ingested_at",
+                            "bundle_id"))
+    rows += [(pk, org, tz, until, received, *uploads[bundle]) for pk, org, tz, until, received, bundle
+             in members.iterator(chunk_size=2000)]
+    for pk, org, tz, until, received, images_from, period in rows:
         try:
             lawful = videoprotection_retention_decide(
                 images_from=images_from, received_at=received, period=period or VIDEOPROTECTION_MAX, time_zone=tz,

@@ -44,6 +44,8 @@ class RequisitionFileSerializer(serializers.Serializer):
     status = serializers.CharField()
     offset = serializers.IntegerField()
     message = serializers.CharField()
+    # An export bundle's clips (their recordings) and what stayed in it, flagged (docs/requisitions.md).
+    report = serializers.JSONField()
     declarant = DeclarantSerializer(allow_null=True)  # who sent it, as they declared on the link's page
 
 

@@ -81,6 +81,9 @@ class RequisitionUpload(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVING)
     message = models.TextField(blank=True)
+    # What an export bundle held (issue 22, item 4): the clips made recordings, the members kept in
+    # the bundle and flagged with the reason (as the offload lists what it leaves on a camera).
+    report = models.JSONField(default=dict, blank=True)
     recording = models.ForeignKey("evidence.Recording", null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+")
     # Who sent it: the link's declarant when it came through the page (None for a bare tus client

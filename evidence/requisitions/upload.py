@@ -37,11 +37,14 @@ from django.utils import timezone
 
 from audit.services import custody_event_append, custody_events_append_many
 
-from ..dispatch import recording_enqueue_media
+from ..dispatch import bundle_enqueue_unpack, recording_enqueue_media
 from ..ingest.stream import live_duplicate, stored_verified_events, stream_put
 from ..integrations.store import StoreError, get_store
 from ..models import Recording, Source
 from ..retention.regimes import requisition_retention_decide
+from .bundles import upload_flags
+from .pairing import sidecar_pair
+from .staging import StagingFull, staged_path, staging_room_check
 from .models import Requisition, RequisitionDeclarant, RequisitionUpload
 
 log = logging.getLogger(__name__)
@@ -66,17 +69,6 @@ class TusError(Exception):
 
 def max_size() -> int:
     return int(settings.TEMOIN_REQUISITION_MAX_SIZE)
-
-
-def staging_dir() -> Path:
-    path = Path(settings.DATA_DIR) / "requisitions" / "staging"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def staged_path(upload: RequisitionUpload) -> Path:
-    # The upload's own random id names the file: nothing the partner sends becomes a path.
-    return staging_dir() / upload.uid
 
 
 def metadata_parse(header: str) -> dict[str, str]:
@@ -115,6 +107,10 @@ def upload_create(*, requisition: Requisition, length: int, metadata: dict[str, 
     if partner_sha and not SHA256_RE.fullmatch(partner_sha):
         raise TusError(400, "Upload-Metadata: sha256 must be 64 hexadecimal digits")
     filename = (metadata.get("filename") or "").strip()[:255]
+    try:
+        staging_room_check(length=length, now=now)
+    except StagingFull as exc:
+        raise TusError(507, str(exc)) from exc
     with transaction.atomic():
         upload = RequisitionUpload.objects.create(
             requisition=requisition, uid=secrets.token_hex(16), filename=filename, length=length,
@@ -219,13 +215,17 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
                                             grace=settings.TEMOIN_LATE_DOCKING_GRACE)
     suffix = Path(upload.filename).suffix.lower()
     ext = suffix if EXTENSION_RE.fullmatch(suffix) else ".bin"
+    with open(staged_path(upload), "rb") as fh:
+        # A ZIP (by its bytes) is an export bundle, unpacked once stored; a file that is neither a
+        # video container nor a bundle is kept as evidence and flagged (docs/requisitions.md).
+        kind, flags = upload_flags(upload.filename, fh.read(4))
     recording = Recording(
         organisation=org, camera=camera, wearer=None, source=Source.REQUISITION, regime=requisition.regime,
         source_path=f"requisition {requisition.pk}: {upload.filename}"[:1000], source_size=upload.length,
         source_mtime_ns=int(now.timestamp() * 1e9), started_at=None, time_source="requisition",
         time_attested=False, camera_sha256=upload.partner_sha256, retain_until=decision.retain_until,
         retention_basis=decision.basis[:500], ingested_at=now, status=Recording.Status.RECEIVING,
-        intervention="",
+        intervention="", sidecar_errors=flags,
     )
     recording.store_key = f"originals/{org.slug}/{camera.serial}/{recording.uuid}{ext}"
     collected = dict(
@@ -235,7 +235,7 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
                  "filename": upload.filename, "size": upload.length, "partner_sha256": upload.partner_sha256 or None,
                  "declarant": upload.declarant.as_dict() if upload.declarant_id else None,
                  "sha256_on_arrival": sha256, "retain_until": decision.retain_until.isoformat(),
-                 "retention_basis": decision.basis, "camera": camera.serial},
+                 "retention_basis": decision.basis, "camera": camera.serial, "kind": kind, "flags": flags},
     )
     content_type = mimetypes.guess_type(f"x{ext}")[0] or "application/octet-stream"
     try:
@@ -289,15 +289,22 @@ def upload_complete(*, upload: RequisitionUpload, sha256: str, now: dt.datetime 
                                details={"error": recording.status_message, "final": True}))
         custody_events_append_many(events)
         upload.sha256, upload.recording, upload.completed_at, upload.offset = stored.sha256, recording, now, upload.length
+        upload.report = {"kind": kind, "flags": flags} if not refused else {}
+        if flags and upload.status == RequisitionUpload.Status.STORED:
+            upload.message = "; ".join(flags)
         upload.save()
         path = staged_path(upload)
         transaction.on_commit(lambda: path.unlink(missing_ok=True))
-        if recording.status == Recording.Status.STORED:
+        if recording.status == Recording.Status.STORED and kind == "bundle":
+            transaction.on_commit(lambda: bundle_enqueue_unpack(recording_id=recording.pk))
+        elif recording.status == Recording.Status.STORED:
             transaction.on_commit(lambda: recording_enqueue_media(recording_id=recording.pk))
     with _HASHES_LOCK:
         _HASHES.pop(upload.uid, None)
     if refused:
         raise TusError(422, upload.message)
+    if upload.status == RequisitionUpload.Status.STORED and kind != "bundle":
+        sidecar_pair(upload=upload)  # a clip and its sidecar sent as two files (pairing.py)
     return upload
 
 

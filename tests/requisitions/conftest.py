@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import subprocess
 
 import pytest
 from django.utils import timezone
@@ -66,4 +67,26 @@ def big_file(tmp_path_factory):
             left -= len(data)
             sha.update(data)
             fh.write(data)
+    return path, sha.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def big_clip(tmp_path_factory):
+    """A real H.264/AAC clip of about 300 MB (286 MiB: above the page's 256 MiB WebCrypto limit, so
+    the server alone hashes it), made once per session by ffmpeg: 8 s encoded at a constant 40 Mbit/s,
+    then looped without re-encoding (-stream_loop, -c copy) up to 300 000 000 bytes. About 3 s."""
+    root = tmp_path_factory.mktemp("requisition-clip")
+    base, path = root / "base.mp4", root / "parking-niveau-2-cam4.mp4"
+    quiet = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+    subprocess.run([*quiet, "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=8", "-f", "lavfi",
+                    "-i", "sine=frequency=440:sample_rate=48000:duration=8", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-b:v", "40M", "-minrate", "40M", "-maxrate", "40M", "-bufsize", "40M",
+                    "-x264-params", "nal-hrd=cbr", "-c:a", "aac", str(base)], check=True)
+    subprocess.run([*quiet, "-stream_loop", "-1", "-i", str(base), "-c", "copy", "-fs", "300000000", str(path)],
+                   check=True)
+    base.unlink()
+    sha = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while data := fh.read(16 * 1024 * 1024):
+            sha.update(data)
     return path, sha.hexdigest()

@@ -16,7 +16,7 @@ from audit.models import CustodyEvent
 from evidence.models import Recording
 from evidence.requisitions import upload as upload_module
 from evidence.requisitions.models import Requisition, RequisitionUpload
-from evidence.requisitions.upload import staging_dir
+from evidence.requisitions.staging import staging_dir
 
 from .conftest import api, requisition_body
 
@@ -311,3 +311,16 @@ def test_a_partners_file_shows_in_the_recordings_pages(link, supervisor, local_s
     listing = client.get("/?source=requisition")
     assert listing.status_code == 200 and f"/enregistrements/{recording.pk}/" in listing.content.decode()
     assert client.get(f"/enregistrements/{recording.pk}/").status_code == 200
+
+
+def test_an_empty_sha256_in_the_metadata_means_no_hash_given(link, local_store):
+    """The page sends ``sha256`` empty for a file too large to hash in the browser (depot.js)."""
+    client = Client()
+    data = b"large footage, hashed by the server only" * 100
+    response = client.post(path_of(link["upload_url"]), HTTP_UPLOAD_LENGTH=str(len(data)),
+                           HTTP_UPLOAD_METADATA=f"filename {b64('big.mp4')},sha256 ", **TUS)
+    assert response.status_code == 201, response.content
+    assert patch(client, path_of(response["Location"]), 0, data).status_code == 204
+    upload = RequisitionUpload.objects.get()
+    assert upload.partner_sha256 == "" and upload.status == "stored"
+    assert upload.recording.camera_hash_matches is None

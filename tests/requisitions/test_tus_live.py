@@ -14,7 +14,7 @@ from tusclient import client as tus
 from audit.models import CustodyEvent
 from evidence.models import Recording
 from evidence.requisitions.models import RequisitionUpload
-from evidence.requisitions.upload import staging_dir
+from evidence.requisitions.staging import staging_dir
 
 from ..evidence.helpers import stored_bytes
 from .conftest import BIG_SIZE, requisition_body

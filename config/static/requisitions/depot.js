@@ -29,7 +29,9 @@
   });
 
   uppy.on("file-added", function (file) {
-    uppy.setFileMeta(file.id, { filename: file.name, filetype: file.type || "" });
+    // sha256 empty until computed: a file too large to hash here sends it empty (no hash given),
+    // not the string "undefined" that the server refuses (400) as no SHA-256.
+    uppy.setFileMeta(file.id, { filename: file.name, filetype: file.type || "", sha256: "" });
   });
 
   function hex(buffer) {
