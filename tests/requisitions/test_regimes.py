@@ -240,3 +240,20 @@ def test_the_decision_form_offers_the_grounds_of_the_selected_recordings_regime(
     access_requests.access_request_select(request=request, by=dpo, recordings=[partner])
     form = _decision_form(page, request)
     assert "(CSI L253-5)</option>" in form and "LIL" not in form and "Videoprotection" in form
+
+
+def test_the_daily_erasure_notice_lists_a_partner_file_which_has_no_recording_time(issue, supervisor, local_store,
+                                                                                    settings):
+    from django.core import mail
+
+    from evidence.retention.notices import retention_notice_send
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    supervisor.email = "chef@mairie-chambery.fr"
+    supervisor.save(update_fields=["email"])
+    rec = partner_file(issue, images_from=timezone.now() - dt.timedelta(days=14), retention="P15D")
+    assert rec.started_at is None
+
+    assert retention_notice_send() == 1
+    assert (f"n° {rec.pk}, caméra PARTNER-RESEAU-DE-BUS-STAC, images de réquisition — effacement le "
+            f"{timezone.localtime(rec.retain_until):%d/%m/%Y %H:%M}") in mail.outbox[0].body
