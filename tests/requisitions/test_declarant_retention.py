@@ -17,7 +17,9 @@ from evidence.models import Recording
 from evidence.requisitions.models import Requisition, RequisitionDeclarant, RequisitionUpload
 from evidence.retention.holds import hold_place, hold_release
 
+from ..auth import sign_in
 from ..compliance.helpers import audit
+from .conftest import api
 from .test_bad_input import send
 from .test_declaration import WHO, _path
 from .test_regimes import sweep_at
@@ -41,7 +43,7 @@ def three_years_after_last_entry(requisition: Requisition) -> dt.datetime:
     return max(requisition.declarant.declared_at, upload.completed_at) + relativedelta(years=3)
 
 
-def test_the_sweep_erases_the_declarant_three_years_after_the_last_entry_naming_them(issue, local_store):
+def test_the_sweep_erases_the_declarant_three_years_after_the_last_entry_naming_them(issue, supervisor, local_store):
     requisition = declared_upload(issue)
     end = three_years_after_last_entry(requisition)
 
@@ -62,6 +64,12 @@ def test_the_sweep_erases_the_declarant_three_years_after_the_last_entry_naming_
     assert event.details["erased"] == ["name", "role", "contact", "user_agent", "binding_sha256"]
     assert WHO["contact"] not in str(event.details)
     assert event.occurred_at >= end
+    # The supervisors' pages say so, and the API no longer gives the details.
+    page = sign_in(Client(), supervisor).get(f"/requisitions/{requisition.pk}/").content.decode()
+    assert "identité et coordonnées effacées après trois ans (CSI R241-14)" in page and WHO["contact"] not in page
+    assert "déposant effacé (trois ans)" in sign_in(Client(), supervisor).get("/requisitions/").content.decode()
+    files = api(supervisor).get(f"/api/requisitions/{requisition.pk}/").json()["files"]
+    assert WHO["name"] not in str(files) and WHO["contact"] not in str(files)
     # Once only.
     assert sweep_at(end + dt.timedelta(days=1)).declarants_erased == []
     assert CustodyEvent.objects.filter(action="requisition.declarant_erased").count() == 1
