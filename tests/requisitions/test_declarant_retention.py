@@ -10,7 +10,6 @@ import pytest
 import time_machine
 from dateutil.relativedelta import relativedelta
 from django.test import Client
-from django.utils import timezone
 
 from audit.models import CustodyEvent
 from evidence.models import Recording
