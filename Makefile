@@ -100,12 +100,14 @@ assets:
 	cd $(UPPY_OUT) && LC_ALL=C sha256sum LICENSE uppy.css uppy.js > SHA256SUMS
 
 # The partner's upload page's Uppy (issue 22): one JS and one CSS file bundled by esbuild from the
-# locked packages (assets/uppy.js is the entry). tests/requisitions/test_uppy_bundle.py runs this
+# locked packages (assets/uppy.js is the entry; sizes written as our pages write them: assets/bytes.js
+# in place of @transloadit/prettier-bytes). tests/requisitions/test_uppy_bundle.py runs this
 # same target into a temporary folder and compares the bytes with the committed bundle.
 UPPY_OUT ?= config/static/vendor/uppy
 uppy-build:
 	rm -rf $(UPPY_OUT) && mkdir -p $(UPPY_OUT)
 	node_modules/.bin/esbuild assets/uppy.js --bundle --minify --format=iife --target=es2020 \
+	  --alias:@transloadit/prettier-bytes=./assets/bytes.js \
 	  --legal-comments=eof --log-level=warning --outfile=$(UPPY_OUT)/uppy.js
 	cp node_modules/@uppy/core/LICENSE $(UPPY_OUT)/LICENSE
 

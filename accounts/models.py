@@ -59,6 +59,10 @@ class User(AbstractUser):
     # A password the administrator chose (creation, reset) is temporary: the user replaces it at the
     # next sign-in before reaching any page (issue 20; CNIL's 2021 notice on weak authentication).
     must_change_password = models.BooleanField(default=False)
+    # The interface language the user last chose with the language switcher (settings.LANGUAGES;
+    # blank: never chosen, French). Pages read it from the switcher's cookie; what Témoin sends the
+    # user away from a page (e-mailed reminders and notices) reads it here.
+    language = models.CharField(max_length=8, blank=True, default="")
 
     class Meta:
         constraints = [

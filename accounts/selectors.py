@@ -1,4 +1,5 @@
 """Reads on accounts, scoped to the requesting user."""
+from django.conf import settings
 from django.db.models import QuerySet
 
 from .models import Role, User
@@ -24,3 +25,9 @@ def role_requests_for(*, user: User) -> QuerySet[User]:
         return User.objects.none()
     return (User.objects.filter(organisation_id=user.organisation_id).exclude(pending_role="")
             .select_related("pending_role_by").order_by("pending_role_at", "pk"))
+
+
+def user_language(user: User) -> str:
+    """The language of what is e-mailed to ``user``: the one they last chose for the pages
+    (``User.language``, kept by the language switcher), French by default."""
+    return user.language if user.language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -245,6 +246,17 @@ def user_email_set(*, user: User, email: str, by: User) -> User:
         user.save(update_fields=["email"])
         custody_event_append(action="account.email_changed", subject=user, organisation=user.organisation,
                              actor=by, details={"username": user.username, "from": old or None, "to": email or None})
+    return user
+
+
+def user_language_set(*, user: User, language: str) -> User:
+    """Remember the interface language the user chose (the switcher), for what is e-mailed to them.
+    A display preference: no custody event (it touches no recording, access or role)."""
+    if language not in dict(settings.LANGUAGES):
+        raise ValueError(f"language: one of {', '.join(dict(settings.LANGUAGES))}")
+    if user.language != language:
+        User.objects.filter(pk=user.pk).update(language=language)
+        user.language = language
     return user
 
 

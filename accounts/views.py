@@ -1,9 +1,12 @@
 """Second-factor pages: enrolment (QR code) and code entry after the password."""
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 from . import second_factor as sf
 
@@ -191,3 +194,16 @@ class LoginView(auth_views.LoginView):
         if getattr(self.request.user, "role", "") == Role.MAYOR:
             return resolve_url("annual-summary")
         return super().get_default_redirect_url()
+
+
+@require_POST
+def language_set(request):
+    """Django's language switcher (the cookie the pages follow), and, signed in, the choice kept on
+    the account for what is e-mailed to the user (accounts.services.user_language_set)."""
+    from . import services
+
+    response = set_language(request)
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        services.user_language_set(user=request.user, language=language)
+    return response

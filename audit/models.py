@@ -100,6 +100,7 @@ ACTION_LABELS = {
     "access_request.reminder_sent": _("demande d'accès : rappel d'échéance envoyé au DPO"),
     "requisition.created": _("réquisition adressée à un partenaire (lien de dépôt)"),
     "requisition.declared": _("réquisition : le déposant du partenaire s'est déclaré (lien lié à son navigateur)"),
+    "requisition.declarant_erased": _("réquisition : coordonnées du déposant effacées (trois ans)"),
     "requisition.upload_started": _("réquisition : dépôt d'un fichier commencé"),
     "requisition.upload_failed": _("réquisition : fichier refusé ou non stocké"),
     "requisition.upload_terminated": _("réquisition : dépôt abandonné par le partenaire"),

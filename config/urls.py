@@ -43,7 +43,8 @@ urlpatterns = [
     path("mon-compte/mot-de-passe/", account_views.password_change, name="password-change"),
     path("utilisateurs/habilitations/", account_views.role_approvals, name="role-approvals"),
     path("deconnexion/", auth_views.LogoutView.as_view(), name="logout"),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # Django's set_language, which also keeps a signed-in user's choice on the account (e-mails).
+    path("i18n/setlang/", account_views.language_set, name="set_language"),
     path("admin/", admin.site.urls),
     path("", include("audit.urls")),
     path("axis/", include("devices.axis.urls")),

@@ -12,6 +12,7 @@ import datetime as dt
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from accounts.models import Role, User
+from evidence.requisitions.models import Requisition
 
 from .models import Camera, CameraAssignment, Dock, DockSlot, OffloadSession
 
@@ -43,11 +44,20 @@ def fleet_access(*, user: User) -> bool:
     return _in_organisation(user) and user.role in FLEET_ROLES
 
 
+def partner_devices_q() -> Q:
+    """Q over Camera: a partner's placeholder device (evidence.requisitions.services.partner_camera),
+    the source a partner's files are recorded with. It stands for the partner's own system, not one
+    of the service's cameras: no dock, no wearer, never docked. Lists of "our cameras and docks"
+    (the fleet, its figures, the metrics) leave it out; a recording still names it as its source."""
+    return Q(pk__in=Requisition.objects.values("camera_id"))
+
+
 def cameras_visible_to(*, user: User) -> QuerySet[Camera]:
-    """The organisation's cameras; for an officer, the cameras currently issued to them."""
+    """The organisation's own cameras (partners' placeholder devices aside); for an officer, the
+    cameras currently issued to them."""
     if not _in_organisation(user):
         return Camera.objects.none()
-    qs = Camera.objects.filter(organisation_id=user.organisation_id)
+    qs = Camera.objects.filter(organisation_id=user.organisation_id).exclude(partner_devices_q())
     if user.role in DEVICE_READERS:
         return qs
     if user.role == Role.OFFICER:

@@ -381,6 +381,7 @@ def check_traceability_three_years(ctx: AuditContext) -> Iterator[Violation]:
     from dateutil.relativedelta import relativedelta
 
     from audit.models import Checkpoint, CustodyEvent
+    from evidence.retention.declarants import declarants_kept_past
     from evidence.retention.traceability import traceability_cutoff, traceability_overdue
 
     # The purge runs daily: a day and the grace before a row kept too long is a violation.
@@ -392,9 +393,11 @@ def check_traceability_three_years(ctx: AuditContext) -> Iterator[Violation]:
         yield Violation("traceability.three_years", f"custody entries from {first[0]}",
                         f"{old.count()} entrée(s) du journal de plus de {settings.CUSTODY_RETENTION_YEARS} ans non purgées",
                         since=first[1] + relativedelta(years=settings.CUSTODY_RETENTION_YEARS))
-    for kind, qs, date_field in traceability_overdue(now=ctx.now, grace=grace):
-        org_field = {"consultation": "recording__organisation_id", "share": "export__organisation_id"}.get(
-            kind, "organisation_id")
+    # Issue 22: a partner's declarant, three years after the last entry naming them (evidence/retention/declarants.py).
+    declarants = ("requisition_declarant", declarants_kept_past(before=cutoff, now=ctx.now), "last_entry")
+    for kind, qs, date_field in [*traceability_overdue(now=ctx.now, grace=grace), declarants]:
+        org_field = {"consultation": "recording__organisation_id", "share": "export__organisation_id",
+                     "requisition_declarant": "requisition__organisation_id"}.get(kind, "organisation_id")
         for pk, org, date in qs.values_list("pk", org_field, date_field)[:1000]:
             yield Violation("traceability.three_years", f"{kind} {pk}",
                             f"{kind} de plus de {settings.CUSTODY_RETENTION_YEARS} ans non purgé(e)",

@@ -60,6 +60,7 @@ class TemoinCollector:
     def collect(self):
         from audit.models import Alert, CustodyEvent, Verification
         from devices.models import Camera, OffloadItem, OffloadSession
+        from devices.selectors import partner_devices_q
         from evidence.models import Recording
 
         t0 = time.perf_counter()
@@ -135,7 +136,8 @@ class TemoinCollector:
         yield alerts
 
         # A camera not docked for long holds recordings nobody has collected (and its battery ages).
-        cams = self._scoped(Camera.objects).filter(active=True).aggregate(
+        # A partner's placeholder device is never docked: it is not one of the service's cameras.
+        cams = self._scoped(Camera.objects).filter(active=True).exclude(partner_devices_q()).aggregate(
             oldest_docked=Min("last_docked_at"),
             oldest_never=Min("created_at", filter=Q(last_docked_at__isnull=True)),
             n=Count("id"),

@@ -76,18 +76,35 @@ def access_request_legal_basis(request: AccessRequest, *, translated: bool = Fal
     return " ; ".join(words(REGIME_BASIS[Regime(r)]) for r in sorted(regimes))
 
 
+def _ground_label(ground: str, regimes) -> str:
+    # CSI L253-5's own words for videoprotection images, LIL 107 II's for body-worn ones; both when
+    # the selection mixes them (the restriction must then hold under each).
+    if Regime.VIDEOPROTECTION in regimes and ground in L253_5_GROUNDS:
+        basis = _(L253_5_GROUNDS[ground])
+        if Regime.BODY_WORN in regimes:
+            return f"{LegalGround(ground).label} ; {basis}"
+        return basis
+    return str(LegalGround(ground).label)
+
+
 def access_request_ground_text(request: AccessRequest) -> str:
     """The wording of a restriction's ground under the regime of what was selected: CSI L253-5's
     own words when videoprotection images are among them, LIL 107 II's otherwise."""
     if not request.legal_ground:
         return ""
+    return _ground_label(request.legal_ground, recordings_regimes(request.recordings.values_list("pk", flat=True)))
+
+
+def access_request_grounds(request: AccessRequest) -> tuple[str, list[tuple[str, str]]]:
+    """The grounds the decision may rest on, worded by the regime of the selected recordings, and
+    the article they come from: LIL art. 107 II for body-worn images (or when nothing is selected
+    yet, as access_request_legal_basis); only CSI L253-5's grounds once videoprotection images are
+    selected (their access is "de droit": LIL 107 II 2° is not one of them)."""
     regimes = recordings_regimes(request.recordings.values_list("pk", flat=True))
-    if Regime.VIDEOPROTECTION in regimes and request.legal_ground in L253_5_GROUNDS:
-        basis = _(L253_5_GROUNDS[request.legal_ground])
-        if Regime.BODY_WORN in regimes:
-            return f"{LegalGround(request.legal_ground).label} ; {basis}"
-        return basis
-    return str(LegalGround(request.legal_ground).label)
+    if Regime.VIDEOPROTECTION not in regimes:
+        return _("LIL art. 107 II"), [(g.value, str(g.label)) for g in LegalGround]
+    basis = _("CSI L253-5") if Regime.BODY_WORN not in regimes else _("LIL art. 107 II et CSI L253-5")
+    return basis, [(g, _ground_label(g, regimes)) for g in LegalGround.values if g in L253_5_GROUNDS]
 
 
 def _handler(by: User) -> None:
@@ -220,7 +237,8 @@ def access_request_select(*, request: AccessRequest, by: User, recordings: list[
 
 def access_request_decide(*, request: AccessRequest, by: User, decision: str, legal_ground: str = "",
                           note: str = "", now: dt.datetime | None = None) -> AccessRequest:
-    """Full, partial or refused; a restriction or refusal states its ground (LIL art. 107 II)."""
+    """Full, partial or refused; a restriction or refusal states its ground (LIL art. 107 II for
+    body-worn images, CSI L253-5 once videoprotection images are selected)."""
     _handler(by)
     now = now or timezone.now()
     if decision not in AccessRequest.Decision.values:
@@ -228,15 +246,16 @@ def access_request_decide(*, request: AccessRequest, by: User, decision: str, le
     legal_ground = legal_ground or ""
     if decision == AccessRequest.Decision.FULL:
         legal_ground = ""
-    elif legal_ground not in LegalGround.values:
-        raise DisclosureError(_("Une communication partielle ou un refus indique son fondement légal (LIL art. 107 "
-                                "II)."), "legal_ground")
     with transaction.atomic():
         request = _open(request)
-        if decision != AccessRequest.Decision.REFUSED and not request.recordings.exists():
+        regimes = recordings_regimes(request.recordings.values_list("pk", flat=True))
+        if decision != AccessRequest.Decision.FULL and legal_ground not in LegalGround.values:
+            basis, _choices = access_request_grounds(request)
+            raise DisclosureError(_("Une communication partielle ou un refus indique son fondement légal "
+                                    "(%(basis)s).") % {"basis": basis}, "legal_ground")
+        if decision != AccessRequest.Decision.REFUSED and not regimes:
             raise DisclosureError(_("Aucun enregistrement retenu : sélectionnez les enregistrements concernés, ou "
                                     "répondez par un refus motivé."), "decision")
-        regimes = recordings_regimes(request.recordings.values_list("pk", flat=True))
         if legal_ground and Regime.VIDEOPROTECTION in regimes and legal_ground not in L253_5_GROUNDS:
             # CSI L253-5: access to videoprotection images is of right, save for its own grounds.
             raise DisclosureError(_("L'accès aux images de vidéoprotection est de droit (CSI L253-5) : il ne peut "

@@ -18,9 +18,12 @@ from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Organisation, Role, User
+from accounts.selectors import user_language
 from audit.services import custody_events_append_many
 
 from .models import AccessRequest, AccessRequestReminder
@@ -31,9 +34,9 @@ Threshold = AccessRequestReminder.Threshold
 # Days left (deadline minus today) at or below which a threshold is reached, most urgent first.
 THRESHOLDS = ((Threshold.OVERDUE, -1), (Threshold.DAYS_2, 2), (Threshold.DAYS_7, 7))
 HEADINGS = {
-    Threshold.OVERDUE: "Échéance dépassée",
-    Threshold.DAYS_2: "Échéance dans 2 jours au plus",
-    Threshold.DAYS_7: "Échéance dans 7 jours au plus",
+    Threshold.OVERDUE: gettext_lazy("Échéance dépassée"),
+    Threshold.DAYS_2: gettext_lazy("Échéance dans 2 jours au plus"),
+    Threshold.DAYS_7: gettext_lazy("Échéance dans 7 jours au plus"),
 }
 
 
@@ -96,23 +99,26 @@ def _link(request: AccessRequest) -> str:
 
 
 def _body(organisation: Organisation, due: list[DueReminder], today: dt.date) -> str:
+    """The reminder in the active language (the recipient's: see access_request_reminders_send)."""
     # GDPR art. 5(1)(c): the e-mail leaves Témoin, so it names no requester; the link opens the request.
-    lines = [f"Demandes d'accès de {organisation.name} à traiter (RGPD art. 12(3) : réponse dans le mois "
-             f"de la réception, prolongeable de deux mois), au {today:%d/%m/%Y} :", ""]
+    lines = [_("Demandes d'accès de %(organisation)s à traiter (RGPD art. 12(3) : réponse dans le mois de la "
+               "réception, prolongeable de deux mois), au %(today)s :")
+             % {"organisation": organisation.name, "today": f"{today:%d/%m/%Y}"}, ""]
     for threshold, _at_most in THRESHOLDS:
         group = [d for d in due if d.threshold == threshold]
         if not group:
             continue
-        lines.append(f"{HEADINGS[threshold]} ({len(group)}) :")
+        lines.append(_("%(heading)s (%(n)s) :") % {"heading": HEADINGS[threshold], "n": len(group)})
         for d in group:
             r = d.access_request
-            when = (f"dépassée de {-d.days_left} jour(s)" if d.days_left < 0
-                    else "aujourd'hui" if d.days_left == 0 else f"dans {d.days_left} jour(s)")
-            extended = ", prolongée" if r.extended else ""
-            lines.append(f"- demande n° {r.pk}, reçue le {r.received_on:%d/%m/%Y}, échéance le "
-                         f"{r.deadline:%d/%m/%Y} ({when}{extended}) : {_link(r)}")
+            when = (_("dépassée de %(n)s jour(s)") % {"n": -d.days_left} if d.days_left < 0
+                    else _("aujourd'hui") if d.days_left == 0 else _("dans %(n)s jour(s)") % {"n": d.days_left})
+            lines.append(_("- demande n° %(n)s, reçue le %(received)s, échéance le %(deadline)s (%(when)s%(extended)s) "
+                           ": %(link)s") % {
+                "n": r.pk, "received": f"{r.received_on:%d/%m/%Y}", "deadline": f"{r.deadline:%d/%m/%Y}",
+                "when": when, "extended": _(", prolongée") if r.extended else "", "link": _link(r)})
         lines.append("")
-    lines.append("Ce rappel n'est envoyé qu'une fois par seuil (7 jours, 2 jours, échéance dépassée).")
+    lines.append(_("Ce rappel n'est envoyé qu'une fois par seuil (7 jours, 2 jours, échéance dépassée)."))
     return "\n".join(lines)
 
 
@@ -150,10 +156,14 @@ def access_request_reminders_send(*, now: dt.datetime | None = None, today: dt.d
                 details={"threshold": d.threshold, "deadline": d.access_request.deadline.isoformat(),
                          "days_left": d.days_left},
             ) for d in due], now=now)
-            subject = f"[Témoin] {len(due)} demande(s) d'accès à échéance — {organisation.name}"
-            body = _body(organisation, due, day)
-            # One e-mail per DPO: no DPO learns another's address.
-            messages = [EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in addresses]
+            # One e-mail per DPO (no DPO learns another's address), in the DPO's language.
+            messages = []
+            for user in recipients:
+                with translation.override(user_language(user)):
+                    subject = _("[Témoin] %(n)s demande(s) d'accès à échéance — %(organisation)s") % {
+                        "n": len(due), "organisation": organisation.name}
+                    messages.append(EmailMessage(subject, _body(organisation, due, day), settings.DEFAULT_FROM_EMAIL,
+                                                 [user.email]))
             get_connection(fail_silently=False).send_messages(messages)
             sent += len(messages)
             log.info("access-request reminders: %s, %d request(s) (%s), e-mailed to %d DPO(s)", organisation.slug,

@@ -104,7 +104,10 @@ class SelectionSerializer(serializers.Serializer):
 class DecisionSerializer(serializers.Serializer):
     decision = choice(AccessRequest.Decision.choices, access_requests.DECISION)
     legal_ground = serializers.ChoiceField(choices=LegalGround.choices, required=False, allow_blank=True,
-                                           help_text="required for partial and refused (LIL art. 107 II)")
+                                           help_text="required for partial and refused: LIL art. 107 II for "
+                                                     "body-worn images; once videoprotection images are selected, "
+                                                     "one of CSI L253-5's (inquiries, public_security, "
+                                                     "national_security, others_rights)")
     note = optional_text(max_length=5000)
 
 

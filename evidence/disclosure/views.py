@@ -20,10 +20,11 @@ from django.views.decorators.http import require_POST
 from audit.throttle import rate_limit
 from evidence.access.selectors import access_request_search_base, recordings_visible_to
 from evidence.drafts import draft_keep, draft_take
+from evidence.sources import Regime
 
 from . import access_requests, selectors, services, shares
 from .api import searcher_of, search_candidates
-from .models import AccessRequest, Export, ExtractionPurpose, LegalGround, Redaction
+from .models import AccessRequest, Export, ExtractionPurpose, Redaction
 
 
 def _tz(user) -> ZoneInfo:
@@ -305,17 +306,21 @@ def access_request_detail(request, pk: int):
         for rec in r.recordings.all():
             derivatives[rec.pk] = services.approved_derivative(rec, Redaction.OTHERS)
     selected = list(r.recordings.select_related("camera", "wearer"))
+    grounds_basis, grounds = access_requests.access_request_grounds(r)
     from config.maps import access_request_map
 
     return render(request, "disclosure/access_request_detail.html", {
         "r": r, "map_data": access_request_map(r), "handler": handler, "today": timezone.localdate(), "candidates": candidates, "criteria": criteria,
         "selected": selected, "selected_ids": {x.pk for x in selected},
         "missing_copies": [rec for rec in selected if derivatives.get(rec.pk) is None] if derivatives else [],
-        "decisions": AccessRequest.Decision.choices, "grounds": LegalGround.choices,
+        "decisions": AccessRequest.Decision.choices,
         "initial_deadline": access_requests.access_request_deadline(r.received_on),
         # Issue 22: the right of access by regime (CSI L253-5 for videoprotection images).
         "legal_basis": access_requests.access_request_legal_basis(r, translated=True),
         "ground_text": access_requests.access_request_ground_text(r),
+        # The choices follow the regime of the selection: CSI L253-5's grounds for videoprotection images.
+        "grounds_basis": grounds_basis, "grounds": grounds,
+        "grounds_videoprotection": any(rec.regime == Regime.VIDEOPROTECTION for rec in selected),
         "exports": r.exports.all(), "tz": str(_tz(request.user)),
         "decision_draft": draft_take(request, f"ar-decision-{r.pk}"),
         "extend_draft": draft_take(request, f"ar-extend-{r.pk}"),

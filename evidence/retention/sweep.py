@@ -34,6 +34,7 @@ from audit.services import custody_event_append, custody_events_append_many
 from ..integrations.store import StoreError, get_store
 from ..models import Annotation, Recording, RecordingGrant
 from . import RetentionRefused
+from .declarants import declarants_erase
 from .erasure import objects_erase_logged
 from .holds import active_holds_q
 from .objects import exports_carrying, recording_store_keys
@@ -60,6 +61,7 @@ class SweepReport:
     due: list = field(default_factory=list)
     exports_erased: list = field(default_factory=list)
     settled: list = field(default_factory=list)  # rows left ``receiving`` by a dead process
+    declarants_erased: list = field(default_factory=list)  # requisitions whose declarant was erased
 
 
 @dataclass
@@ -291,6 +293,7 @@ def retention_sweep(*, now: dt.datetime | None = None, dry_run: bool = False, ba
     exports_follow_recordings(now=at, report=report)
     training_packages_expire(now=at, report=report)
     _axis_containers_follow(now=at)
+    report.declarants_erased = declarants_erase(now=at)
     return report
 
 

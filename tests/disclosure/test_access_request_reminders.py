@@ -219,3 +219,38 @@ def test_without_today_the_day_is_the_communes_own(dpo):
     assert access_request_reminders_send(now=dt.datetime(2026, 12, 2, 22, 30, tzinfo=UTC)) == 0
     assert access_request_reminders_send(now=dt.datetime(2026, 12, 2, 23, 30, tzinfo=UTC)) == 1
     assert "au 03/12/2026" in mail.outbox[0].body
+
+
+def test_each_dpo_is_reminded_in_the_language_they_chose_french_by_default(dpo, make_user, client):
+    english = with_email(make_user("dpo.english", role="dpo"), "dpo.en@mairie-chambery.fr")
+    # The language switcher, used signed in, keeps the choice on the account (pages keep the cookie).
+    sign_in(client, english)
+    response = client.post(reverse("set_language"), {"language": "en", "next": "/"})
+    assert response.status_code == 302 and client.cookies["django_language"].value == "en"
+    english.refresh_from_db()
+    dpo.refresh_from_db()
+    assert (english.language, dpo.language) == ("en", "")
+    overdue = register(dpo, received_on=dt.date(2026, 11, 1))   # due 01/12
+    register(dpo, received_on=dt.date(2026, 11, 5))             # due 05/12
+
+    assert send(dt.date(2026, 12, 3)) == 2
+
+    by_address = {m.to[0]: m for m in mail.outbox}
+    french, english_mail = by_address["dpo@mairie-chambery.fr"], by_address["dpo.en@mairie-chambery.fr"]
+    assert french.subject == "[Témoin] 2 demande(s) d'accès à échéance — Police municipale de Chambéry"
+    assert "Échéance dépassée (1) :" in french.body and "Échéance dans 2 jours au plus (1) :" in french.body
+    assert (f"- demande n° {overdue.pk}, reçue le 01/11/2026, échéance le 01/12/2026 (dépassée de 2 jour(s)) : "
+            f"https://temoin.mairie-chambery.fr/demandes-acces/{overdue.pk}/") in french.body
+    assert english_mail.subject == "[Témoin] 2 access request(s) due — Police municipale de Chambéry"
+    body = english_mail.body
+    assert body.startswith("Access requests of Police municipale de Chambéry to handle (GDPR art. 12(3)")
+    assert "Time limit passed (1):" in body and "Time limit within 2 days (1):" in body
+    assert (f"- request no. {overdue.pk}, received on 01/11/2026, time limit 01/12/2026 (passed by 2 day(s)): "
+            f"https://temoin.mairie-chambery.fr/demandes-acces/{overdue.pk}/") in body
+    assert "(in 2 day(s)): " in body and "This reminder is sent once per threshold" in body
+    assert not any(word in body for word in ("Échéance", "demande n°", "reçue", "dépassée"))
+
+    # Back to French: the account follows.
+    client.post(reverse("set_language"), {"language": "fr", "next": "/"})
+    english.refresh_from_db()
+    assert english.language == "fr"

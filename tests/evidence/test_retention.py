@@ -300,3 +300,36 @@ def test_erasure_appears_in_the_register_with_the_rule_applied(make_volume, clip
     assert "R241-13" in entries[0]["details"]["rule"]
     detail = api(make_user("chef", role="supervisor")).get(f"/api/recordings/{rec.pk}/").json()
     assert detail["status"] == "erased" and "R241-13" in detail["retention_rule"]
+
+
+def test_the_daily_notice_is_in_each_supervisors_language_french_by_default(make_volume, clip_library, camera,
+                                                                             make_user, local_store, settings):
+    from accounts.services import user_language_set
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    chefs = {}
+    for name, language in (("chef", None), ("chef.adjoint", "fr"), ("chief", "en")):
+        chefs[name] = make_user(name, role="supervisor")
+        chefs[name].email = f"{name}@mairie-chambery.fr"
+        chefs[name].save()
+        if language:
+            user_language_set(user=chefs[name], language=language)
+    tagged = ingest(make_volume, clip_library["h264"], paris(2025, 3, 3, 20, 0))
+    untagged = ingest(make_volume, clip_library["hevc"], paris(2025, 3, 3, 21, 0), name="b.mp4", tags=False)
+
+    assert retention_notice_send(now=paris(2025, 4, 2, 8, 0)) == 2
+
+    by_to = {tuple(m.to): m for m in mail.outbox}
+    french = by_to[("chef@mairie-chambery.fr", "chef.adjoint@mairie-chambery.fr")]
+    english = by_to[("chief@mairie-chambery.fr",)]
+    assert french.subject == "[Témoin] 2 effacement(s) dans les 72 heures — Police municipale de Chambéry"
+    assert french.body.startswith("2 enregistrement(s) seront effacés dans les 72 prochaines heures (CSI R241-13), "
+                                  "dont 1 non qualifiés :")
+    assert f"- À COMPLÉTER n° {untagged.pk}, caméra BWC-0042, 03/03/2025 21:00 — effacement le " in french.body
+    assert english.subject == "[Témoin] 2 erasure(s) in the next 72 hours — Police municipale de Chambéry"
+    assert english.body.startswith("2 recording(s) will be erased in the next 72 hours (CSI R241-13), 1 of them "
+                                   "not tagged:")
+    assert f"- TO COMPLETE no. {untagged.pk}, camera BWC-0042, 03/03/2025 21:00 — erased on " in english.body
+    assert f"- no. {tagged.pk}, camera BWC-0042, 03/03/2025 20:00 — erased on " in english.body
+    assert "place a hold for the procedure" in english.body
+    assert not any(word in english.body for word in ("effacement", "caméra", "COMPLÉTER"))

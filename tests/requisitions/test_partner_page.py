@@ -193,3 +193,45 @@ def test_a_300_mb_clip_cut_off_in_the_browser_resumes_where_it_stopped_after_a_r
     # A real clip: the media step made its playback copy (remuxed, stream hashes checked).
     recording.refresh_from_db()
     assert recording.status == Recording.Status.READY and recording.media_info.get("video_codec") == "h264"
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_uppy_writes_sizes_as_our_pages_do(browser, live_server, local_store, supervisor, clip_library,  # noqa: F811
+                                           language):
+    """Uppy's file list says "127,1 Kio" where our tables do, not "127 KB" (assets/bytes.js in the
+    bundle in place of prettier-bytes); in English, as Django's filesizeformat writes it in English."""
+    from django.conf import settings
+    from django.template.defaultfilters import filesizeformat
+    from django.utils import translation
+
+    clip = clip_library["h264"]
+    created = api(supervisor).post("/api/requisitions/", {
+        "partner": "Parkings de Chambéry", "regime": "videoprotection", "reference": "PV 2026/77",
+        "motif": "Images du parking P2", "period_start": "2026-12-01T20:00:00Z",
+        "period_end": "2026-12-01T22:00:00Z", "expires_at": "2099-01-01T00:00:00Z"}, format="json").json()
+    url = live_server.url + "/" + created["upload_url"].split("/", 3)[3]
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, locale="fr-FR")
+    context.add_cookies([{"name": "django_language", "value": language, "url": live_server.url}])
+    page = context.new_page()
+    _declare(page, url)
+    assert page.get_attribute("html", "lang") == language
+    page.set_input_files("#depot-uppy input[type=file][name='files[]']", str(clip))
+    shown = page.text_content(".uppy-Dashboard-Item-statusSize", timeout=10_000)
+    with translation.override(language):
+        ours = filesizeformat(clip.stat().st_size)
+        limit = filesizeformat(settings.TEMOIN_REQUISITION_MAX_SIZE)
+    assert shown == ours, (shown, ours)
+    assert ("Kio" if language == "fr" else "KB") in shown and ("," if language == "fr" else ".") in shown
+    # The page's note states the limit with our filter; Uppy's refusal of a larger file quotes the
+    # limit in the same words (checked with a 100 KiB limit: 64 GiB of test data is not practical).
+    assert page.get_attribute("#depot-uppy", "data-note").endswith(limit)
+    refusal = page.evaluate("""() => {
+        const uppy = window.temoinDepot;
+        uppy.setOptions({restrictions: {maxFileSize: 102400}});
+        try { uppy.addFile({name: "trop-gros.mp4", type: "video/mp4", data: new Blob([new Uint8Array(204800)])}); }
+        catch (e) { return e.message; }
+        return "";
+    }""")
+    with translation.override(language):
+        assert filesizeformat(102400) in refusal, refusal
+    context.close()

@@ -192,3 +192,68 @@ def test_the_to_complete_queue_and_tagging_figures_leave_partner_recordings_out(
     assert to_complete_count_for(user=supervisor) == 1
     service, wearers = tagged_shares_for(user=supervisor)
     assert service.total == 1 and service.tagged == 0
+
+
+def _decision_form(page, request) -> str:
+    html = page.get(reverse("access-request-detail", args=[request.pk])).content.decode()
+    return html[html.index('action="' + reverse("access-request-decide", args=[request.pk])):].split("</form>")[0]
+
+
+def test_the_decision_form_offers_the_grounds_of_the_selected_recordings_regime(issue, local_store, make_user,
+                                                                                 camera):
+    images_from = timezone.now() - dt.timedelta(hours=3)
+    partner = partner_file(issue, images_from=images_from, images_to=images_from + dt.timedelta(hours=1))
+    body_worn = make_recording(camera=camera, started_at=images_from + dt.timedelta(minutes=10))
+    dpo = make_user("dpo.leroy", role="dpo")
+    request = access_requests.access_request_register(
+        by=dpo, requester_name="Jean Martin", identity_checked=True, identity_check_method="carte d'identité",
+        received_on=timezone.localdate(), description="Bus ligne 3, arrêt Gare")
+    page = Client()
+    sign_in(page, dpo)
+
+    # Body-worn images: LIL art. 107 II, its five grounds, prevention of offences (2°) among them.
+    access_requests.access_request_select(request=request, by=dpo, recordings=[body_worn])
+    form = _decision_form(page, request)
+    assert "LIL art. 107 II" in form and "CSI L253-5" not in form
+    assert 'value="offences"' in form and form.count("(LIL art. 107 II ") == 5
+    with pytest.raises(access_requests.DisclosureError, match=r"LIL art\. 107 II\)"):
+        access_requests.access_request_decide(request=request, by=dpo, decision="partial")
+
+    # Videoprotection images only: CSI L253-5's four grounds in its own words, no LIL 107 II at all.
+    access_requests.access_request_select(request=request, by=dpo, recordings=[partner])
+    form = _decision_form(page, request)
+    assert "LIL" not in form and 'value="offences"' not in form
+    assert form.count("(CSI L253-5)</option>") == 4 and "droit des tiers (CSI L253-5)" in form
+    assert "l'accès est de droit (CSI L253-5)" in form
+    with pytest.raises(access_requests.DisclosureError, match=r"\(CSI L253-5\)\.$"):
+        access_requests.access_request_decide(request=request, by=dpo, decision="refused")
+
+    # Both: only the grounds L253-5 knows, each worded under both articles.
+    access_requests.access_request_select(request=request, by=dpo, recordings=[partner, body_worn])
+    form = _decision_form(page, request)
+    assert 'value="offences"' not in form and "LIL art. 107 II et CSI L253-5" in form
+    assert ("protéger les droits et libertés d'autrui (LIL art. 107 II 5°) ; droit des tiers (CSI L253-5)"
+            in form.replace("&#x27;", "'"))
+
+    # The same choice in English.
+    page.cookies["django_language"] = "en"
+    access_requests.access_request_select(request=request, by=dpo, recordings=[partner])
+    form = _decision_form(page, request)
+    assert "(CSI L253-5)</option>" in form and "LIL" not in form and "Videoprotection" in form
+
+
+def test_the_daily_erasure_notice_lists_a_partner_file_which_has_no_recording_time(issue, supervisor, local_store,
+                                                                                    settings):
+    from django.core import mail
+
+    from evidence.retention.notices import retention_notice_send
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    supervisor.email = "chef@mairie-chambery.fr"
+    supervisor.save(update_fields=["email"])
+    rec = partner_file(issue, images_from=timezone.now() - dt.timedelta(days=14), retention="P15D")
+    assert rec.started_at is None
+
+    assert retention_notice_send() == 1
+    assert (f"n° {rec.pk}, caméra PARTNER-RESEAU-DE-BUS-STAC, images de réquisition — effacement le "
+            f"{timezone.localtime(rec.retain_until):%d/%m/%Y %H:%M}") in mail.outbox[0].body

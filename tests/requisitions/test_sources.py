@@ -57,3 +57,52 @@ def test_the_migration_marks_existing_axis_recordings_and_leaves_offloaded_ones_
         assert set(Recording.objects.values_list("regime", flat=True)) == {"body_worn"}
     finally:
         migrate_to()  # back to the latest schema (0009's declarants…), for the next tests
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_partners_placeholder_device_is_not_one_of_our_cameras(issue, make_user, camera, local_store):
+    """The device a partner's files are recorded with stands for the partner's own system: the fleet
+    page, its camera filter and actions, the dashboard's figures and the metrics leave it out; the
+    recording still names it as its source."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from devices.models import Camera
+    from devices.selectors import camera_for_fleet, cameras_visible_to
+    from evidence.dashboard.selectors import fleet_health_for
+    from evidence.requisitions.models import Requisition
+
+    from ..auth import sign_in
+    from ..ops.test_metrics import _text, samples
+    from .conftest import api
+    from .test_bad_input import send
+
+    link = issue()
+    send(Client(), link["upload_url"], b"bus footage " * 2000, filename="bus-ligne-3.mp4")
+    placeholder = Requisition.objects.get().camera
+    assert placeholder.serial == "PARTNER-RESEAU-DE-BUS-STAC"
+    assert set(Camera.objects.values_list("serial", flat=True)) == {"BWC-0042", placeholder.serial}
+    admin = make_user("admin.tech", role="admin")
+    supervisor = make_user("chef.martin", role="supervisor")
+
+    page = Client()
+    sign_in(page, admin)
+    fleet = page.get(reverse("fleet")).content.decode()
+    assert "BWC-0042" in fleet and "PARTNER-" not in fleet
+    assert list(cameras_visible_to(user=supervisor)) == [camera]
+    with pytest.raises(Camera.DoesNotExist):
+        camera_for_fleet(user=admin, pk=placeholder.pk)
+    page.post(reverse("camera-retire", args=[placeholder.pk]), {"reason": "test"})
+    assert Camera.objects.get(pk=placeholder.pk).active  # no fleet action reaches it
+    health = fleet_health_for(user=supervisor, now=timezone.now())
+    assert (health.cameras_active, health.cameras_not_docked) == (1, 1)  # BWC-0042 only, issued 30 days ago
+    assert samples(_text())[("temoin_cameras_active", ())] == 1
+
+    # Where a recording's source must be shown, it is.
+    recording = Recording.objects.get(source="requisition")
+    assert recording.camera_id == placeholder.pk
+    assert api(supervisor).get(f"/api/recordings/{recording.pk}/").json()["camera"] == placeholder.serial
+    listed = api(supervisor).get("/api/recordings/", {"camera": "PARTNER"}).json()["results"]
+    assert [r["id"] for r in listed] == [recording.pk]
+    sign_in(page, supervisor)
+    assert placeholder.serial in page.get(reverse("recording-list"), {"source": "requisition"}).content.decode()
