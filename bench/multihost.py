@@ -234,9 +234,10 @@ class Sampler(threading.Thread):
             key = role.split("-")[0] if role.startswith(("dockd-", "worker-hote")) else role
             key = {"worker": "dock workers", "dockd": "dockd"}.get(key, key)
             out[key] = out.get(key, 0) + subtree(proc.pid)
-        for comm in ("radosgw", "ceph-osd", "ceph-mon"):  # the shared Ceph cluster (other users' work included)
-            out["ceph (rgw+osd+mon)"] = out.get("ceph (rgw+osd+mon)", 0) + sum(
-                t for _p, c, t in table.values() if c == comm)
+        # The shared Ceph cluster (other users' requests included): the gateway apart from the OSD
+        # and monitor, since they scale apart (gateways per request load, OSDs per replica and disk).
+        for label, comms in (("ceph radosgw", ("radosgw",)), ("ceph osd+mon", ("ceph-osd", "ceph-mon"))):
+            out[label] = sum(t for _p, c, t in table.values() if c in comms)
         out["bench (users, sampler)"] = table.get(os.getpid(), (0, "", 0))[2]
         return out
 
