@@ -9,8 +9,9 @@ Baseline: the bare ffmpeg decode → H.264/AAC encode of the same file with the 
 settings as a redacted render (``rawvideo.transcode_reference``: libx264 veryfast crf 20, AAC).
 
 Ours, the automatic part of a redaction, without the reviewer:
-  analysis — decode, downscale to 640 px, Haar cascades (frontal + profile faces, plates) on one
-             frame in five, IoU tracking, interpolation (``analysis.analyse_file``);
+  analysis — decode, downscale to the analysis width, CenterFace on one frame in two (two frames at
+             once), the small-face pass, the plate cascade, tracking, interpolation
+             (``analysis.analyse_file``; issue 6 used Haar cascades on one frame in five);
   render   — decode to raw YUV, blur every box of every frame, encode H.264/AAC with the audio
              muted over 10 % of the duration (``render.render_file``).
 Database and store writes are left out (they are a few rows and one file copy).
@@ -481,7 +482,7 @@ def main() -> None:
         log(f"| step (median of {args.repeat}) | seconds | frames/s | × real time |")
         log("|---|---|---|---|")
         log(f"| bare ffmpeg decode + encode (baseline) | {base:.2f} | {frames / base:.1f} | {duration / base:.2f}× |")
-        log(f"| redaction: analysis (detect 1 frame in 5 + track) | {analysis:.2f} | {frames / analysis:.1f} | "
+        log(f"| redaction: analysis (CenterFace 1 frame in {detection.DEFAULT_PARAMS['every']} + small faces + track) | {analysis:.2f} | {frames / analysis:.1f} | "
             f"{duration / analysis:.2f}× |")
         log(f"| redaction: render (decode, blur, encode, mute) | {render:.2f} | {frames / render:.1f} | "
             f"{duration / render:.2f}× |")

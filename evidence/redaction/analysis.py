@@ -5,7 +5,11 @@ R241-11 V: it is never modified).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -68,6 +72,14 @@ def redaction_analyse(*, job: RedactionJob, now: dt.datetime | None = None,
     return job
 
 
+def detection_workers(params: dict) -> int:
+    """Frames detected at once: one per core by default (TEMOIN_DETECTOR_WORKERS), each with one
+    onnxruntime thread — on two cores, two frames at once are faster than one frame on two threads
+    (docs/redaction.md)."""
+    value = params.get("workers") or os.environ.get("TEMOIN_DETECTOR_WORKERS") or min(2, os.cpu_count() or 1)
+    return max(1, int(value))
+
+
 def analyse_file(src: str | Path, *, params: dict, detector=None,
                  progress: Callable[[int], None] | None = None) -> dict:
     """Run detection + tracking over a video file; returns tracks in the original's pixels.
@@ -81,10 +93,9 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
     every = max(1, int(params.get("every", detection.DEFAULT_PARAMS["every"])))
     lead = max(0, int(params.get("lead", detection.DEFAULT_PARAMS["lead"])))
     width = min(int(params.get("analysis_width", detection.DEFAULT_PARAMS["analysis_width"])), info.width)
-    detector = detector or detection.make_detector(params)
     tracker = detection.Tracker(max_missed=int(params.get("max_missed", detection.DEFAULT_PARAMS["max_missed"])))
     expected = count or int((info.duration or 0) * fps) or 1
-    last_report, last_frame, passes = 0.0, 0, 0
+    last_report, last_frame, passes, fine_passes = 0.0, 0, 0, 0
     reader = rawvideo.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24")
     scale = info.width / float(reader.width)
     plates_every = -(-max(every, int(params.get("plates_every", every))) // every) * every
@@ -92,17 +103,55 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
     fine_every = -(-max(every, fine_every) // every) * every if fine_every > 0 else 0
     fine_params = {key: params.get(f"fine_{key}", detection.DEFAULT_PARAMS[f"fine_{key}"])
                    for key in ("scale", "threshold", "max_face")}
-    with reader:
+    workers = detection_workers(params) if detector is None else 1  # a given detector may not be thread-safe
+    local = threading.local()
+
+    def detect(rgb, plates, fine):  # each thread its own cascade (OpenCV's are not thread-safe); one ORT session
+        if not hasattr(local, "detector"):
+            local.detector = detector or detection.make_detector(params)
+        return local.detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None)
+
+    # Detection runs on ``workers`` frames at once (onnxruntime releases the GIL: one frame per core),
+    # the tracker takes the results in frame order; at most 2 × workers frames are held in memory.
+    pending: deque = deque()
+
+    def settle() -> None:
+        index, plates, fine, future = pending.popleft()
+        tracker.update(index, future.result(), searched=("face", "plate") if plates else ("face",), fine=fine)
+
+    # The small-face pass costs four main passes: it runs on one frame in ``fine_every``, and on every
+    # pass while a small face is being tracked or just after a cut (a new shot may hold a small face
+    # that the next periodic pass would find too late for a short shot). Decisions use the tracker
+    # as settled so far (a few frames behind: the passes in flight).
+    small_limit = float(fine_params["max_face"]) * scale
+    cut_level = float(params.get("fine_cut", detection.DEFAULT_PARAMS["fine_cut"]))
+    last_fine, dense_until, thumb = -fine_every, -1, None
+
+    def small_face_tracked() -> bool:
+        return any(t.kind == "face" and max(t.last_box[2:]) <= small_limit for t in tracker.active)
+
+    with reader, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redaction-detect") as pool:
         for index, data in reader:
             rgb = np.frombuffer(data, dtype=np.uint8).reshape(reader.height, reader.width, 3)
             plates = index % plates_every == 0
-            fine = bool(fine_every) and index % fine_every == 0
-            tracker.update(index, detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None),
-                           searched=("face", "plate") if plates else ("face",), fine=fine)
+            if fine_every and cut_level:
+                now_thumb = detection.thumbnail(rgb)
+                if thumb is not None and detection.thumbnail_change(thumb, now_thumb) > cut_level:
+                    dense_until = index + fine_every  # a new shot: the passes in flight do not know it yet
+                thumb = now_thumb
+            fine = bool(fine_every) and (index - last_fine >= fine_every or index <= dense_until
+                                         or small_face_tracked())
+            last_fine = index if fine else last_fine
+            pending.append((index, plates, fine, pool.submit(detect, rgb, plates, fine)))
+            if len(pending) >= 2 * workers:
+                settle()
             last_frame, passes = index, passes + 1
+            fine_passes += fine
             if progress and time.monotonic() - last_report > PROGRESS_INTERVAL:
                 progress(min(99, 100 * index // expected))
                 last_report = time.monotonic()
+        while pending:
+            settle()
     frame_count = count or (last_frame + every)
     tracks = []
     for t in tracker.tracks():
@@ -115,4 +164,5 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
             "score": float(np.mean(t.scores)) if t.scores else 0.0,
         })
     return {"tracks": tracks, "fps": fps, "rate": rate, "frame_count": frame_count,
-            "width": info.width, "height": info.height, "detection_frames": passes}
+            "width": info.width, "height": info.height, "detection_frames": passes,
+            "small_face_passes": fine_passes}

@@ -37,23 +37,24 @@ CASCADES = {
 # input and output sizes made dynamic by onnx.tools.update_model_dims (docs/redaction.md); the
 # weights are unchanged. Pinned: a changed model changes what is blurred.
 CENTERFACE_PATH = Path(__file__).parent / "data" / "centerface.onnx"
-CENTERFACE_SHA256 = "e50c58b64599f94a343ac1dc58fa4902635c2e1939b316afb39142c39c99b22e"
+CENTERFACE_SHA256 = "5aaf17b351911ad4a27f126d2de45809710c458b95cba4a6478c4fd4e2e9d978"
 
 DEFAULT_PARAMS = {
     "detector": "centerface",
     "every": 2,  # detect on one frame in two, track in between
-    "analysis_width": 640,  # detection on a frame at most this wide
+    "analysis_width": 512,  # detection on a frame at most this wide (the small-face pass sees it at 1024)
     "threshold": 0.35,  # CenterFace score above which a face is blurred
     "max_missed": 3,  # a track survives this many detection passes without a match
     "lead": 3,  # frames covered before a track's first and after its last detection, beyond the step
     "plates": True,
     "plates_every": 4,  # the plate cascade on one frame in four (plates move little; it costs a third of a pass)
-    # The small-face pass: on one frame in ``fine_every``, CenterFace also looks at the analysis
-    # frame enlarged ``fine_scale`` times, at a lower threshold, for faces smaller than
-    # ``fine_max_face`` analysis pixels (a passer-by behind a window, 12–14 px in a 640 px frame:
-    # the network finds nothing under ~20 px). Such faces move little; the tracker bridges the
-    # frames between (docs/redaction.md). 0 turns it off.
-    "fine_every": 2,
+    # The small-face pass: CenterFace also looks at the analysis frame enlarged ``fine_scale`` times,
+    # at a lower threshold, for faces smaller than ``fine_max_face`` analysis pixels (a passer-by
+    # behind a window, 12–14 px in a 640 px frame: the network finds nothing under ~20 px). It costs
+    # four normal passes, so it runs on one pass in ``fine_every`` frames, and on every pass while a
+    # small face is tracked or after a cut (analysis.analyse_file; docs/redaction.md). 0 turns it off.
+    "fine_every": 8,  # between small faces; every pass while one is tracked or after a cut
+    "fine_cut": 20.0,  # a cut: mean change of a 32x18 grey thumbnail, in grey levels (0 = no cut detection)
     "fine_scale": 2.0,
     "fine_threshold": 0.2,
     "fine_max_face": 32,
@@ -242,6 +243,17 @@ class CenterFaceDetector:
         if plates and self.plate is not None:
             out += detect_plates(self.plate, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), scale=scale)
         return out
+
+
+def thumbnail(rgb: np.ndarray) -> np.ndarray:
+    """A 32x18 grey thumbnail of a frame, to notice cuts between shots."""
+    return cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (32, 18), interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def thumbnail_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute change between two thumbnails, in grey levels (a cut in bikes: 24–80; a
+    moving car's interior in Carphone: under 8)."""
+    return float(np.abs(a - b).mean())
 
 
 def detect_plates(cascade, grey: np.ndarray, *, scale: float) -> list[Detection]:
