@@ -105,13 +105,16 @@ sys.path.insert(0, os.getcwd())
 import django
 django.setup()
 import evidence.ingest.services  # noqa: F401,E402  (loaded, as in a running dockd / worker)
+import evidence.management.commands.offload  # noqa: F401,E402
+from django.core import checks
 from django.core.management import execute_from_command_line
+checks.run_checks()  # done once when dockd / the worker started (it imports every URL and view)
 print("ready", flush=True)
 sys.stdin.readline()
 log = os.open(os.environ["BENCH_LOG"], os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 os.dup2(log, 1)
 os.dup2(log, 2)
-execute_from_command_line(["manage.py", "offload", *sys.argv[1:]])
+execute_from_command_line(["manage.py", "offload", *sys.argv[1:], "--skip-checks"])
 """
 
 
