@@ -680,6 +680,9 @@ def report(args, facts, gen, runs, diag, media) -> str:
     ratio = to / tb
     w("")
     w(f"**verified-safe-to-wipe: {ratio:.2f}× the baseline → {verdict(ratio, TARGET_OFFLOAD) if ok else 'FAIL (not every clip verified)'}**")
+    med = statistics.median(r["ours"]["seconds"] / r["baseline"]["seconds"] for r in runs)
+    w("")
+    w(f"median of the {len(runs)} runs' ratios: {med:.2f}× (issue 19 targets: ≤ 1.30× one camera, ≤ 1.15× four)")
     w("")
     w(f"CPU seconds (user + sys): baseline {sum(r['baseline']['cpu_s'] for r in runs):.1f}, "
       f"ours {sum(r['ours']['cpu_s'] for r in runs):.1f} (the {args.cameras} offload processes), on {os.cpu_count()} cores")
