@@ -18,6 +18,7 @@ import logging
 import mimetypes
 import os
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +34,7 @@ from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
 
 from ..dispatch import recording_enqueue_media
-from ..integrations.store import ObjectMissing, StoredObject, StoreError, get_store
+from ..integrations.store import ChunkPool, ObjectMissing, StoredObject, StoreError, get_store
 from ..interventions.services import recording_link_named_intervention
 from ..models import Recording, Regime, Source
 from ..retention import CameraClock, retention_decide
@@ -121,11 +122,15 @@ def _original_key(camera: Camera, recording_uuid, rel: str) -> str:
 
 
 def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | None = None,
-                      final_attempt: bool = True, now: dt.datetime | None = None) -> OffloadItem:
+                      final_attempt: bool = True, now: dt.datetime | None = None,
+                      keep_up_to: int | None = None, pool: ChunkPool | None = None) -> OffloadItem:
     """Pull one clip: stream it once into the store while hashing, verify, record custody.
 
     On failure the clip stays on the camera; the item is marked failed only on the final attempt
     (a Celery retry keeps it pending). Never raises for a bad clip: evidence is never refused.
+    ``keep_up_to``: the most bytes of the clip kept in memory for the byte-for-byte read-back
+    (default TEMOIN_READBACK_COMPARE_MAX; callers pulling several clips at once share that budget);
+    ``pool``: buffers reused from one clip to the next (the offload command's).
     """
     item = OffloadItem.objects.select_related("session__camera__organisation").get(pk=item.pk)
     if item.status != OffloadItem.Status.PENDING:
@@ -258,7 +263,8 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
                     raise StoreError(f"{recording.store_key} exists with other content")
             else:
                 stored, kept = stream_put(store=store, key=recording.store_key, fh=fh, retain_until=retain_until,
-                                          content_type=content_type, progress=progress)
+                                          content_type=content_type, progress=progress, keep_up_to=keep_up_to,
+                                          pool=pool)
             after = os.fstat(fh.fileno())
         if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or stored.size != before.st_size \
                 or before.st_size != item.size or before.st_mtime_ns != item.mtime_ns:
@@ -266,6 +272,8 @@ def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | No
         # 5. Read back from the store and check the lock: byte for byte against the bytes read
         # from the camera, still in memory for most clips; otherwise a second hash.
         back_sha, readback, info = store.verify_written(stored, kept, retain_until)
+        if pool is not None and kept:
+            pool.release(kept)  # read back: the next clip may read into these buffers
     except ClipChanged as exc:
         # The camera changed the file while it was read: its listed size and time can never match
         # again, so retrying is futile. The clip stays on the camera (CSI R241-11 V: nothing is
@@ -392,6 +400,20 @@ def _session_progress(session_id: int, size: int) -> None:
     OffloadSession.objects.filter(pk=session_id).update(bytes_done=F("bytes_done") + size)
 
 
+def _wipe_clip(volume: Path, item: OffloadItem) -> bool:
+    """Remove a verified clip from the camera, and its sidecar if it is stored; True when the
+    sidecar was removed."""
+    os.unlink(volume / item.path)
+    rec = item.recording
+    if item.sidecar_path and rec is not None and rec.sidecar_key:
+        try:
+            os.unlink(volume / item.sidecar_path)
+            return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None = None) -> OffloadSession:
     """Close a session once every clip is settled; wipe from the camera only verified clips.
 
@@ -407,6 +429,7 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
             return session
         volume = Path(session.volume)
         actor_label = f"system:offload@{session.dock.name if session.dock_id else 'cli'}"
+        wipe = []
         for item in session.items.select_related("recording").order_by("path"):
             if not item.safe_to_wipe or item.wiped or session.keep_on_camera:
                 continue
@@ -419,15 +442,13 @@ def offload_session_finish(*, session: OffloadSession, now: dt.datetime | None =
                 item.message = "changed on the camera after it was read: not wiped"
                 item.save(update_fields=["message"])
                 continue
-            os.unlink(path)
-            wiped_sidecar = False
+            wipe.append(item)
+        # Freeing a large clip's blocks takes the file system tens of milliseconds: the verified
+        # clips are unlinked a few at a time (issue 19), then logged one by one, in path order.
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="wipe") as unlinks:
+            removed = list(unlinks.map(lambda item: _wipe_clip(volume, item), wipe))
+        for item, wiped_sidecar in zip(wipe, removed):
             rec = item.recording
-            if item.sidecar_path and rec is not None and rec.sidecar_key:
-                try:
-                    os.unlink(volume / item.sidecar_path)
-                    wiped_sidecar = True
-                except FileNotFoundError:
-                    pass
             item.wiped = True
             item.save(update_fields=["wiped"])
             custody_event_append(

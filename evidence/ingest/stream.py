@@ -12,7 +12,7 @@ from typing import BinaryIO, Callable
 
 from django.conf import settings
 
-from ..integrations.store import HashingReader, ObjectStore, ReadAhead, StoredObject
+from ..integrations.store import ChunkPool, HashingReader, ObjectStore, PooledReadAhead, ReadAhead, StoredObject
 from ..models import LIVE_STATUSES, Recording
 
 
@@ -26,16 +26,18 @@ def file_hash(fh: BinaryIO, progress: Callable[[int], None] | None = None) -> tu
 
 def stream_put(*, store: ObjectStore, key: str, fh: BinaryIO, retain_until: dt.datetime, content_type: str,
                progress: Callable[[int], None] | None = None,
-               keep_up_to: int | None = None) -> tuple[StoredObject, list[bytes] | None]:
+               keep_up_to: int | None = None, pool: ChunkPool | None = None,
+               ) -> tuple[StoredObject, list[bytes] | None]:
     """Stream ``fh`` once into the write-once store under ``key``, hashing on the way.
 
     A thread reads a few chunks ahead (overlapping reading, hashing and writing). Returns the
     stored object and, when it fitted in ``keep_up_to`` (default TEMOIN_READBACK_COMPARE_MAX), the
     bytes written, for ``store.verify_written``'s byte-for-byte read-back; ``None`` otherwise
-    (the read-back then hashes again).
+    (the read-back then hashes again). With a ``pool`` (a file ``fh``), the chunks are read into
+    its buffers: give the kept ones back with ``pool.release(kept)`` once the read-back is done.
     """
     keep = settings.TEMOIN_READBACK_COMPARE_MAX if keep_up_to is None else keep_up_to
-    ahead = ReadAhead(fh, settings.TEMOIN_CHUNK_SIZE)
+    ahead = ReadAhead(fh, settings.TEMOIN_CHUNK_SIZE) if pool is None else PooledReadAhead(fh, pool)
     reader = HashingReader(ahead, progress, keep_up_to=keep)
     try:
         stored = store.put(key, reader, retain_until=retain_until, content_type=content_type)

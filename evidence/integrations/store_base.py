@@ -149,6 +149,97 @@ class ReadAhead:
         self.thread.join()
 
 
+class ChunkPool:
+    """Chunk buffers reused from one clip to the next (issue 19, bounded memory).
+
+    Reading a clip into fresh memory costs the kernel a page fault and a page clearing per 4 KiB,
+    about as much CPU as the copy itself (docs/benchmarks.md, offload: where the time goes). A
+    buffer is given back only once nothing refers to it any more (after the clip's read-back); at
+    most ``limit`` bytes wait in the pool, the rest is left to the garbage collector.
+    """
+
+    def __init__(self, chunk: int = CHUNK, limit: int = 256 * 1024 * 1024):
+        import threading
+
+        self.chunk, self.limit = chunk, limit
+        self.free: list[bytearray] = []
+        self.lock = threading.Lock()
+
+    def get(self) -> bytearray:
+        with self.lock:
+            if self.free:
+                return self.free.pop()
+        return bytearray(self.chunk)
+
+    def release(self, views) -> None:
+        """Give back the buffers behind ``views`` (memoryviews of this pool's buffers); the caller
+        promises not to use them again."""
+        seen = set()
+        with self.lock:
+            for view in views:
+                buf = view.obj if isinstance(view, memoryview) else None
+                if (not isinstance(buf, bytearray) or len(buf) != self.chunk or id(buf) in seen
+                        or (len(self.free) + 1) * self.chunk > self.limit):
+                    continue
+                seen.add(id(buf))
+                self.free.append(buf)
+
+
+class PooledReadAhead:
+    """``ReadAhead`` for a file, reading into a ``ChunkPool``'s buffers (``readinto``: no fresh
+    memory per chunk). ``read(n)`` returns a memoryview of at most ``n`` bytes, valid until its
+    buffer is given back to the pool; ``b""`` at the end."""
+
+    _END = object()
+
+    def __init__(self, raw: BinaryIO, pool: ChunkPool, depth: int = 3):
+        import queue
+        import threading
+
+        self.raw, self.pool = raw, pool
+        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.current, self.offset = None, 0
+        self.done = False
+        self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                buf = self.pool.get()
+                n = self.raw.readinto(buf)
+                if not n:
+                    break
+                self.queue.put(memoryview(buf)[:n])
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            self.error = exc
+        finally:
+            self.queue.put(self._END)
+
+    def read(self, n: int = -1):
+        if self.current is None or self.offset >= len(self.current):
+            if self.done:
+                return b""
+            item = self.queue.get()
+            if item is self._END:
+                self.done = True
+                if self.error is not None:
+                    raise self.error
+                return b""
+            self.current, self.offset = item, 0
+        end = len(self.current) if n < 0 else min(len(self.current), self.offset + n)
+        data = self.current[self.offset:end]
+        self.offset = end
+        return data
+
+    def close(self) -> None:
+        while not self.done:
+            if self.queue.get() is self._END:
+                self.done = True
+        self.thread.join()
+
+
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

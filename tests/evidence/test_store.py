@@ -403,6 +403,39 @@ def test_byte_for_byte_read_back_detects_a_single_different_byte(backend, reques
     assert not store.equals("readback/a.bin", "", [payload + b"x"])
 
 
+@pytest.mark.parametrize("backend", ["local_store", "s3_store"])
+def test_pooled_chunks_are_stored_whole_and_the_read_back_catches_one_changed_byte(backend, request):
+    """Issue 19: chunks read into reused buffers (short last chunk included) are stored whole and
+    the read-back (mapped in place on the local store) compares every byte with them."""
+    import io
+
+    from evidence.integrations.store import ChunkPool, HashingReader, PooledReadAhead
+
+    store = request.getfixturevalue(backend)
+    pool = ChunkPool(1024 * 1024, limit=8 * 1024 * 1024)
+    payload = os.urandom(5 * 1024 * 1024 + 321)
+    ahead = PooledReadAhead(io.BytesIO(payload), pool)
+    reader = HashingReader(ahead, keep_up_to=64 * 1024 * 1024)
+    try:
+        stored = store.put("pooled/a.bin", reader, retain_until=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc))
+    finally:
+        ahead.close()
+
+    assert (stored.sha256, stored.size) == (hashlib.sha256(payload).hexdigest(), len(payload))
+    assert [len(c) for c in reader.kept] == [1024 * 1024] * 5 + [321]
+    assert store.equals("pooled/a.bin", stored.version_id, reader.kept)
+    reader.kept[3].obj[17] ^= 1  # the kept bytes differ from the stored ones by one bit
+    assert not store.equals("pooled/a.bin", stored.version_id, reader.kept)
+    reader.kept[3].obj[17] ^= 1
+    reader.kept[-1].obj[320] ^= 1  # in the short last chunk
+    assert not store.equals("pooled/a.bin", stored.version_id, reader.kept)
+    reader.kept[-1].obj[320] ^= 1
+    assert not store.equals("pooled/a.bin", stored.version_id, reader.kept[:-1])
+
+    pool.release(reader.kept)
+    assert len(pool.free) == 6 and pool.get() is reader.kept[-1].obj  # reused, not reallocated
+
+
 def test_the_reader_stops_keeping_bytes_beyond_its_limit():
     import io
 
