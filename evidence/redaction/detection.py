@@ -53,7 +53,7 @@ DEFAULT_PARAMS = {
     # behind a window, 12–14 px in a 640 px frame: the network finds nothing under ~20 px). It costs
     # four normal passes, so it runs on one pass in ``fine_every`` frames, and on every pass while a
     # small face is tracked or after a cut (analysis.analyse_file; docs/redaction.md). 0 turns it off.
-    "fine_every": 8,  # between small faces; every pass while one is tracked or after a cut
+    "fine_every": 12,  # between small faces; every pass while one is tracked or after a cut
     "fine_cut": 20.0,  # a cut: mean change of a 32x18 grey thumbnail, in grey levels (0 = no cut detection)
     "fine_scale": 2.0,
     "fine_threshold": 0.2,
