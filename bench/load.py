@@ -492,10 +492,9 @@ def pct(values: list[float], p: float) -> float:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
-def summarise(args, facts, stack, gen, timings, results: Results, sampler: Sampler, window: tuple[float, float],
-              checks: dict) -> dict:
-    t_start, t_end = window
-    rows = [r for r in results.rows if t_start <= r[3] <= t_end]
+def api_by_kind(rows: list, t_start: float, t_end: float) -> dict:
+    """Latency and errors of the users' requests between ``t_start`` and ``t_end``, by kind."""
+    rows = [r for r in rows if t_start <= r[3] <= t_end]
     api = {}
     for kind in ["list", "detail", "consultation", "media-range", "all"]:
         sel = [r for r in rows if kind == "all" or r[0] == kind]
@@ -506,6 +505,13 @@ def summarise(args, facts, stack, gen, timings, results: Results, sampler: Sampl
                      "max_ms": max(lat) if lat else float("nan"), "errors": errors,
                      "error_rate": errors / len(sel) if sel else 0.0,
                      "rps": len(sel) / (t_end - t_start) if t_end > t_start else 0.0}
+    return api
+
+
+def summarise(args, facts, stack, gen, timings, results: Results, sampler: Sampler, window: tuple[float, float],
+              checks: dict) -> dict:
+    t_start, t_end = window
+    api = api_by_kind(results.rows, t_start, t_end)
     samples = [s for s in sampler.samples if t_start <= s["t"] <= t_end]
     cores = os.cpu_count() or 1
     for s in samples:

@@ -186,12 +186,6 @@ def dock(staged: Path, target: Path) -> float:
     return time.time()
 
 
-def undock_all(stack: Stack) -> None:
-    for root in stack.dock_roots.values():
-        for slot in root.iterdir():
-            shutil.rmtree(slot, ignore_errors=True)
-
-
 def wait_for(what: str, rig: Rig, timeout: float, done) -> float:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -345,7 +339,7 @@ def run_bench(args, workdir: Path, rig: Rig, bucket: str, cache: PageCache):
             "SELECT count(*) FROM evidence_recording WHERE ingested_at >= %s AND status IN ('ready', 'unplayable')",
             [since_prev]).fetchone()[0] >= prev["files"])
         log(f"previous shift ({prev['files']} clips) offloaded and processed in {took:.0f} s; undocking")
-        undock_all(stack)
+        load_bench.undock_all(stack)
         time.sleep(3)  # dockd notices the undocking (its interval is 1 s)
         if args.media_concurrency == 0:
             rig.stop("worker-media")  # the shift's media tasks wait in their queue (see --media-concurrency)

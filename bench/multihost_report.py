@@ -5,21 +5,12 @@ import shlex
 import statistics
 import sys
 
-from load import pct  # bench/load.py
+from load import api_by_kind, pct  # bench/load.py
 
 
 def summarise(args, facts, shift, base, timings, results, sampler, checks) -> dict:
     t0, t_users, t_end = timings["t_first"], timings["t_users"], timings["t_end"]
-    rows = [r for r in results.rows if t_users <= r[3] <= t_end]
-    api = {}
-    for kind in ["list", "detail", "consultation", "media-range", "all"]:
-        sel = [r for r in rows if kind == "all" or r[0] == kind]
-        lat = [r[2] * 1000 for r in sel]
-        errors = sum(1 for r in sel if r[1] == 0 or r[1] >= 400 and not (r[0] == "media-range" and r[1] == 416)
-                     and not (r[0] == "list" and r[1] == 404))
-        api[kind] = {"requests": len(sel), "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95),
-                     "max_ms": max(lat) if lat else float("nan"), "errors": errors,
-                     "rps": len(sel) / (t_end - t_users) if t_end > t_users else 0.0}
+    api = api_by_kind(results.rows, t_users, t_end)
     samples = [s for s in sampler.samples if s["t"] >= t0 - 1]
     cores = facts["cpus"] or 1
     for s in samples:

@@ -185,24 +185,15 @@ class ChunkPool:
                 self.free.append(buf)
 
 
-class PooledReadAhead:
+class PooledReadAhead(ReadAhead):
     """``ReadAhead`` for a file, reading into a ``ChunkPool``'s buffers (``readinto``: no fresh
     memory per chunk). ``read(n)`` returns a memoryview of at most ``n`` bytes, valid until its
     buffer is given back to the pool; ``b""`` at the end."""
 
-    _END = object()
-
     def __init__(self, raw: BinaryIO, pool: ChunkPool, depth: int = 3):
-        import queue
-        import threading
-
-        self.raw, self.pool = raw, pool
-        self.queue: "queue.Queue" = queue.Queue(maxsize=depth)
-        self.error: BaseException | None = None
+        self.pool = pool
         self.current, self.offset = None, 0
-        self.done = False
-        self.thread = threading.Thread(target=self._run, name="read-ahead", daemon=True)
-        self.thread.start()
+        super().__init__(raw, pool.chunk, depth)  # starts the thread: pool first
 
     def _run(self) -> None:
         try:
@@ -232,12 +223,6 @@ class PooledReadAhead:
         data = self.current[self.offset:end]
         self.offset = end
         return data
-
-    def close(self) -> None:
-        while not self.done:
-            if self.queue.get() is self._END:
-                self.done = True
-        self.thread.join()
 
 
 def _fsync_path(path: Path) -> None:
