@@ -363,3 +363,23 @@ def test_hostile_metadata_files_are_kept_in_the_bundle_and_the_clips_unpacked(li
     reasons = {i["path"]: i["reason"] for i in upload.report["ignored"]}
     assert "manifest not readable" in reasons["manifest.json"]
     assert "DOCTYPE" in reasons["index.xml"] and "larger than 4194304 bytes: not read" in reasons["big.csv"]
+
+
+def test_the_requisition_page_lists_the_bundles_clips_and_what_stayed_in_it(link, clips, local_store, supervisor):
+    """The supervisor sees on the requisition's page what the API reports: each clip of the bundle
+    with its recording and its manifest hash, and what was kept in the bundle only, with the reason."""
+    from evidence.requisitions.models import Requisition
+    from tests.auth import sign_in
+
+    manifest = f"filename,camera,sha256\ncam1.mp4,Hall,{sha(clips['mp4'])}\ncam2.mkv,Rampe,{'cd' * 32}\n".encode()
+    bundle = make_zip({"cam1.mp4": clips["mp4"], "cam2.mkv": clips["mkv"], "manifest.csv": manifest,
+                       "player.exe": PLAYER})
+    send(Client(), link["upload_url"], bundle, filename="page.zip")
+    members = members_of(upload_of("page.zip"))
+    requisition = Requisition.objects.get(pk=link["id"])
+    page = sign_in(Client(), supervisor).get(f"/requisitions/{requisition.pk}/").content.decode()
+    assert "Lot d'export : 2 clips devenus des enregistrements · 1 fichier gardé dans le lot seulement" in page
+    for name in ("cam1.mp4", "cam2.mkv"):
+        assert f'<a href="/enregistrements/{members[name].pk}/">{members[name].pk}</a>' in page
+    assert page.count("<td>conforme</td>") == 1 and "différente : clip gardé et signalé" in page
+    assert "<code>player.exe</code> — unknown file type (.exe)" in page
