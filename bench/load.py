@@ -48,6 +48,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from typing import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -358,8 +359,9 @@ def proc_table() -> dict[int, tuple[int, str, int]]:
     return table
 
 
-def group_cpu(stack: Stack, table) -> dict[str, int]:
-    """CPU ticks per role: the subtree of each process the script started, PostgreSQL, Redis, this script."""
+def subtree_ticks(table) -> Callable[[int], int]:
+    """For a /proc table {pid: (ppid, comm, ticks)}: a function giving the CPU ticks of a process
+    and all its descendants."""
     children = defaultdict(list)
     for pid, (ppid, _comm, _t) in table.items():
         children[ppid].append(pid)
@@ -373,6 +375,12 @@ def group_cpu(stack: Stack, table) -> dict[str, int]:
                 todo.extend(children.get(pid, ()))
         return total
 
+    return subtree
+
+
+def group_cpu(stack: Stack, table) -> dict[str, int]:
+    """CPU ticks per role: the subtree of each process the script started, PostgreSQL, Redis, this script."""
+    subtree = subtree_ticks(table)
     groups = {}
     for role, proc in stack.procs.items():
         key = "dockd" if role.startswith("dockd-") else ("worker-dock" if role.startswith("worker-quai") else role)

@@ -25,19 +25,7 @@ class Sampler(threading.Thread):
         self.device = load_bench.disk_device(stack.workdir)
 
     def groups(self, table) -> dict[str, int]:
-        children: dict[int, list[int]] = {}
-        for pid, (ppid, _c, _t) in table.items():
-            children.setdefault(ppid, []).append(pid)
-
-        def subtree(root: int) -> int:
-            total, todo = 0, [root]
-            while todo:
-                pid = todo.pop()
-                if pid in table:
-                    total += table[pid][2]
-                    todo.extend(children.get(pid, ()))
-            return total
-
+        subtree = load_bench.subtree_ticks(table)
         out: dict[str, int] = {}
         for role, proc in list(self.stack.rig.procs.items()):
             key = role.split("-")[0] if role.startswith(("dockd-", "worker-hote")) else role
