@@ -93,7 +93,8 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
     every = max(1, int(params.get("every", detection.DEFAULT_PARAMS["every"])))
     lead = max(0, int(params.get("lead", detection.DEFAULT_PARAMS["lead"])))
     width = min(int(params.get("analysis_width", detection.DEFAULT_PARAMS["analysis_width"])), info.width)
-    tracker = detection.Tracker(max_missed=int(params.get("max_missed", detection.DEFAULT_PARAMS["max_missed"])))
+    tracker = detection.Tracker(max_missed=int(params.get("max_missed", detection.DEFAULT_PARAMS["max_missed"])),
+                                frame_size=(info.width, info.height))
     expected = count or int((info.duration or 0) * fps) or 1
     last_report, last_frame, passes, fine_passes = 0.0, 0, 0, 0
     reader = rawvideo.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24")

@@ -12,7 +12,7 @@ import numpy as np
 
 from evidence.integrations import ffmpeg, rawvideo
 
-from . import detection
+from . import detail, detection
 from .jobs import PROGRESS_INTERVAL
 from .models import Track
 
@@ -29,9 +29,9 @@ def second_look(original: str | Path, copy: str | Path, *, tracks: list[Track], 
     """Look at the rendered copy for any face left recognisable (issue 16).
 
     Two independent measures, frame by frame, original and copy decoded side by side:
-    - the detail left in every box that was to be blurred (variance of the Laplacian in the copy
-      over the same in the original): a box whose detail survived means the blur missed its face
-      (a frame offset, a render fault);
+    - the detail left in every box that was to be blurred (``detail.detail_kept``: the share of
+      the original's feature-scale detail found again in the copy): a box whose detail survived
+      means the blur missed its face (a frame offset, a render fault, a track behind a fast face);
     - CenterFace on the copy itself, on the frames the analysis did not look at (with a detection
       every other frame, analysis and second look together see every frame), at a higher
       threshold: a face it finds outside the boxes kept sharp on purpose is a face left.
@@ -61,15 +61,10 @@ def second_look(original: str | Path, copy: str | Path, *, tracks: list[Track], 
             greys: list = []
 
             def detail_left(box) -> float | None:
-                """Detail in the copy over detail in the original inside ``box`` (None: nothing to measure)."""
+                """Share of the original's detail found in the copy inside ``box`` (None: nothing to lose)."""
                 if not greys:
                     greys.extend(detection.cv2.cvtColor(f, detection.cv2.COLOR_RGB2GRAY) for f in (orig, out))
-                x, y, w, h = (int(round(v / scale)) for v in box)
-                x, y = max(0, x), max(0, y)
-                before = detection.detail(greys[0][y:y + h, x:x + w])
-                if before < 20:  # a flat region (dark, out of focus): no detail to lose
-                    return None
-                return detection.detail(greys[1][y:y + h, x:x + w]) / before
+                return detail.detail_kept(greys[0], greys[1], tuple(v / scale for v in box))
 
             for t in blurred:
                 box = detection.box_at(t.keyframes, index, first=t.first_frame, last=t.last_frame)

@@ -69,9 +69,12 @@ def _enqueue(step: str, job_id: int) -> None:
 # --- Review ----------------------------------------------------------------------------------
 
 def _clean_box(box, width: int, height: int) -> list[int]:
+    """A box at most the frame's size, with at least 2 pixels inside the frame: a face leaving the
+    frame keeps its size beyond the edge (detection._unclipped), and a review saved from the
+    editor must not shrink it back."""
     x, y, w, h = (int(round(float(v))) for v in box)
-    x, y = max(0, min(x, width - 1)), max(0, min(y, height - 1))
-    w, h = max(2, min(w, width - x)), max(2, min(h, height - y))
+    w, h = max(2, min(w, width)), max(2, min(h, height))
+    x, y = max(2 - w, min(x, width - 2)), max(2 - h, min(y, height - 2))
     return [x, y, w, h]
 
 
@@ -344,7 +347,7 @@ def redaction_cover_faces_left(*, derivative: Derivative, by: User, now: dt.date
     job = derivative.job
     every = int(job.params.get("every", detection.DEFAULT_PARAMS["every"]))
     reach = every + int(job.params.get("lead", detection.DEFAULT_PARAMS["lead"]))
-    tracker = detection.Tracker(max_missed=max(2, reach))
+    tracker = detection.Tracker(max_missed=max(2, reach), frame_size=(job.width, job.height) if job.width else None)
     by_frame: dict[int, list] = {}
     for f in faces:
         by_frame.setdefault(int(f["frame"]), []).append(detection.Detection("face", tuple(f["box"])))

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from evidence.integrations import ffmpeg
-from evidence.redaction import detection
+from evidence.redaction import detail, detection
 from evidence.redaction.analysis import analyse_file
 from evidence.redaction.render import frame_boxes
 from evidence.redaction.models import Track
@@ -103,3 +103,66 @@ def test_blurring_destroys_detail_but_stays_inside_the_box_and_its_margin():
     inside = frame[50:150, 100:200].astype(float)
     assert inside.std() < 0.25 * before[50:150, 100:200].std()
     assert (frame[:30] == before[:30]).all() and (frame[:, :80] == before[:, :80]).all()
+
+
+def test_a_fast_face_is_matched_where_its_speed_puts_it_and_keeps_its_size_at_the_frames_edge():
+    """Issue 16: a man crossing bikes' frame at ~30 px a frame was two tracks (the second pass found
+    him 66 px on, out of reach of the last box), and his box shrank where the frame's edge cut him,
+    so the boxes interpolated before it left the side of his face sharp."""
+    tracker = detection.Tracker(max_missed=3, frame_size=(640, 272))
+    for frame, x in ((36, 364), (38, 414), (40, 468), (42, 534)):
+        tracker.update(frame, [detection.Detection("face", (x, 8, 60, 80))])
+    tracker.update(44, [detection.Detection("face", (594, 11, 46, 72))])  # cut by the right edge
+    (track,) = tracker.tracks()
+    assert [k[0] for k in track.keyframes] == [36, 38, 40, 42, 44]
+    assert track.keyframes[-1] == [44, 594, 11, 60, 72]  # the width he had, beyond the edge
+    assert detection.box_at(track.keyframes, 43, first=30, last=50) == (564, 10, 60, 76)
+    # The last box alone would not have matched: the speed did.
+    assert detection._matches((468, 8, 60, 80), (534, 8, 60, 80)) == 0.0
+    # Without the frame's size (boxes from elsewhere) nothing is widened.
+    plain = detection.Tracker(max_missed=3)
+    plain.update(0, [detection.Detection("face", (560, 8, 60, 80))])
+    plain.update(2, [detection.Detection("face", (594, 11, 46, 72))])
+    assert plain.tracks()[0].keyframes[-1] == [2, 594, 11, 46, 72]
+
+
+def test_detail_is_measured_at_the_scale_of_the_features_and_only_counts_what_came_from_the_face():
+    """Issue 16: the variance of the Laplacian counted the encoder's grain in a blurred 14 px face as
+    detail left (30–40 %); the share of the original's feature-scale detail found in the copy does not."""
+    import cv2
+
+    from evidence.integrations import rawvideo
+
+    reader = rawvideo.raw_video_reader(carphone_source(), pix_fmt="gray")
+    with reader:
+        orig = next(np.frombuffer(data, np.uint8).reshape(reader.height, reader.width).copy()
+                    for i, data in reader if i == 40)
+    x, y, w, h = box = tuple(labelled_clips()["carphone"]["faces"]["40"][0])
+    rng = np.random.default_rng(3)
+
+    def noisy(img, sigma):
+        return np.clip(img.astype(np.float32) + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
+    assert detail.detail_kept(orig, orig, box) == 1.0
+    assert detail.detail_kept(orig, noisy(orig, 4), box) > 0.8  # a re-encode's loss keeps the face
+    blurred = orig.copy()
+    detection.blur_region(blurred, box)
+    assert detail.detail_kept(orig, blurred, box) < 0.1
+    grainy = noisy(blurred, 6)  # grain on the blur: new detail, none of it the face's
+    assert detail.detail_kept(orig, grainy, box) < 0.25
+    # ... which the old measure called detail left.
+    old = cv2.Laplacian(grainy[y:y + h, x:x + w], cv2.CV_32F).var() / cv2.Laplacian(orig[y:y + h, x:x + w], cv2.CV_32F).var()
+    assert old > 0.25
+    # The same face 3× larger (upscaled: its pixels smooth) is measured as the same face.
+    big = cv2.resize(orig, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    big_box = (3 * x, 3 * y, 3 * w, 3 * h)
+    big_blurred = big.copy()
+    detection.blur_region(big_blurred, big_box)
+    assert detail.detail_kept(big, big, big_box) == 1.0 and detail.detail_kept(big, big_blurred, big_box) < 0.1
+    # Half a blur (the box beside the face) leaves detail: counted.
+    shifted = orig.copy()
+    detection.blur_region(shifted, (x + w // 2, y, w, h), margin=0)
+    assert detail.detail_kept(orig, shifted, box) > 0.25
+    # A flat box has nothing to lose.
+    flat = np.full_like(orig, 90)
+    assert detail.detail_kept(flat, flat, box) is None

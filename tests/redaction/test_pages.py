@@ -105,6 +105,18 @@ def test_editor_frames_are_served_only_after_a_consultation_with_its_motif(job, 
     assert client_for(make_user("juriste", role="legal")).get(f"/floutage/m/{token}/{job.pk}/10.jpg").status_code == 404
 
 
+def test_a_box_past_the_frames_edge_keeps_its_size_through_a_review_and_absurd_ones_are_brought_back(job, chef):
+    """Issue 16: a face leaving the frame keeps its size beyond the edge (detection._unclipped); the
+    editor sends every track back on save, which must not cut it down again."""
+    w, h = job.width, job.height
+    edits = [{"number": None, "keyframes": [[4, w - 20, 10, 60, 40], [8, -30, h - 10, 50, 40],
+                                            [12, 10 * w, -5 * h, 9 * w, 40]]}]
+    response = client_for(chef).post(f"/floutage/{job.pk}/relecture/", {"boxes": json.dumps(edits)})
+    assert response.status_code == 302
+    manual = job.tracks.get(kind=Track.Kind.MANUAL)
+    assert manual.keyframes == [[4, w - 20, 10, 60, 40], [8, -30, h - 10, 50, 40], [12, w - 2, 2 - 40, w, 40]]
+
+
 def test_the_editor_form_moves_adds_removes_boxes_and_keeps_or_drops_tracks(job, chef):
     c = client_for(chef)
     tracks = list(job.tracks.all())
