@@ -46,7 +46,7 @@ def test_extraction_form_creates_a_package_and_shows_its_progress_then_download(
 def test_whole_intervention_can_be_extracted_at_once(recordings, users):
     client = client_for(users["legal"])
     client.post(f"/enregistrements/{recordings[0].pk}/extraction/", {**FORM, "scope": "intervention"})
-    assert sorted(Export.objects.get().items.values_list("recording_id", flat=True)) == [r.pk for r in recordings]
+    assert sorted(Export.objects.get().items.values_list("recording_id", flat=True)) == sorted(r.pk for r in recordings)
 
 
 def test_queued_export_page_shows_a_progress_bar_refreshing_itself(recordings, users, monkeypatch):
