@@ -58,17 +58,10 @@ def free_port() -> int:
 def _fast_password_hasher(settings):
     """Users in tests have passwords only to sign in: PBKDF2's 1,000,000 rounds cost 0.3 s a user
     here, 8 s a test where a fixture makes a commune's thirteen accounts (the authorisation matrix:
-    7 minutes of CI). A test about hashing itself, or whose users sign in to a server in another
-    process (which knows only the production hashers), asks for ``production_password_hasher``."""
+    7 minutes of CI). The production hashers stay after it, so hashes made by a real process (the
+    demo command, a server) still verify here; a test about hashing itself sets its own list."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
                                  *[h for h in settings.PASSWORD_HASHERS if "MD5" not in h]]
-
-
-@pytest.fixture
-def production_password_hasher(settings):
-    from django.conf import global_settings
-
-    settings.PASSWORD_HASHERS = list(global_settings.PASSWORD_HASHERS)
 
 
 @pytest.fixture(autouse=True)

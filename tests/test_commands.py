@@ -28,11 +28,6 @@ from evidence.models import Recording
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def run(*args) -> str:
     out = io.StringIO()
     call_command(*args, stdout=out, stderr=io.StringIO())

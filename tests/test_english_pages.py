@@ -126,11 +126,6 @@ def test_the_checker_sees_french_without_accents_and_leaves_data_and_the_switche
 
 # --- The scene: what the browser tests set up, in one organisation -------------------------------
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def scene(org, camera, officer, make_user, local_store):
     from audit.services import custody_event_append

@@ -14,7 +14,6 @@ def _custody_env(settings, tmp_path, local_store):
     settings.CUSTODY_SIGNING_KEY = tmp_path / "keys" / "custody-ed25519.pem"
     settings.CUSTODY_TSA_URL = ""
     settings.CUSTODY_TSA_CA_FILE = ""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     yield
 
 

@@ -65,12 +65,6 @@ def ids(response) -> set[int]:
     return {r["id"] for r in response.json()["results"]}
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # Users here have passwords only to log in; the slow production hasher adds nothing to these tests.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def other_officer(make_user):
     return make_user("agent.durand", matricule="M043")

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.django_db
 T0 = dt.datetime(2026, 11, 20, 22, 14, tzinfo=dt.timezone.utc)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def test_the_candidates_of_an_access_request_can_be_the_recordings_of_one_intervention(
         camera, officer, make_user, local_store):
     dpo, chef = make_user("dpo", role="dpo"), make_user("chef", role="supervisor")

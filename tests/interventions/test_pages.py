@@ -17,11 +17,6 @@ UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 20, 22, 14, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def chef(make_user):
     return make_user("chef", role="supervisor")
