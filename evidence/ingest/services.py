@@ -33,7 +33,7 @@ from devices.selectors import DockingRefused, camera_for_docking
 from devices.sources import mass_storage
 from devices.sources.mass_storage import VolumeError
 
-from ..dispatch import recording_enqueue_media
+from ..dispatch import offload_items_enqueue, recording_enqueue_media
 from ..integrations.store import ChunkPool, ObjectMissing, StoredObject, StoreError, get_store
 from ..interventions.services import recording_link_named_intervention
 from ..models import Recording, Regime, Source
@@ -119,6 +119,19 @@ def offload_session_start(*, volume: str | os.PathLike, dock_name: str = "", slo
 def _original_key(camera: Camera, recording_uuid, rel: str) -> str:
     ext = Path(rel).suffix.lower() or ".bin"
     return f"originals/{camera.organisation.slug}/{camera.serial}/{recording_uuid}{ext}"
+
+
+def offload_pulls_requeue(*, dock: str) -> int:
+    """Queue again the pulls still pending in the running sessions of ``dock`` (its worker has just
+    started: a message lost by the broker when a worker died is not lost for good). A clip pulled
+    meanwhile, or being pulled, is left alone by the task (``tasks._pull_lock``, the item's status)."""
+    items = list(OffloadItem.objects.filter(
+        status=OffloadItem.Status.PENDING, session__status=OffloadSession.Status.RUNNING,
+        session__dock__name=dock).values_list("pk", flat=True))
+    if items:
+        offload_items_enqueue(item_ids=items, dock=dock)
+        log.info("dock worker ready: %d pending pull(s) of dock %s queued again", len(items), dock)
+    return len(items)
 
 
 def offload_item_pull(*, item: OffloadItem, progress: Callable[[int], None] | None = None,

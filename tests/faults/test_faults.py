@@ -76,6 +76,33 @@ def test_dock_worker_killed_with_sigkill_mid_offload(make_rig, clip_library, rel
     rig.check_invariants(reliability)  # every clip still verified in the store after the sweep
 
 
+def test_a_pull_message_the_broker_lost_is_queued_again_when_the_dock_worker_starts(make_rig, clip_library,
+                                                                                  reliability):
+    """A worker killed between Redis's pop of a message and its entry in the unacknowledged set loses
+    that message (seen in CI: one clip left pending 240 s after the SIGKILL above, its session open).
+    Here the loss is made certain: one queued pull is taken off the dock's queue before any worker
+    runs; the dock worker, when it starts, queues its dock's pending pulls again."""
+    import redis as redis_client
+
+    reliability.describe(
+        category="Fault", title="A clip's pull message lost by the broker",
+        how="dockd queues every clip; one message is removed from the dock's Redis queue (as a worker "
+            "killed between the pop and the unacknowledged set loses it); then the workers start",
+        invariants=INVARIANTS, count=1)
+    rig = make_rig()
+    rig.register(clip_library)
+    rig.dockd_once()
+    queue = f"dock.{rig.dock_name}"
+    broker = redis_client.Redis.from_url(rig.redis.url)
+    queued = broker.llen(queue)
+    assert queued == rig.items(status="pending") >= 24
+    assert broker.rpop(queue) is not None  # the next message a worker would have taken: gone
+    reliability.figure("messages_lost", 1)
+    rig.media_worker()
+    rig.dock_worker()
+    rig.recover_and_check(reliability, 240, "after a lost pull message")
+
+
 def test_redis_restarted_mid_offload(make_rig, clip_library, reliability):
     reliability.describe(
         category="Fault", title="Redis (broker) restarted mid-offload",
