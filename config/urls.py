@@ -14,6 +14,10 @@ from evidence.requisitions import pages as requisition_pages
 from evidence.requisitions import views as requisitions
 from evidence.requisitions.api import RequisitionViewSet
 
+from .schema import load_schema_extensions
+
+load_schema_extensions()  # before any request thread (config/schema.py)
+
 router = DefaultRouter()
 router.register("recordings", RecordingViewSet, basename="api-recording")
 router.register("holds", HoldViewSet, basename="api-hold")
