@@ -11,14 +11,11 @@ def load_schema_extensions() -> int:
     Returns how many were resolved."""
     import importlib
 
-    from drf_spectacular import extensions
+    from drf_spectacular.plumbing import OpenApiGeneratorExtension
 
     importlib.import_module("drf_spectacular.openapi")  # imports drf_spectacular.contrib: its extensions
-
     resolved = 0
-    for base in (extensions.OpenApiAuthenticationExtension, extensions.OpenApiSerializerExtension,
-                 extensions.OpenApiSerializerFieldExtension, extensions.OpenApiViewExtension,
-                 extensions.OpenApiFilterExtension):
+    for base in OpenApiGeneratorExtension.__subclasses__():  # one registry per kind (view, serializer…)
         for ext in list(base._registry):
             if isinstance(getattr(ext, "target_class", None), str):
                 ext._load_class()

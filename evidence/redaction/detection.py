@@ -332,23 +332,26 @@ def _predicted(track: TrackBuilder, frame: int):
     return (int(round(b[1] + (b[1] - a[1]) * k)), int(round(b[2] + (b[2] - a[2]) * k)), b[3], b[4])
 
 
+def _keep_size(pos: int, size: int, previous: int, limit: int) -> tuple[int, int]:
+    """One axis of ``_unclipped``: a box shrunk against the edge at 0 or at ``limit`` regains
+    ``previous``, anchored on its side still inside the frame."""
+    if size >= previous:
+        return pos, size
+    if pos + size >= limit - 1:
+        return pos, previous
+    if pos <= 1:
+        return pos + size - previous, previous
+    return pos, size
+
+
 def _unclipped(previous, box, frame_size):
     """A face leaving the frame is found cut by its edge, smaller than it is: keep the track's size,
     anchored on the edge still inside, so that the boxes interpolated before it are not too small
     (issue 16: a man crossing the frame at 30 px a frame kept the side of his face sharp)."""
     if not frame_size:
         return box
-    width, height = frame_size
-    x, y, w, h = box
-    pw, ph = previous[2], previous[3]
-    if w < pw and x + w >= width - 1:
-        w = pw
-    elif w < pw and x <= 1:
-        x, w = x + w - pw, pw
-    if h < ph and y + h >= height - 1:
-        h = ph
-    elif h < ph and y <= 1:
-        y, h = y + h - ph, ph
+    x, w = _keep_size(box[0], box[2], previous[2], frame_size[0])
+    y, h = _keep_size(box[1], box[3], previous[3], frame_size[1])
     return (x, y, w, h)
 
 
