@@ -16,7 +16,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 
 from devices.models import OffloadItem
 
-from ..integrations.store import StoreError
+from ..integrations.store import ChunkPool, StoreError
 from . import services
 
 
@@ -37,7 +37,7 @@ def pull_clip(self, item_id: int) -> str:
                 raise self.retry(countdown=10, max_retries=None)
             item = OffloadItem.objects.get(pk=item_id)
             final = self.request.retries >= self.max_retries
-            item = services.offload_item_pull(item=item, final_attempt=final)
+            item = services.offload_item_pull(item=item, final_attempt=final, pool=_chunk_pool())
             lock["done"] = item.status != OffloadItem.Status.PENDING
         services.offload_session_finish(session=item.session)
     except StoreError as exc:
@@ -54,6 +54,23 @@ def pull_clip(self, item_id: int) -> str:
         # either way, but the officer expects the clip offloaded now).
         raise self.retry(exc=exc, countdown=5)
     return item.status
+
+
+_pool: tuple[int, ChunkPool] | None = None
+
+# Buffers kept between pulls by one worker process: enough for the read-ahead of the next clip; the
+# rest of a clip's kept bytes go back to the system after its read-back (an idle dock worker does
+# not hold a clip's worth of memory).
+_POOL_IDLE_LIMIT = 64 * 1024 * 1024
+
+
+def _chunk_pool() -> ChunkPool:
+    """This process's chunk pool (page-aligned buffers: the store writes them with O_DIRECT, issue
+    19), made on first use in each worker process, never inherited across a fork."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ChunkPool(settings.TEMOIN_CHUNK_SIZE, limit=_POOL_IDLE_LIMIT))
+    return _pool[1]
 
 
 @contextlib.contextmanager

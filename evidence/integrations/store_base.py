@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import hashlib
+import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterator
+
+from .direct_io import ALIGN, aligned_buffer, cached_reads, direct_reads
 
 
 CHUNK = 8 * 1024 * 1024
@@ -155,21 +159,23 @@ class ChunkPool:
     Reading a clip into fresh memory costs the kernel a page fault and a page clearing per 4 KiB,
     about as much CPU as the copy itself (docs/benchmarks.md, offload: where the time goes). A
     buffer is given back only once nothing refers to it any more (after the clip's read-back); at
-    most ``limit`` bytes wait in the pool, the rest is left to the garbage collector.
+    most ``limit`` bytes wait in the pool, the rest is left to the garbage collector. The buffers
+    are anonymous mappings, page-aligned, so that the local store can write them with ``O_DIRECT``
+    (``direct_io``).
     """
 
     def __init__(self, chunk: int = CHUNK, limit: int = 256 * 1024 * 1024):
         import threading
 
         self.chunk, self.limit = chunk, limit
-        self.free: list[bytearray] = []
+        self.free: list[mmap.mmap] = []
         self.lock = threading.Lock()
 
-    def get(self) -> bytearray:
+    def get(self) -> mmap.mmap:
         with self.lock:
             if self.free:
                 return self.free.pop()
-        return bytearray(self.chunk)
+        return aligned_buffer(self.chunk)
 
     def release(self, views) -> None:
         """Give back the buffers behind ``views`` (memoryviews of this pool's buffers); the caller
@@ -178,7 +184,7 @@ class ChunkPool:
         with self.lock:
             for view in views:
                 buf = view.obj if isinstance(view, memoryview) else None
-                if (not isinstance(buf, bytearray) or len(buf) != self.chunk or id(buf) in seen
+                if (not isinstance(buf, mmap.mmap) or len(buf) != self.chunk or id(buf) in seen
                         or (len(self.free) + 1) * self.chunk > self.limit):
                     continue
                 seen.add(id(buf))
@@ -187,7 +193,8 @@ class ChunkPool:
 
 class PooledReadAhead(ReadAhead):
     """``ReadAhead`` for a file, reading into a ``ChunkPool``'s buffers (``readinto``: no fresh
-    memory per chunk). ``read(n)`` returns a memoryview of at most ``n`` bytes, valid until its
+    memory per chunk), with ``O_DIRECT`` where the file system takes it (the camera's bytes then go
+    from the disk to our buffer with no copy through the page cache, issue 19). ``read(n)`` returns a memoryview of at most ``n`` bytes, valid until its
     buffer is given back to the pool; ``b""`` at the end."""
 
     def __init__(self, raw: BinaryIO, pool: ChunkPool, depth: int = 3):
@@ -197,9 +204,16 @@ class PooledReadAhead(ReadAhead):
 
     def _run(self) -> None:
         try:
+            direct = direct_reads(self.raw) if self.pool.chunk % ALIGN == 0 else False
             while True:
                 buf = self.pool.get()
-                n = self.raw.readinto(buf)
+                try:
+                    n = self.raw.readinto(buf)
+                except OSError as exc:
+                    if not (direct and exc.errno == errno.EINVAL):
+                        raise
+                    direct = cached_reads(self.raw)  # refused after all: read through the cache
+                    n = self.raw.readinto(buf)
                 if not n:
                     break
                 self.queue.put(memoryview(buf)[:n])
