@@ -15,10 +15,13 @@ Anything unexpected (another server, another gunicorn reader, a body already tou
 """
 from __future__ import annotations
 
+import mmap
 import socket
 import ssl
 
 from django.conf import settings
+
+from evidence.integrations.direct_io import aligned_buffer
 
 try:  # gunicorn is the production server; tests and runserver use others
     from gunicorn.http.body import Body, LengthReader
@@ -37,23 +40,27 @@ class SlicePool:
     ``TEMOIN_READBACK_COMPARE_MAX``); freed, the allocator hands that memory back to the system,
     and the next clip pays for fresh pages again (the kernel zeroes each one; in a virtual
     machine the host may have to supply it first). Kept here instead, they are simply reused.
+    The buffers are page-aligned anonymous mappings: the local store writes them with O_DIRECT
+    and reads them back from the disk (issue 19, ``evidence.integrations.direct_io``).
     """
 
     def __init__(self) -> None:
-        self.free: list[bytearray] = []
+        self.free: list[mmap.mmap] = []
 
-    def take(self, n: int) -> bytearray:
+    def take(self, n: int) -> mmap.mmap:
         if n == SLICE:
             try:
                 return self.free.pop()  # atomic under the GIL: no lock needed
             except IndexError:
                 pass
-        return bytearray(n)
+        return aligned_buffer(n) if n else bytearray()  # (an empty mapping does not exist)
 
-    def give(self, buffers) -> None:
+    def give(self, views) -> None:
+        """Take back the buffers behind ``views`` (the slices ``DirectBody.read`` returned)."""
         limit = getattr(settings, "TEMOIN_AXIS_BUFFER_POOL", 0) // SLICE
-        for buf in buffers or ():
-            if type(buf) is bytearray and len(buf) == SLICE and len(self.free) < limit:
+        for view in views or ():
+            buf = view.obj if isinstance(view, memoryview) else view
+            if type(buf) is mmap.mmap and len(buf) == SLICE and len(self.free) < limit:
                 self.free.append(buf)
 
 
@@ -67,8 +74,9 @@ class DirectBody:
         self.sock, self.reader = sock, reader
         self.prefix = memoryview(prefix)
 
-    def read(self, n: int) -> bytearray:
-        """Up to ``n`` bytes (fewer only at the end of the body or of the connection)."""
+    def read(self, n: int) -> memoryview:
+        """Up to ``n`` bytes (fewer only at the end of the body or of the connection), as a view
+        of one of the pool's buffers."""
         n = min(n, self.reader.length + len(self.prefix))
         buf = POOL.take(n)
         view = memoryview(buf)
@@ -90,9 +98,7 @@ class DirectBody:
                 self.reader.length -= count
         finally:
             view.release()
-        if got < n:
-            del buf[got:]
-        return buf
+        return memoryview(buf)[:got]
 
 
 def direct(environ: dict, length: int | None) -> DirectBody | None:

@@ -183,11 +183,11 @@ class LocalStore(ObjectStore):
                 return False
             if size == 0:
                 return True
-            # Chunks from the pool were written with O_DIRECT (put): their bytes are not in the page
-            # cache, so the read-back reads the disk anyway, and does it with O_DIRECT, comparing in
-            # place (a memcmp per piece, no copy). The proof is then that the disk holds the clip
-            # (CSI R241-11 V). verify_from_disk asks for that proof whatever wrote the object.
-            if self.verify_from_disk or all(_pooled(c) for c in chunks):
+            # Chunks in page-aligned buffers were written with O_DIRECT (put): their bytes are not
+            # in the page cache, so the read-back reads the disk anyway, and does it with O_DIRECT,
+            # comparing in place (a memcmp per piece, no copy). The proof is then that the disk
+            # holds the clip (CSI R241-11 V). verify_from_disk asks for it whatever wrote the object.
+            if self.verify_from_disk or any(_pooled(c) for c in chunks):
                 same = read_back_equals(obj, chunks, CHUNK)
                 if same is not None:
                     return same
@@ -285,7 +285,8 @@ class LocalStore(ObjectStore):
 
 
 def _pooled(chunk) -> bool:
-    """A view of a ``ChunkPool`` buffer (an anonymous mapping): what ``put`` writes with O_DIRECT."""
+    """A view of a page-aligned buffer (an anonymous mapping: ``ChunkPool``, the Axis receiver's
+    slices): what ``put`` writes with O_DIRECT."""
     return isinstance(chunk, memoryview) and isinstance(chunk.obj, mmap.mmap)
 
 

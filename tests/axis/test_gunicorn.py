@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,39 @@ def test_only_plain_sockets_of_gunicorn_bodies_of_known_length_are_taken_over():
     finally:
         for s in (a, b, tls):
             s.close()
+
+
+def test_slices_are_page_aligned_for_the_stores_direct_writes_and_are_reused(settings):
+    """Issue 19: what the socket is read into can be written with O_DIRECT (whole 1 MiB slices of
+    page-aligned memory); the short last slice too is a mapping, and the pool takes the full ones back."""
+    from gunicorn.http.body import Body, LengthReader
+    from gunicorn.http.unreader import SocketUnreader
+
+    from devices.axis import wsgi_body
+    from evidence.integrations.direct_io import aligned
+
+    settings.TEMOIN_AXIS_BUFFER_POOL = 4 * wsgi_body.SLICE
+    payload = os.urandom(2 * wsgi_body.SLICE + 1000)
+    a, b = socket.socketpair()
+    sender = threading.Thread(target=b.sendall, args=(payload,))
+    sender.start()
+    try:
+        body = wsgi_body.direct({"gunicorn.socket": a, "wsgi.input": Body(LengthReader(SocketUnreader(a), len(payload)))},
+                                len(payload))
+        slices = []
+        while data := body.read(wsgi_body.SLICE):
+            slices.append(data)
+    finally:
+        sender.join()
+        a.close()
+        b.close()
+    assert b"".join(slices) == payload
+    assert [len(s) for s in slices] == [wsgi_body.SLICE, wsgi_body.SLICE, 1000]
+    assert aligned(slices[0]) and aligned(slices[1])
+    wsgi_body.POOL.free.clear()
+    wsgi_body.POOL.give(slices)
+    assert [id(buf) for buf in wsgi_body.POOL.free] == [id(slices[0].obj), id(slices[1].obj)]
+    assert wsgi_body.POOL.take(wsgi_body.SLICE) is slices[1].obj
 
 
 # --- Témoin itself under gunicorn ----------------------------------------------------------------------
