@@ -113,7 +113,8 @@ def load(n: int) -> dict:
       store_version_id, stream_hashes, sidecar_key, sidecar_sha256, sidecar_errors, media_info, playback_key,
       playback_version_id, playback_method, poster_key, poster_version_id, trigger_reason, trigger_source,
       purpose, subject_notified, notice_omitted_reason, intervention, status, status_message, retain_until,
-      retention_basis, ingested_at, verified_at, erasure_rule, review_state, review_note)
+      retention_basis, ingested_at, verified_at, erasure_rule, review_state, review_note,
+      source_camera, source, regime, sidecar_version_id, docked_late)
     SELECT gen_random_uuid(), %(org)s, (%(cams)s)[1 + g %% %(ncams)s], (%(officers)s)[1 + g %% %(nofficers)s],
       'assignment', 'DCIM/100/CLIP' || g || '.MP4', 50000000 + g, 0,
       now() - (g * interval '31 seconds'), now() - (g * interval '31 seconds') + interval '90 seconds',
@@ -123,7 +124,8 @@ def load(n: int) -> dict:
       (ARRAY['incident', 'risk_of_incident', ''])[1 + g %% 3], '', (ARRAY['evidence', '', 'training'])[1 + g %% 3],
       CASE WHEN g %% 7 = 0 THEN NULL ELSE true END, '', 'PM-' || (g / 4), 'ready', '',
       now() - (g * interval '31 seconds') + interval '1 month', 'CSI R241-13', now(), now(), '',
-      (ARRAY['unreviewed', 'reviewed', 'flagged'])[1 + g %% 3], ''
+      (ARRAY['unreviewed', 'reviewed', 'flagged'])[1 + g %% 3], '',
+      '', 'camera', 'body_worn', '', false
     FROM generate_series(1, %(n)s) AS g
     """
     with connection.cursor() as cur:
@@ -161,6 +163,10 @@ def free_port() -> int:
 def serve(port: int, workers: int, threads: int) -> subprocess.Popen:
     env = dict(os.environ, DJANGO_DEBUG="false", TEMOIN_BEHIND_TLS="false", TEMOIN_SECURE_COOKIES="false",
                DJANGO_ALLOWED_HOSTS="127.0.0.1")
+    # DEBUG off serves the collected, hashed static files (as the image does): collect them first,
+    # or every page naming one fails (a stale manifest from an older checkout misses new files).
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=ROOT, env=env,
+                   check=True)
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}",
                              "-w", str(workers), "-k", "gthread", "--threads", str(threads), "--log-level", "warning"],
                             cwd=ROOT, env=env)
