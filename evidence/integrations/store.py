@@ -291,7 +291,8 @@ def _pooled(chunk) -> bool:
 
 
 def _same(chunk, stored: memoryview, mapped: mmap.mmap, offset: int) -> bool:
-    """``chunk`` (bytes, or a memoryview of a whole pooled buffer) == ``stored``, as one memcmp.
+    """``chunk`` (bytes, a bytearray or a view of one, or a view of a pooled mapping) == ``stored``,
+    as one memcmp; a pooled view is copied first (only where O_DIRECT was refused: see ``equals``).
     (memoryview == memoryview compares item by item, 70 times slower: bytes/bytearray first.)"""
     if isinstance(chunk, memoryview):
         if isinstance(chunk.obj, bytearray) and chunk.nbytes == len(chunk.obj):

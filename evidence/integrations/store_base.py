@@ -194,8 +194,9 @@ class ChunkPool:
 class PooledReadAhead(ReadAhead):
     """``ReadAhead`` for a file, reading into a ``ChunkPool``'s buffers (``readinto``: no fresh
     memory per chunk), with ``O_DIRECT`` where the file system takes it (the camera's bytes then go
-    from the disk to our buffer with no copy through the page cache, issue 19). ``read(n)`` returns a memoryview of at most ``n`` bytes, valid until its
-    buffer is given back to the pool; ``b""`` at the end."""
+    from the disk to our buffer with no copy through the page cache, issue 19). ``read(n)`` returns
+    a memoryview of at most ``n`` bytes, valid until its buffer is given back to the pool; ``b""``
+    at the end."""
 
     def __init__(self, raw: BinaryIO, pool: ChunkPool, depth: int = 3):
         self.pool = pool
