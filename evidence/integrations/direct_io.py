@@ -9,8 +9,9 @@ proof is then that the disk holds the clip.
 ``O_DIRECT`` wants the buffer's address, the length and the file offset aligned on the device's
 block: the chunk pool's buffers are anonymous mappings (page-aligned) and the chunks are whole
 multiples of ``ALIGN`` but the last. Anything else (a clip's tail, a caller's ``bytes``, a file
-system that refuses ``O_DIRECT`` such as tmpfs) is written through the cache as before: the result
-on disk is the same, only the cost differs.
+system that refuses ``O_DIRECT``: some network and FUSE ones, tmpfs before Linux 6.6) is written
+through the cache as before: the result on disk is the same, only the cost differs. The camera's
+volume is read the same way (``direct_reads``, used by ``store_base.PooledReadAhead``).
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ class DirectFile:
                 self.fd = os.open(path, flags | O_DIRECT, mode)
                 self.direct = True
             except OSError as exc:
-                if exc.errno != errno.EINVAL:  # tmpfs and a few others refuse O_DIRECT at open
+                if exc.errno != errno.EINVAL:  # a file system without O_DIRECT refuses it at open
                     raise
         if self.fd < 0:
             self.fd = os.open(path, flags, mode)
