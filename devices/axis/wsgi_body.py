@@ -47,7 +47,7 @@ class SlicePool:
     def __init__(self) -> None:
         self.free: list[mmap.mmap] = []
 
-    def take(self, n: int) -> mmap.mmap:
+    def take(self, n: int) -> mmap.mmap | bytearray:
         if n == SLICE:
             try:
                 return self.free.pop()  # atomic under the GIL: no lock needed

@@ -56,7 +56,7 @@ def pull_clip(self, item_id: int) -> str:
     return item.status
 
 
-_pool: tuple[int, ChunkPool] | None = None
+_pool: ChunkPool | None = None
 
 # Buffers kept between pulls by one worker process: enough for the read-ahead of the next clip; the
 # rest of a clip's kept bytes go back to the system after its read-back (an idle dock worker does
@@ -66,11 +66,12 @@ _POOL_IDLE_LIMIT = 64 * 1024 * 1024
 
 def _chunk_pool() -> ChunkPool:
     """This process's chunk pool (page-aligned buffers: the store writes them with O_DIRECT, issue
-    19), made on first use in each worker process, never inherited across a fork."""
+    19), made on first use, that is in the worker process that pulls (its buffers are private
+    mappings: a fork would copy them, never share them)."""
     global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ChunkPool(settings.TEMOIN_CHUNK_SIZE, limit=_POOL_IDLE_LIMIT))
-    return _pool[1]
+    if _pool is None:
+        _pool = ChunkPool(settings.TEMOIN_CHUNK_SIZE, limit=_POOL_IDLE_LIMIT)
+    return _pool
 
 
 @contextlib.contextmanager

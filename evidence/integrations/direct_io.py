@@ -117,7 +117,7 @@ class DirectFile:
         self.direct = False
 
     def write(self, data) -> None:
-        view = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else memoryview(data)
+        view = memoryview(data).cast("B")
         while len(view):
             if self.direct and not aligned(view):
                 self._cached()  # a tail, or a caller's unaligned bytes: the rest goes through the cache

@@ -13,8 +13,6 @@ import hashlib
 import io
 import os
 
-import pytest
-
 from evidence.integrations import direct_io
 from evidence.integrations.direct_io import ALIGN, O_DIRECT, DirectFile, aligned_buffer, read_back_equals
 from evidence.integrations.store import ChunkPool, HashingReader, LocalStore, PooledReadAhead
@@ -198,7 +196,6 @@ def test_a_buffered_reader_is_left_as_it_is():
         assert not _direct(fh.fileno())
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
 def test_pool_buffers_are_not_shared_with_a_forked_child():
     buf = aligned_buffer(ALIGN)
     buf[0] = 1
