@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Role, User
@@ -84,6 +84,19 @@ def _link(intervention: Intervention, recordings: list[Recording], *, source: st
     return added
 
 
+def _insert(*, organisation_id: int, reference: str, **fields) -> Intervention | None:
+    """A new intervention, or None when another transaction has just created the same reference
+    (two requests, or two clips pulled at once, naming a new one: the unique constraint decides,
+    in a savepoint so that the caller's transaction goes on)."""
+    try:
+        with transaction.atomic():
+            return Intervention.objects.create(organisation_id=organisation_id, reference=reference, **fields)
+    except IntegrityError:
+        if not Intervention.objects.filter(organisation_id=organisation_id, reference=reference).exists():
+            raise  # another constraint: not the race this is for
+        return None
+
+
 def _created(intervention: Intervention, by: User | None, actor_label: str, now: dt.datetime) -> None:
     custody_event_append(action="intervention.created", subject=intervention,
                          organisation=intervention.organisation, actor=by, actor_label=actor_label, now=now,
@@ -99,11 +112,13 @@ def intervention_create(*, by: User, reference: str, recordings: Iterable[Record
     recordings = _check_recordings(by, recordings)
     now = now or timezone.now()
     with transaction.atomic():
-        if Intervention.objects.filter(organisation_id=by.organisation_id, reference=reference).exists():
+        intervention = None
+        if not Intervention.objects.filter(organisation_id=by.organisation_id, reference=reference).exists():
+            intervention = _insert(organisation_id=by.organisation_id, reference=reference,
+                                   notes=(notes or "").strip(), place=(place or "").strip()[:300], created_by=by,
+                                   created_at=now)
+        if intervention is None:
             raise InterventionError(f"intervention {reference} already exists: link recordings to it", "reference")
-        intervention = Intervention.objects.create(
-            organisation_id=by.organisation_id, reference=reference, notes=(notes or "").strip(),
-            place=(place or "").strip()[:300], created_by=by, created_at=now)
         _created(intervention, by, "", now)
         _link(intervention, recordings, source=InterventionLink.Source.MANUAL, by=by, actor_label="", now=now)
     return intervention
@@ -156,9 +171,11 @@ def _named_intervention(recording: Recording, now: dt.datetime, actor_label: str
     intervention = (Intervention.objects.select_for_update()
                     .filter(organisation_id=recording.organisation_id, reference=recording.intervention).first())
     if intervention is None:
-        intervention = Intervention.objects.create(organisation_id=recording.organisation_id,
-                                                   reference=recording.intervention, created_by=by,
-                                                   created_label=actor_label, created_at=now)
+        intervention = _insert(organisation_id=recording.organisation_id, reference=recording.intervention,
+                               created_by=by, created_label=actor_label, created_at=now)
+        if intervention is None:  # created meanwhile by another pull or request: link to that one
+            return Intervention.objects.select_for_update().get(organisation_id=recording.organisation_id,
+                                                                reference=recording.intervention)
         _created(intervention, by, actor_label, now)
     return intervention
 
