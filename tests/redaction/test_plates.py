@@ -15,6 +15,7 @@ import pytest
 
 from evidence.integrations import rawvideo
 from evidence.redaction import detection
+from evidence.redaction import plates as plate_module
 from evidence.redaction.analysis import analyse_file
 from evidence.redaction.models import Track
 from evidence.redaction.render import frame_boxes
@@ -71,7 +72,7 @@ def analysis_frame(bgr: np.ndarray) -> tuple[np.ndarray, float]:
 def test_a_french_plate_is_under_the_blur_where_the_plate_cascade_finds_nothing(width):
     frame, truth = with_plate(background_frames(1)[0], french_plate(width=width), 560, 420)
     rgb, scale = analysis_frame(frame)
-    plates = detection.PlateDetector()
+    plates = plate_module.PlateDetector()
 
     found = [d.box for d in plates.detect(rgb, scale=scale)]
     assert covered(blur_mask(found, WIDTH, HEIGHT), truth), (found, truth)
@@ -109,19 +110,19 @@ def test_a_plate_crossing_the_frame_is_under_the_blur_in_every_frame(tmp_path):
 
 
 def test_overlapping_plate_boxes_become_one_box_around_them():
-    merged = detection._merge([((10, 10, 100, 20), 0.9), ((0, 5, 60, 30), 2.5), ((300, 300, 50, 10), 0.6)])
+    merged = plate_module._merge([((10, 10, 100, 20), 0.9), ((0, 5, 60, 30), 2.5), ((300, 300, 50, 10), 0.6)])
     assert sorted(merged) == [((0, 5, 110, 30), 2.5), ((300, 300, 50, 10), 0.6)]
 
 
 def test_a_changed_text_model_is_refused(tmp_path, monkeypatch):
     changed = tmp_path / "ppocr_det.onnx"
-    data = bytearray(detection.TEXT_DETECTOR_PATH.read_bytes())
+    data = bytearray(plate_module.TEXT_DETECTOR_PATH.read_bytes())
     data[-1] ^= 1
     changed.write_bytes(bytes(data))
-    monkeypatch.setattr(detection, "TEXT_DETECTOR_PATH", changed)
-    detection._text_session.cache_clear()
+    monkeypatch.setattr(plate_module, "TEXT_DETECTOR_PATH", changed)
+    plate_module._text_session.cache_clear()
     try:
         with pytest.raises(RuntimeError, match="not the pinned model"):
-            detection.PlateDetector(threads=1)
+            plate_module.PlateDetector(threads=1)
     finally:
-        detection._text_session.cache_clear()
+        plate_module._text_session.cache_clear()
