@@ -21,6 +21,7 @@ from .base import Detection, _clip, _inside, _iou, _load, _rescale, _session
 TEXT_DETECTOR_PATH = Path(__file__).parent / "data" / "ppocr_det.onnx"
 TEXT_DETECTOR_SHA256 = "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"
 
+
 @lru_cache(maxsize=4)
 def _text_session(threads: int):
     return _session(TEXT_DETECTOR_PATH, TEXT_DETECTOR_SHA256, threads)
