@@ -112,11 +112,8 @@ def intervention_create(*, by: User, reference: str, recordings: Iterable[Record
     recordings = _check_recordings(by, recordings)
     now = now or timezone.now()
     with transaction.atomic():
-        intervention = None
-        if not Intervention.objects.filter(organisation_id=by.organisation_id, reference=reference).exists():
-            intervention = _insert(organisation_id=by.organisation_id, reference=reference,
-                                   notes=(notes or "").strip(), place=(place or "").strip()[:300], created_by=by,
-                                   created_at=now)
+        intervention = _insert(organisation_id=by.organisation_id, reference=reference, notes=(notes or "").strip(),
+                               place=(place or "").strip()[:300], created_by=by, created_at=now)
         if intervention is None:
             raise InterventionError(f"intervention {reference} already exists: link recordings to it", "reference")
         _created(intervention, by, "", now)

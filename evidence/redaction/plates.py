@@ -56,11 +56,11 @@ class PlateDetector:
     def text_lines(self, frame: np.ndarray) -> list[tuple]:
         """[(box, score)] of plate-shaped text lines in ``frame``'s pixels (RGB or grey)."""
         h, w = frame.shape[:2]
-        bgr = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame[:, :, ::-1]
+        rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB) if frame.ndim == 2 else frame
         # The network wants sides that are multiples of 32 and PaddleOCR's normalisation (x/127.5 − 1, BGR).
         tw, th = max(32, int(round(w / 32)) * 32), max(32, int(round(h / 32)) * 32)
-        blob = cv2.resize(bgr, (tw, th)).astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0
-        prob = self.session.run(None, {self.input: np.ascontiguousarray(blob)})[0][0, 0]
+        blob = cv2.dnn.blobFromImage(rgb, 1 / 127.5, (tw, th), (127.5, 127.5, 127.5), swapRB=True)
+        prob = self.session.run(None, {self.input: blob})[0][0, 0]
         mask = cv2.dilate((prob > self.TEXT_THRESHOLD).astype(np.uint8), np.ones((2, 2), np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=4)
         sx, sy = w / float(tw), h / float(th)

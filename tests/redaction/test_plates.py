@@ -70,7 +70,8 @@ def analysis_frame(bgr: np.ndarray) -> tuple[np.ndarray, float]:
 
 @pytest.mark.parametrize("width", [160, 220, 320])
 def test_a_french_plate_is_under_the_blur_where_the_plate_cascade_finds_nothing(width):
-    frame, truth = with_plate(background_frames(1)[0], french_plate(width=width), 560, 420)
+    background = background_frames(1)[0]
+    frame, truth = with_plate(background, french_plate(width=width), 560, 420)
     rgb, scale = analysis_frame(frame)
     plates = plate_module.PlateDetector()
 
@@ -79,7 +80,7 @@ def test_a_french_plate_is_under_the_blur_where_the_plate_cascade_finds_nothing(
     # The Russian-plate cascade (the only plate model before issue 16) misses it: the text detector finds it.
     assert plates.cascade_plates(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)) == []
     # Without the plate the same frame has nothing blurred there.
-    empty = [d.box for d in plates.detect(analysis_frame(background_frames(1)[0])[0], scale=scale)]
+    empty = [d.box for d in plates.detect(analysis_frame(background)[0], scale=scale)]
     assert not blur_mask(empty, WIDTH, HEIGHT)[truth[1]:truth[1] + truth[3], truth[0]:truth[0] + truth[2]].any()
 
 
