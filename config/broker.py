@@ -5,13 +5,17 @@ workers poll, then writes it. A worker polling in between moves the still empty 
 dies on ``JSONDecodeError`` (seen once under load with ``make run``). Here the message is written
 under a name no queue matches, flushed, then renamed into place: a rename within one folder is
 atomic, so a worker sees either no file or the whole message.
+
+``register()`` (called by config/celery.py) makes every ``filesystem://`` URL use it: kombu looks a
+URL's scheme up in ``TRANSPORT_ALIASES``, so a Redis URL keeps kombu's own Redis transport (a
+``broker_transport`` setting would apply to every URL a connection is opened with).
 """
 
 import os
 import uuid
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 from time import monotonic
@@ -37,3 +41,7 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+def register() -> None:
+    TRANSPORT_ALIASES["filesystem"] = "config.broker:Transport"

@@ -2,6 +2,9 @@ import os
 
 from celery import Celery
 
+from .broker import register as register_embedded_broker
+
+register_embedded_broker()  # filesystem:// URLs: messages renamed into place whole (config/broker.py)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("temoin")

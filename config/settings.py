@@ -257,8 +257,6 @@ STORE_VERIFY_FROM_DISK = env.bool("TEMOIN_STORE_VERIFY_FROM_DISK", default=False
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # kombu's transport with messages renamed into place whole (config/broker.py).
-    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
     _queue_dir = DATA_DIR / "broker"
     _queue_dir.mkdir(exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -17,20 +17,18 @@ def use_broker(settings):
     """use_broker(url, options): Celery (and so the health checks and metrics) on that broker, tasks queued."""
     from config.celery import app
 
-    saved = (app.conf.broker_url, app.conf.broker_transport, dict(app.conf.broker_transport_options or {}))
+    saved = (app.conf.broker_url, dict(app.conf.broker_transport_options or {}))
 
     def use(url: str, options: dict | None = None):
         settings.CELERY_TASK_ALWAYS_EAGER = False
         app.conf.task_always_eager = False
         app.conf.broker_url = url
-        # As config/settings.py does: the embedded transport only for the filesystem broker.
-        app.conf.broker_transport = "config.broker:Transport" if url.startswith("filesystem://") else None
         app.conf.broker_transport_options = options or {}
         _drop_connections(app)
         return app
 
     yield use
-    app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = saved
+    app.conf.broker_url, app.conf.broker_transport_options = saved
     _drop_connections(app)
 
 

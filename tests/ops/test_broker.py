@@ -15,7 +15,7 @@ from kombu import Connection
 
 import config.broker
 
-TRANSPORT = "config.broker:Transport"
+TRANSPORT = "filesystem"  # the alias config/broker.py registers (config/celery.py, imported by conftest)
 
 
 def _options(folder: Path) -> dict:
@@ -92,6 +92,16 @@ def test_a_worker_draining_the_queue_while_messages_arrive_gets_every_one_whole(
     reader.join(timeout=120)
     assert errors == []
     assert sorted(received) == [(i, len(body)) for i in range(count)]
+
+
+def test_a_filesystem_url_opens_this_transport_and_a_redis_url_kombus_own(tmp_path):
+    """Also for a connection opened with another URL than the settings' (a redis URL stays Redis)."""
+    from config.celery import app
+
+    with app.connection_for_write("redis://127.0.0.1:6379/15") as conn:
+        assert type(conn.transport).__module__ == "kombu.transport.redis"
+    with app.connection_for_write("filesystem://") as conn:
+        assert type(conn.transport).__module__ == "config.broker"
 
 
 def test_the_embedded_settings_choose_this_transport_and_redis_keeps_its_own(tmp_path):
