@@ -72,6 +72,9 @@ def redaction_analyse(*, job: RedactionJob, now: dt.datetime | None = None,
     return job
 
 
+QUEUED_PER_WORKER = 6
+
+
 def detection_workers(params: dict) -> int:
     """Frames detected at once: one per core by default (TEMOIN_DETECTOR_WORKERS), each with one
     onnxruntime thread — on two cores, two frames at once are faster than one frame on two threads
@@ -97,7 +100,11 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
                                 frame_size=(info.width, info.height))
     expected = count or int((info.duration or 0) * fps) or 1
     last_report, last_frame, passes, fine_passes = 0.0, 0, 0, 0
-    reader = rawvideo.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24")
+    # From 2× down (720p and up at 512 px), the decoder skips its loop filter: the downscale averages
+    # the block edges away (rawvideo). Nearer the clip's size they stay, and moved the small-face
+    # pass on bikes at 640 px (one face-frame lost): there the frames are decoded whole.
+    reader = rawvideo.raw_video_reader(src, width=width, every=every, pix_fmt="rgb24",
+                                       deblock=info.width < 2 * width)
     scale = info.width / float(reader.width)
     plates_every = -(-max(every, int(params.get("plates_every", every))) // every) * every
     fine_every = int(params.get("fine_every", detection.DEFAULT_PARAMS["fine_every"]))
@@ -113,12 +120,24 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
         return local.detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None)
 
     # Detection runs on ``workers`` frames at once (onnxruntime releases the GIL: one frame per core),
-    # the tracker takes the results in frame order; at most 2 × workers frames are held in memory.
+    # the tracker takes the results in frame order. A small-face pass takes five normal passes' time:
+    # with only 2 × workers frames in flight the other worker ran dry behind it, so up to
+    # ``QUEUED_PER_WORKER`` × workers frames (400 KB each at 512x288) are in flight. The frames
+    # submitted before the tracker knew of a small face get their small-face pass when they are
+    # settled (``late_fine``): the pass runs on every frame after the one that found it, however
+    # deep the queue (bikes at 720p lost frames 117–120 to a queue of 12 without it).
     pending: deque = deque()
+    late_fine = 0
 
     def settle() -> None:
-        index, plates, fine, future = pending.popleft()
-        tracker.update(index, future.result(), searched=("face", "plate") if plates else ("face",), fine=fine)
+        nonlocal late_fine
+        index, plates, fine, rgb, future = pending.popleft()
+        found = future.result()
+        if not fine and fine_every and small_face_tracked():
+            faces = pool.submit(detect, rgb, False, True).result()
+            found = faces + [d for d in found if d.kind != "face"]
+            fine, late_fine = True, late_fine + 1
+        tracker.update(index, found, searched=("face", "plate") if plates else ("face",), fine=fine)
 
     # The small-face pass costs four main passes: it runs on one frame in ``fine_every``, and on every
     # pass while a small face is being tracked or just after a cut (a new shot may hold a small face
@@ -143,8 +162,8 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
             fine = bool(fine_every) and (index - last_fine >= fine_every or index <= dense_until
                                          or small_face_tracked())
             last_fine = index if fine else last_fine
-            pending.append((index, plates, fine, pool.submit(detect, rgb, plates, fine)))
-            if len(pending) >= 2 * workers:
+            pending.append((index, plates, fine, rgb, pool.submit(detect, rgb, plates, fine)))
+            if len(pending) >= QUEUED_PER_WORKER * workers:
                 settle()
             last_frame, passes = index, passes + 1
             fine_passes += fine
@@ -166,4 +185,4 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
         })
     return {"tracks": tracks, "fps": fps, "rate": rate, "frame_count": frame_count,
             "width": info.width, "height": info.height, "detection_frames": passes,
-            "small_face_passes": fine_passes}
+            "small_face_passes": fine_passes + late_fine}

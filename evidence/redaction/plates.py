@@ -1,8 +1,9 @@
 """Licence plates: a plate is a line of characters, so plates are looked for with a text detector,
-PaddleOCR's PP-OCRv4 (Apache-2.0, ``data/ppocr_det.onnx``, run with onnxruntime like CenterFace),
-united with OpenCV's Russian-plate cascade. Measured on labelled photographs of cars
-(bench/plates.py): the cascade alone covered 77.8 % of European plates, the two together 100 %
-(docs/redaction.md).
+PaddleOCR's PP-OCRv4 (Apache-2.0, ``data/ppocr_det.onnx``, run with onnxruntime like CenterFace).
+Measured on labelled photographs of cars (bench/plates.py): OpenCV's Russian-plate cascade, the
+plate model before it, covered 77.8 % of European plates, the text detector 100 %; united with the
+cascade it covered the same European and Brazilian plates and 2 more American ones of 222, for a
+third more time per pass, so the cascade is no longer run (docs/redaction.md).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .base import Detection, _clip, _inside, _iou, _load, _rescale, _session
+from .base import Detection, _clip, _inside, _iou, _rescale, _session
 
 # PaddleOCR's PP-OCRv4 mobile text detector (a DB network: a per-pixel probability of text), as
 # converted to ONNX and shipped in the rapidocr-onnxruntime 1.4.4 wheel
@@ -28,8 +29,8 @@ def _text_session(threads: int):
 
 
 class PlateDetector:
-    """Licence plates: the lines of characters that PP-OCRv4's text detector finds, united with what
-    OpenCV's Russian-plate cascade finds, on a frame (RGB or grey) already scaled to the analysis width.
+    """Licence plates: the lines of characters that PP-OCRv4's text detector finds, on a frame (RGB or
+    grey) already scaled to the analysis width.
 
     The text detector gives a probability of text per pixel; the pixels above ``TEXT_THRESHOLD``
     form the lines; a line whose mean probability is at least ``LINE_SCORE`` is kept when it is
@@ -37,9 +38,9 @@ class PlateDetector:
     taller than ``MAX_HEIGHT``) and widened on every side by ``UNCLIP`` × its area / its perimeter
     (about 1.5 × its height: the network finds the characters, the blur must take the plate around
     them). Measured on labelled photographs (bench/plates.py, docs/redaction.md): widening 1.6
-    (PaddleOCR's own) covered 98.1 % of European and 85.1 % of Brazilian plates, 3.0 with the
-    cascade 100 % and 97.4 %. Other text (a sign, a shop front, a word on a jacket) is blurred too:
-    the copy loses it, which an anonymised copy can afford.
+    (PaddleOCR's own) covered 98.1 % of European and 85.1 % of Brazilian plates, 3.0 100 % and
+    97.4 %. Other text (a sign, a shop front, a word on a jacket) is blurred too: the copy loses
+    it, which an anonymised copy can afford.
     """
 
     TEXT_THRESHOLD = 0.3
@@ -51,7 +52,6 @@ class PlateDetector:
     def __init__(self, *, threads: int | None = None):
         self.session = _text_session(threads or int(os.environ.get("TEMOIN_DETECTOR_THREADS", "1")))
         self.input = self.session.get_inputs()[0].name
-        self.cascade = _load("plate")  # one per detector: OpenCV's cascades are not thread-safe
 
     def text_lines(self, frame: np.ndarray) -> list[tuple]:
         """[(box, score)] of plate-shaped text lines in ``frame``'s pixels (RGB or grey)."""
@@ -77,24 +77,15 @@ class PlateDetector:
             out.append((_clip(box, w, h), score))
         return out
 
-    def cascade_plates(self, grey: np.ndarray) -> list[tuple]:
-        """[(box, score)] found by the Russian-plate cascade on a grey frame."""
-        w = grey.shape[1]
-        found, _, weights = self.cascade.detectMultiScale3(
-            cv2.equalizeHist(grey), scaleFactor=1.2, minNeighbors=4,
-            minSize=(max(48, w // 10), max(12, w // 40)), outputRejectLevels=True)
-        return [(tuple(int(v) for v in b), float(s)) for b, s in zip(found, np.ravel(weights))]
-
     def detect(self, frame: np.ndarray, *, scale: float) -> list[Detection]:
         """Plates in ``frame`` (the downscaled frame, RGB or grey); boxes in original pixels."""
-        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        found = _merge(self.cascade_plates(grey) + self.text_lines(frame))
+        found = _merge(self.text_lines(frame))
         return [Detection("plate", _rescale(b, scale), s) for b, s in found]
 
 
 def _merge(boxes: list[tuple], threshold: float = 0.3) -> list[tuple]:
     """Overlapping (box, score) pairs made into one box around them all, with the best score: one
-    plate found by both detectors, or as two lines of text, is one track blurring all of it."""
+    plate found as two lines of text (or as a line and its widened neighbour) is one track blurring all of it."""
     merged: list[list] = []
     for box, score in sorted(boxes, key=lambda b: -b[1]):
         for m in merged:

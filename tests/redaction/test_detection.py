@@ -58,6 +58,80 @@ def test_the_small_face_pass_covers_the_passer_by_behind_the_window_in_every_fra
     assert ok < 30, "without the small-face pass the passer-by stays sharp (the test would prove nothing)"
 
 
+def test_the_small_face_pass_covers_the_passer_by_at_720p_with_the_detection_queue_full(tmp_path):
+    """Issue 16: with up to 12 frames in flight (analysis.QUEUED_PER_WORKER), the frames queued before
+    the tracker knew of a small face had no small-face pass, and bikes at 720p (the clip x2 in a
+    1280x544 frame, where the decoder also skips its loop filter) lost frames 117–120."""
+    import subprocess
+
+    from evidence.redaction import analysis
+
+    clip = labelled_clips()["bikes"]
+    src = tmp_path / "bikes-720p.mp4"
+    w, h = clip["width"] * 2, clip["height"] * 2
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(_skv_clip(clip["member"])), "-vf",
+                    f"scale={w}:{h}:flags=bicubic,pad=1280:544:(ow-iw)/2:(oh-ih)/2", "-c:v", "libx264", "-preset",
+                    "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-an", str(src)], check=True)
+    assert analysis.QUEUED_PER_WORKER * analysis.detection_workers({}) >= 6
+    result = analyse_file(src, params=dict(detection.DEFAULT_PARAMS))
+    ok, total, missed = face_frames_covered(clip["faces"], _frame_boxes(result), 1280, 544, scale=2.0,
+                                            shift=((1280 - w) // 2, (544 - h) // 2))
+    assert (ok, total, missed) == (56, 56, [])
+
+
+def test_the_analysis_decoder_skips_its_loop_filter_only_from_twice_the_analysis_width(tmp_path, monkeypatch):
+    """-skip_loop_filter saves a quarter of an H.264 decode; near the clip's own size the block edges
+    it leaves moved the small-face pass on bikes (640 px), so there the frames are decoded whole."""
+    from evidence.integrations import rawvideo
+    from evidence.redaction import analysis
+
+    commands = []
+    real = rawvideo.raw_video_reader
+
+    def recording_reader(*args, **kwargs):
+        reader = real(*args, **kwargs)
+        commands.append(reader.args)
+        return reader
+
+    monkeypatch.setattr(rawvideo, "raw_video_reader", recording_reader)
+    for width in (640, 1280):
+        clip = ffmpeg.clip_with_audio(carphone_source(), tmp_path / f"c{width}.mp4", width=width,
+                                      height=width * 9 // 16, rate=25, seconds=1, audio="")
+        analysis.analyse_file(clip, params={**detection.DEFAULT_PARAMS, "plates": False})
+    near, far = commands
+    assert "-skip_loop_filter" not in near
+    assert far[far.index("-skip_loop_filter") + 1] == "all" and far.index("-skip_loop_filter") < far.index("-i")
+
+
+def test_frames_queued_before_a_small_face_was_found_get_their_small_face_pass_when_settled(monkeypatch):
+    """Every frame the tracker takes after a small face is tracked had the small-face pass, however
+    many frames were in flight when it was found."""
+    from evidence.redaction import analysis
+
+    class SmallFaceOnFinePasses:  # a face of 10 px wherever the small-face pass looks
+        name = "stub"
+
+        def detect(self, rgb, *, scale, plates=True, fine=None):
+            return [detection.Detection("face", (40, 40, 10, 10), 0.9)] if fine else []
+
+    seen = []
+
+    class Recording(detection.Tracker):
+        def update(self, frame, detections, *, searched=("face", "plate"), fine=False):
+            seen.append((frame, fine))
+            super().update(frame, detections, searched=searched, fine=fine)
+
+    monkeypatch.setattr(detection, "Tracker", Recording)
+    monkeypatch.setattr(analysis, "QUEUED_PER_WORKER", 8)
+    result = analyse_file(carphone_source(), params=dict(detection.DEFAULT_PARAMS),
+                          detector=SmallFaceOnFinePasses())
+    assert seen[0] == (0, True) and len(seen) == 60
+    assert [f for f, fine in seen if not fine] == []  # frames 2–14 were queued before frame 0 was settled
+    assert result["small_face_passes"] == 60
+    (track,) = result["tracks"]
+    assert [k[0] for k in track["keyframes"]] == list(range(0, 120, 2))
+
+
 def test_every_hand_annotated_face_is_under_a_blurred_box_after_tracking(tmp_path):
     # The annotations are on the clip's own frames (29.97 fps), so keep its rate.
     clip = ffmpeg.clip_with_audio(carphone_source(), tmp_path / "carphone.mp4", width=352, height=288,
