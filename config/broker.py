@@ -3,7 +3,7 @@
 kombu's own ``Channel._put`` creates the message file under its final name in the folder that
 workers poll, then writes it. A worker polling in between moves the still empty file away and
 dies on ``JSONDecodeError`` (seen once under load with ``make run``). Here the message is written
-under a name no queue matches, flushed, then renamed into place: a rename within one folder is
+under a name no queue matches, closed, then renamed into place: a rename within one folder is
 atomic, so a worker sees either no file or the whole message.
 
 ``register()`` (called by config/celery.py) makes every ``filesystem://`` URL use it: kombu looks a
@@ -13,12 +13,12 @@ URL's scheme up in ``TRANSPORT_ALIASES``, so a Redis URL keeps kombu's own Redis
 
 import os
 import uuid
+from time import monotonic
 
 from kombu.exceptions import ChannelError
 from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
-from time import monotonic
 
 
 class Channel(filesystem.Channel):
