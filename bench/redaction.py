@@ -10,7 +10,8 @@ settings as a redacted render (``rawvideo.transcode_reference``: libx264 veryfas
 
 Ours, the automatic part of a redaction, without the reviewer:
   analysis — decode, downscale to the analysis width, CenterFace on one frame in two (two frames at
-             once), the small-face pass, the plate cascade, tracking, interpolation
+             once), the small-face pass, plates (text detector, one frame in eight), tracking,
+             interpolation
              (``analysis.analyse_file``; issue 6 used Haar cascades on one frame in five);
   render   — decode to raw YUV, blur every box of every frame, encode H.264/AAC with the audio
              muted over 10 % of the duration (``render.render_file``).

@@ -114,7 +114,8 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
     workers = detection_workers(params) if detector is None else 1  # a given detector may not be thread-safe
     local = threading.local()
 
-    def detect(rgb, plates, fine):  # each thread its own cascade (OpenCV's are not thread-safe); one ORT session
+    # One detector per thread (the Haar baseline's cascades are not thread-safe); the ORT sessions are shared.
+    def detect(rgb, plates, fine):
         if not hasattr(local, "detector"):
             local.detector = detector or detection.make_detector(params)
         return local.detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None)

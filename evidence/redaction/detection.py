@@ -8,7 +8,7 @@ cascades miss (measured in docs/redaction.md: on the Carphone sequence the casca
 in 73 of 120 frames, CenterFace in 120). The Haar face cascades stay as the baseline of
 bench/redaction.py.
 
-Plates: a text detector united with OpenCV's Russian-plate cascade (``plates.PlateDetector``).
+Plates: a text detector, PaddleOCR's PP-OCRv4 (``plates.PlateDetector``).
 
 Tracking: boxes found on successive detection frames are associated by overlap (IoU) and by
 centre distance, a track tolerates a few missed detections, the frames in between are filled by
