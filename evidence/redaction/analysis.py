@@ -120,6 +120,17 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
             local.detector = detector or detection.make_detector(params)
         return local.detector.detect(rgb, scale=scale, plates=plates, fine=fine_params if fine else None)
 
+    # The small-face pass costs four main passes more: it runs on one frame in ``fine_every``, and on every
+    # pass while a small face is being tracked or just after a cut (a new shot may hold a small face
+    # that the next periodic pass would find too late for a short shot). Decisions use the tracker
+    # as settled so far (a few frames behind: the passes in flight).
+    small_limit = float(fine_params["max_face"]) * scale
+    cut_level = float(params.get("fine_cut", detection.DEFAULT_PARAMS["fine_cut"]))
+    last_fine, dense_until, thumb = -fine_every, -1, None
+
+    def small_face_tracked() -> bool:
+        return any(t.kind == "face" and max(t.last_box[2:]) <= small_limit for t in tracker.active)
+
     # Detection runs on ``workers`` frames at once (onnxruntime releases the GIL: one frame per core),
     # the tracker takes the results in frame order. A small-face pass takes five normal passes' time:
     # with only 2 × workers frames in flight the other worker ran dry behind it, so up to
@@ -139,17 +150,6 @@ def analyse_file(src: str | Path, *, params: dict, detector=None,
             found = faces + [d for d in found if d.kind != "face"]
             fine, late_fine = True, late_fine + 1
         tracker.update(index, found, searched=("face", "plate") if plates else ("face",), fine=fine)
-
-    # The small-face pass costs four main passes: it runs on one frame in ``fine_every``, and on every
-    # pass while a small face is being tracked or just after a cut (a new shot may hold a small face
-    # that the next periodic pass would find too late for a short shot). Decisions use the tracker
-    # as settled so far (a few frames behind: the passes in flight).
-    small_limit = float(fine_params["max_face"]) * scale
-    cut_level = float(params.get("fine_cut", detection.DEFAULT_PARAMS["fine_cut"]))
-    last_fine, dense_until, thumb = -fine_every, -1, None
-
-    def small_face_tracked() -> bool:
-        return any(t.kind == "face" and max(t.last_box[2:]) <= small_limit for t in tracker.active)
 
     with reader, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redaction-detect") as pool:
         for index, data in reader:

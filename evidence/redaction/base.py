@@ -13,7 +13,6 @@ import cv2
 CASCADES = {
     "frontal": "haarcascade_frontalface_default.xml",
     "profile": "haarcascade_profileface.xml",
-    "plate": "haarcascade_russian_plate_number.xml",
 }
 
 

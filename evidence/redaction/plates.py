@@ -84,8 +84,8 @@ class PlateDetector:
 
 
 def _merge(boxes: list[tuple], threshold: float = 0.3) -> list[tuple]:
-    """Overlapping (box, score) pairs made into one box around them all, with the best score: one
-    plate found as two lines of text (or as a line and its widened neighbour) is one track blurring all of it."""
+    """Overlapping (box, score) pairs made into one box around them all, with the best score: a
+    plate found as two lines of text is one track blurring all of it."""
     merged: list[list] = []
     for box, score in sorted(boxes, key=lambda b: -b[1]):
         for m in merged:
